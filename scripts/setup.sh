@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what ambient-lab needs on a fresh Debian/Ubuntu machine: system tools
+# (iproute2, iptables, ipset, tcpdump, curl, tshark...), the npm dependencies,
+# and the build; then links `lab` onto PATH. Safe to run again.
+# Options: --with-vm also fetches what the kernel-Geneve VM test needs (qemu).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WITH_VM=0
+for a in "$@"; do case "$a" in --with-vm) WITH_VM=1 ;; *) echo "setup.sh: unknown option $a" >&2; exit 2 ;; esac; done
+[ "$(id -u)" = 0 ] || { echo "setup.sh: run as root (the lab creates network namespaces)" >&2; exit 2; }
+
+pkgs=(iproute2 iptables ipset tcpdump curl util-linux procps kmod tshark)
+[ "$WITH_VM" = 1 ] && pkgs+=(qemu-system-x86 xz-utils busybox-static)
+missing=()
+for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The lab's rules need the nft-backed iptables (what Debian 12 and the kernel here provide).
+if command -v update-alternatives >/dev/null && [ -e /usr/sbin/iptables-nft ]; then
+  update-alternatives --set iptables /usr/sbin/iptables-nft >/dev/null 2>&1 || true
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+echo "setup: build"
+npm run -s build
+ln -sf "$PWD/bin/lab" /usr/local/bin/lab
+echo "setup: done; 'lab' is $(command -v lab)"

@@ -1,0 +1,89 @@
+// The normalized topology: what a topology file means once defaults are applied.
+// Every other layer (plan, ambient, proxies, trace) reads only this shape, never raw YAML.
+
+export type PodMode = 'ambient' | 'sidecar' | 'none';
+export type BuiltinApp = 'sleep' | 'httpbin' | 'echo';
+export type TunnelMode = 'auto' | 'kernel' | 'userspace';
+
+export interface NetworkPlan {
+  /** Underlay CIDR the nodes' eth0 addresses come from (kind: 172.18.0.0/16). */
+  nodeCidr: string;
+  /** Pod CIDRs are carved per node out of this /16 as <a>.<b>.<nodeIndex>.0/24. */
+  podCidr: string;
+  serviceCidr: string;
+  dnsIp: string;
+}
+
+export interface NodeSpec {
+  name: string;
+  index: number;
+}
+
+export interface PodSpec {
+  name: string;
+  namespace: string;
+  node: string;
+  serviceAccount: string;
+  labels: Record<string, string>;
+  app?: BuiltinApp;
+  command?: string[];
+  mode: PodMode;
+  /** Stable UID (the ipset comment carries it, as istio-cni does). */
+  uid: string;
+}
+
+export interface ServicePort {
+  name?: string;
+  port: number;
+  targetPort: number;
+  protocol: 'TCP' | 'UDP';
+}
+
+export interface ServiceSpec {
+  name: string;
+  namespace: string;
+  selector: Record<string, string>;
+  ports: ServicePort[];
+}
+
+/** L4 AuthorizationPolicy in Istio's shape (ztunnel enforces the L4 part). */
+export interface PolicySpec {
+  name: string;
+  namespace: string;
+  action: 'ALLOW' | 'DENY';
+  selector?: Record<string, string>;
+  rules: PolicyRule[];
+}
+
+export interface PolicyRule {
+  from?: Array<{ source: PolicySource }>;
+  to?: Array<{ operation: PolicyOperation }>;
+}
+
+export interface PolicySource {
+  principals?: string[];
+  notPrincipals?: string[];
+  namespaces?: string[];
+  notNamespaces?: string[];
+  ipBlocks?: string[];
+  notIpBlocks?: string[];
+}
+
+export interface PolicyOperation {
+  ports?: string[];
+  notPorts?: string[];
+}
+
+export interface Topology {
+  name: string;
+  /** Absolute path of the file it came from (errors and state name it). */
+  file: string;
+  network: NetworkPlan;
+  tunnel: TunnelMode;
+  nodes: NodeSpec[];
+  pods: PodSpec[];
+  services: ServiceSpec[];
+  policies: PolicySpec[];
+}
+
+export const podKey = (p: { namespace: string; name: string }): string => `${p.namespace}/${p.name}`;
