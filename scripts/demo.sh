@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The README's first command: set up this machine, bring up topologies/demo.yaml and show a
+# request from the sleep pod (node-a) reaching httpbin (node-b) by Service name, across the mesh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+if lab status --json 2>/dev/null | grep -q '"lab": "demo"'; then
+  echo "demo lab is already up; recreating it"; lab down demo
+fi
+lab up topologies/demo.yaml
+echo
+echo "\$ lab exec sleep -- curl -s http://httpbin:8000/ip"
+lab exec sleep -- curl -s --max-time 10 http://httpbin:8000/ip
+echo
+echo "The reply's origin is the sleep pod's own IP: the request crossed node-a -> node-b."
+echo "Next: lab status · lab exec node-a -- iptables-save · lab down"

@@ -1,0 +1,144 @@
+// The lab's cluster DNS (the CoreDNS pod behind the kube-dns VIP), on UDP and TCP of one port.
+import { readFileSync } from 'node:fs';
+import type { RemoteInfo } from 'node:dgram';
+import type { Socket } from 'node:net';
+import { Packet, UDPServer, TCPServer, type Resource } from 'dns2';
+import type { Logger } from 'pino';
+import { plainAddress } from './app-cli.js';
+import { answerQuestion } from './dns-answer.js';
+import { parseDnsConfig, type DnsConfig } from './dns-records.js';
+
+const RCODE_FORMERR = 1;
+const RCODE_NOTIMP = 4;
+const RCODE_NAMES: Record<number, string> = { 0: 'NOERROR', 1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED' };
+const TYPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Packet.TYPE).map(([k, v]) => [v, k]));
+
+export interface DnsServerOptions {
+  /** 0 picks a free port, the same one for UDP and TCP. */
+  port: number;
+  host?: string;
+  /** Read now and again on reload(). */
+  configFile?: string;
+  /** Used when there is no configFile. */
+  config?: DnsConfig;
+  log?: Logger;
+}
+
+export interface RunningDnsServer {
+  port: number;
+  /** Re-reads configFile; on a bad file the previous records stay in service and this throws. */
+  reload(): DnsConfig;
+  close(): Promise<void>;
+}
+
+export function loadDnsConfig(file: string): DnsConfig {
+  return parseDnsConfig(JSON.parse(readFileSync(file, 'utf8')), file);
+}
+
+export async function startDnsServer(opts: DnsServerOptions): Promise<RunningDnsServer> {
+  const host = opts.host ?? '0.0.0.0';
+  let config = opts.configFile ? loadDnsConfig(opts.configFile) : (opts.config ?? { domain: 'cluster.local', records: {} });
+  // The SOA serial changes with each load, as a zone's serial does when its data changes.
+  let serial = Math.floor(Date.now() / 1000);
+  const log = opts.log;
+
+  const handle = (request: Packet, send: (p: Packet) => Promise<unknown> | void, transport: 'udp' | 'tcp', client: string): void => {
+    const response = Packet.createResponseFromRequest(request);
+    response.header.ra = 1;
+    const q = request.questions[0];
+    if (request.header.opcode !== 0) {
+      response.header.rcode = RCODE_NOTIMP;
+    } else if (!q) {
+      response.header.rcode = RCODE_FORMERR;
+    } else {
+      const a = answerQuestion(config, q.name, q.type, serial);
+      response.header.rcode = a.rcode;
+      response.header.aa = a.authoritative ? 1 : 0;
+      for (const r of a.answers) {
+        response.answers.push({ name: q.name, type: r.type, class: Packet.CLASS.IN, ttl: r.ttl, address: r.address } as Resource);
+      }
+      for (const s of a.authority) {
+        response.authorities.push({ ...s, class: Packet.CLASS.IN } as unknown as Resource);
+      }
+    }
+    log?.info(
+      {
+        name: q?.name,
+        type: q ? (TYPE_NAMES[q.type] ?? q.type) : undefined,
+        rcode: RCODE_NAMES[response.header.rcode] ?? response.header.rcode,
+        answers: response.answers.map((r) => r.address),
+        client,
+        transport,
+      },
+      'query',
+    );
+    Promise.resolve(send(response)).catch((err: unknown) => log?.warn({ err, client }, 'could not send reply'));
+  };
+
+  const udp = new UDPServer({ type: host.includes(':') ? 'udp6' : 'udp4' });
+  udp.on('request', (req, send, rinfo) => handle(req, send, 'udp', `${plainAddress((rinfo as RemoteInfo).address)}:${(rinfo as RemoteInfo).port}`));
+  udp.on('requestError', (err) => log?.warn({ err: String(err), transport: 'udp' }, 'malformed query'));
+
+  const tcp = new TCPServer();
+  const conns = new Set<Socket>();
+  tcp.on('connection', (s: Socket) => {
+    conns.add(s);
+    s.on('close', () => conns.delete(s));
+  });
+  tcp.on('request', (req, send, sock) => {
+    const s = sock as Socket;
+    handle(req, send, 'tcp', `${plainAddress(s.remoteAddress)}:${s.remotePort}`);
+  });
+  tcp.on('requestError', (err) => log?.warn({ err: String(err), transport: 'tcp' }, 'malformed query'));
+
+  const port = await bindBoth(udp, tcp, opts.port, host);
+  return {
+    port,
+    reload() {
+      if (!opts.configFile) return config;
+      const next = loadDnsConfig(opts.configFile);
+      config = next;
+      serial = Math.max(serial + 1, Math.floor(Date.now() / 1000));
+      return config;
+    },
+    close: async () => {
+      await Promise.all([
+        new Promise<void>((r) => udp.close(() => r())),
+        new Promise<void>((r) => {
+          tcp.close(() => r());
+          for (const c of conns) c.destroy();
+        }),
+      ]);
+    },
+  };
+}
+
+/**
+ * TCP first, then UDP on the port TCP got: with port 0 the two must still agree, because
+ * resolvers retry a truncated UDP answer over TCP on the same port.
+ */
+async function bindBoth(udp: UDPServer, tcp: TCPServer, port: number, host: string): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const got = await new Promise<number>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen(port, host, () => {
+        tcp.off('error', reject);
+        resolve((tcp.address() as { port: number }).port);
+      });
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        udp.once('error', reject);
+        udp.bind(got, host, () => {
+          udp.off('error', reject);
+          resolve();
+        });
+      });
+      return got;
+    } catch (err) {
+      await new Promise<void>((r) => tcp.close(() => r()));
+      // Only an ephemeral pick may collide with someone's UDP port; try another.
+      if (port !== 0 || attempt >= 5 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    }
+  }
+}

@@ -1,0 +1,54 @@
+// `lab`: the CLI. One module per verb; this file only wires them and maps errors to exit codes
+// (2: something the user can fix, with a hint; 1: a failed system command or a bug).
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { UserError, CommandError } from '../util/errors.js';
+import { upCommand } from './up.js';
+import { downCommand } from './down.js';
+import { statusCommand } from './status.js';
+import { execCommand } from './exec.js';
+import { logsCommand } from './logs.js';
+import { doctorCommand } from './doctor.js';
+
+function fail(e: unknown): never {
+  if (e instanceof UserError) {
+    process.stderr.write(`lab: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
+    process.exit(2);
+  }
+  if (e instanceof CommandError) {
+    process.stderr.write(`lab: ${e.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`lab: ${(e as Error)?.stack ?? String(e)}\n`);
+  process.exit(1);
+}
+
+function requireRoot(): void {
+  if (process.getuid && process.getuid() !== 0) {
+    fail(new UserError('lab must run as root (it creates network namespaces, links and iptables rules)', 'use sudo'));
+  }
+}
+
+await yargs(hideBin(process.argv))
+  .scriptName('lab')
+  .usage('$0 <command> [options]\n\nIstio ambient mesh data path on one host: nodes and pods are network namespaces, with\nthe real istio-cni rules, Geneve tunnels, TPROXY and a ztunnel per node. Run as root.')
+  .middleware((argv) => { if (argv._[0] !== 'help' && !argv.help) requireRoot(); })
+  .parserConfiguration({ 'populate--': true })
+  .command(upCommand as never)
+  .command(downCommand as never)
+  .command(statusCommand as never)
+  .command(execCommand as never)
+  .command(logsCommand as never)
+  .command(doctorCommand as never)
+  .demandCommand(1, 'give a command: lab up FILE, lab status, lab exec POD -- CMD, lab down (see --help)')
+  .strict()
+  .fail((msg, err) => {
+    if (err) fail(err);
+    fail(new UserError(msg, 'see `lab --help`'));
+  })
+  .help()
+  .alias('h', 'help')
+  .version()
+  .wrap(Math.min(110, process.stdout.columns || 100))
+  .parseAsync()
+  .catch(fail);

@@ -1,0 +1,57 @@
+import type { Argv } from 'yargs';
+import { listLabs } from '../lab/down.js';
+import { loadLab } from './select.js';
+import { isAlive, processOwner } from '../host/processes.js';
+import { table, printJson } from './output.js';
+import { existsSync } from 'node:fs';
+import { labStateDir } from '../state/store.js';
+
+export async function labStatus(lab: string) {
+  const { state, plan } = loadLab(lab);
+  const procs = state.processes.map((p) => {
+    const alive = isAlive(p.pid) && processOwner(p.pid)?.startsWith(`${lab}:`) === true;
+    const ready = existsSync(`${labStateDir(lab)}/ready/${p.id.replace(/^pod\//, '').replace(/\//g, '.')}`);
+    return { id: p.id, role: p.role, pid: p.pid, pod: p.pod, node: p.node, alive, ready: alive && ready, log: p.log };
+  });
+  const healthy = state.phase === 'up' && procs.every((p) => p.alive);
+  return {
+    lab, phase: state.phase, healthy, tunnel: state.tunnel, file: state.file, createdAt: state.createdAt,
+    nodes: plan.nodes.map((n) => ({ name: n.name, netns: n.netns, ip: n.ip, podCidr: n.podCidr, hostIp: n.hostIp })),
+    pods: plan.pods.map((p) => ({
+      name: p.key, node: p.node, ip: p.ip, mode: p.mode, role: p.role, app: p.app ?? (p.command ? 'command' : undefined), netns: p.netns,
+      processes: procs.filter((x) => x.pod === p.key).map((x) => ({ id: x.id, pid: x.pid, alive: x.alive })),
+    })),
+    services: plan.services.map((s) => ({ name: s.key, vip: s.vip, ports: s.ports, endpoints: s.endpoints })),
+    processes: procs,
+  };
+}
+
+export const statusCommand = {
+  command: 'status',
+  describe: 'Show labs, nodes, pods, IPs, processes and health',
+  builder: (y: Argv) => y.option('lab', { type: 'string', describe: 'only this lab' }).option('json', { type: 'boolean' }),
+  handler: async (argv: { lab?: string; json?: boolean }) => {
+    const labs = argv.lab ? [argv.lab] : await listLabs();
+    const all = [];
+    for (const l of labs) {
+      try { all.push(await labStatus(l)); } catch (e) { all.push({ lab: l, phase: 'broken', healthy: false, error: (e as Error).message }); }
+    }
+    if (argv.json) return printJson(argv.lab ? all[0] : { labs: all });
+    if (!all.length) return void process.stdout.write('no lab is up\n');
+    for (const s of all) {
+      if (!('nodes' in s)) { process.stdout.write(`lab ${s.lab}: ${s.phase} (${'error' in s ? s.error : ''})\n`); continue; }
+      const out = [`lab ${s.lab}: ${s.phase}, ${s.healthy ? 'healthy' : 'UNHEALTHY'}, Geneve ${s.tunnel ?? '?'} (${s.file})`, ''];
+      out.push(table(['node', 'eth0', 'pod cidr', 'netns'], s.nodes.map((n) => [n.name, n.ip, n.podCidr, n.netns])), '');
+      out.push(table(['pod', 'node', 'ip', 'mode', 'app', 'pids'], s.pods.map((p) => [
+        p.name, p.node, p.ip, p.role === 'workload' ? p.mode : p.role, p.app ?? '',
+        p.processes.map((x) => `${x.pid}${x.alive ? '' : ' (dead)'}`).join(','),
+      ])), '');
+      const infra = s.processes.filter((p) => !p.pod || p.role !== 'app');
+      if (infra.length) out.push(table(['process', 'pid', 'state'], infra.map((p) => [p.id, p.pid, p.alive ? (p.ready ? 'ready' : 'running') : 'DEAD'])), '');
+      out.push(table(['service', 'cluster ip', 'ports', 'endpoints'], s.services.map((v) => [
+        v.name, v.vip, v.ports.map((p) => `${p.port}->${p.targetPort}/${p.protocol}`).join(','), v.endpoints.map((e) => e.ip).join(','),
+      ])), '');
+      process.stdout.write(out.join('\n'));
+    }
+  },
+};

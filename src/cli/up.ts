@@ -1,0 +1,72 @@
+import type { Argv } from 'yargs';
+import { Listr } from 'listr2';
+import { prepareUp, upSteps, type UpContext } from '../lab/up.js';
+import { downLab } from '../lab/down.js';
+import { table, printJson, ms } from './output.js';
+
+export const upCommand = {
+  command: 'up <file> [name]',
+  describe: 'Build a lab from a topology file: namespaces, links, rules, mesh, apps',
+  builder: (y: Argv) =>
+    y
+      .positional('file', { type: 'string', describe: 'topology YAML (see topologies/)', demandOption: true })
+      .positional('name', { type: 'string', describe: 'lab name (default: the topology\'s `name`, else the file name)' })
+      .option('json', { type: 'boolean', describe: 'print the summary as JSON' })
+      .option('mesh', { type: 'boolean', default: true, describe: 'install the ambient mesh; --no-mesh gives a plain cluster (every pod as mode none), the baseline for comparisons' })
+      .option('keep-on-failure', { type: 'boolean', describe: 'leave a failed lab in place for inspection (remove it with `lab down`)' })
+      .example('$0 up topologies/demo.yaml', 'two nodes, sleep and httpbin, ambient mode'),
+  handler: async (argv: { file: string; name?: string; json?: boolean; keepOnFailure?: boolean; mesh?: boolean }) => {
+    const ctx = await prepareUp(argv.file, { name: argv.name, noMesh: argv.mesh === false });
+    const t0 = performance.now();
+    const onSignal = () => {
+      process.stderr.write(`\ninterrupted: removing the half-built lab "${ctx.plan.lab}"...\n`);
+      downLab(ctx.plan.lab).finally(() => process.exit(130));
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      const tasks = new Listr(upSteps(ctx).map((s) => ({ title: s.title, task: s.run })), {
+        renderer: argv.json ? 'silent' : process.stdout.isTTY ? 'default' : 'simple',
+        exitOnError: true,
+        rendererOptions: { collapseSubtasks: false },
+      } as never);
+      await tasks.run();
+    } catch (e) {
+      if (!argv.keepOnFailure) {
+        ctx.log?.error({ err: String(e) }, 'lab up failed; removing');
+        await downLab(ctx.plan.lab);
+      }
+      throw e;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    const total = performance.now() - t0;
+    summary(ctx, total, !!argv.json);
+  },
+};
+
+function summary(ctx: UpContext, totalMs: number, json: boolean): void {
+  const { plan } = ctx;
+  if (json) {
+    printJson({
+      lab: plan.lab, tunnel: ctx.tunnel, totalMs: Math.round(totalMs), timingsMs: ctx.timings,
+      nodes: plan.nodes.map((n) => ({ name: n.name, ip: n.ip, podCidr: n.podCidr, netns: n.netns })),
+      pods: plan.pods.map((p) => ({ name: p.key, node: p.node, ip: p.ip, mode: p.mode, role: p.role, netns: p.netns })),
+      services: plan.services.map((s) => ({ name: s.key, vip: s.vip, ports: s.ports, endpoints: s.endpoints.map((e) => e.ip) })),
+    });
+    return;
+  }
+  const out: string[] = [];
+  out.push(`lab "${plan.lab}" is up in ${ms(totalMs)} (${ctx.noMesh ? 'no mesh' : `Geneve: ${ctx.tunnel}`})`, '');
+  out.push(table(['pod', 'node', 'ip', 'mode', 'netns'],
+    plan.pods.map((p) => [p.key, p.node, p.ip, p.role === 'workload' ? p.mode : p.role, p.netns])), '');
+  out.push(table(['service', 'cluster ip', 'ports', 'endpoints'],
+    plan.services.map((s) => [s.key, s.vip, s.ports.map((p) => `${p.port}->${p.targetPort}/${p.protocol}`).join(','), s.endpoints.map((e) => e.ip).join(',')])), '');
+  const sleep = plan.pods.find((p) => p.role === 'workload' && p.app === 'sleep');
+  const svc = plan.services.find((s) => s.namespace !== 'kube-system');
+  if (sleep && svc) out.push(`try: lab exec ${sleep.name} -- curl -s http://${svc.name}${svc.namespace === sleep.namespace ? '' : `.${svc.namespace}`}:${svc.ports[0].port}/ip`);
+  out.push(`     lab status · lab down ${plan.lab}`);
+  process.stdout.write(out.join('\n') + '\n');
+}
+

@@ -1,0 +1,76 @@
+// The one bidirectional copy every proxy path uses (ztunnel's copy.rs): bytes both ways,
+// a FIN on one side becomes a FIN (or END_STREAM) on the other, and an error or abrupt
+// close on either side tears down both. Byte counts feed the access log and metrics.
+import type { Duplex } from 'node:stream';
+
+export interface CopyResult {
+  /** Bytes read from `a` and written to `b`. */
+  aToB: number;
+  /** Bytes read from `b` and written to `a`. */
+  bToA: number;
+  durationMs: number;
+  /** First error seen on either side, or why one side vanished before both finished. */
+  error?: Error;
+}
+
+interface Half {
+  bytes: number;
+  /** Source's readable side ended and the end was passed on. */
+  done: boolean;
+}
+
+// Node's sockets end their writable side when the readable ends unless allowHalfOpen is set;
+// that would turn a client's shutdown(SHUT_WR) into a full close before the reply arrives.
+function keepHalfOpen(s: Duplex): void {
+  (s as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true;
+}
+
+function pump(src: Duplex, dst: Duplex, half: Half): void {
+  src.on('data', (chunk: Buffer) => {
+    half.bytes += chunk.length;
+    if (!dst.write(chunk)) src.pause();
+  });
+  dst.on('drain', () => src.resume());
+  src.on('end', () => {
+    half.done = true;
+    dst.end();
+  });
+}
+
+export function copyBidirectional(a: Duplex, b: Duplex): Promise<CopyResult> {
+  const start = performance.now();
+  keepHalfOpen(a);
+  keepHalfOpen(b);
+  const ab: Half = { bytes: 0, done: false };
+  const ba: Half = { bytes: 0, done: false };
+  return new Promise((resolve) => {
+    let error: Error | undefined;
+    let closed = 0;
+    let settled = false;
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
+      resolve({ aToB: ab.bytes, bToA: ba.bytes, durationMs: performance.now() - start, ...(error ? { error } : {}) });
+    };
+    const teardown = (e: Error): void => {
+      error ??= e;
+      a.destroy();
+      b.destroy();
+    };
+    const onClose = (other: Duplex, name: string) => () => {
+      closed++;
+      // A side that closes before both directions finished was reset or destroyed: the
+      // other side must not hang waiting for bytes that will never come.
+      if (!(ab.done && ba.done) && !other.destroyed) teardown(new Error(`${name} closed before the copy finished`));
+      if (closed === 2) finish();
+    };
+    a.on('error', teardown);
+    b.on('error', teardown);
+    a.on('close', onClose(b, 'downstream'));
+    b.on('close', onClose(a, 'upstream'));
+    pump(a, b, ab);
+    pump(b, a, ba);
+    // Either side may already be gone when we are handed it.
+    if (a.destroyed || b.destroyed) teardown(new Error('socket already closed'));
+  });
+}

@@ -1,0 +1,115 @@
+// The HBONE originating side (ztunnel proxy/outbound.rs + h2 client): one mTLS HTTP/2
+// session to a peer's :15008, CONNECT streams on it. Sessions are normally obtained from
+// the pool (pool.ts), which is the only caller of openHboneSession in the proxies.
+import http2 from 'node:http2';
+import tls from 'node:tls';
+import type net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { formatSpiffe, type SpiffeId } from './identity.js';
+import { HBONE_ALPN, expectIdentity, secureContextFor, type MeshTls } from './tls.js';
+import { hboneSessionOptions, widenConnectionWindow } from './h2-settings.js';
+import type { Address } from './hbone-server.js';
+
+export const HBONE_PORT = 15008;
+
+export interface HboneSessionOptions {
+  tls: MeshTls;
+  /** A TCP socket to the peer, connecting or connected (spoofed-source in ztunnel). */
+  socket: net.Socket;
+  /** Our identity: the client certificate presented. */
+  source: SpiffeId;
+  /** The identity the server must prove (its URI SAN). */
+  expected: SpiffeId;
+  timeoutMs?: number;
+}
+
+export class HboneError extends Error {
+  constructor(message: string, readonly status?: number, readonly code = 'ERR_HBONE') {
+    super(message);
+    this.name = 'HboneError';
+  }
+}
+
+/** Resolves once TLS is up and the peer's identity checked; the session can take CONNECTs. */
+export async function openHboneSession(opts: HboneSessionOptions): Promise<http2.ClientHttp2Session> {
+  const secureContext = await secureContextFor(opts.tls, opts.source);
+  return new Promise((resolve, reject) => {
+    const sock = tls.connect({
+      socket: opts.socket,
+      secureContext,
+      ALPNProtocols: [HBONE_ALPN],
+      rejectUnauthorized: true,
+      checkServerIdentity: expectIdentity(opts.expected),
+    });
+    opts.tls.keyLog?.attach(sock);
+    const timer = setTimeout(() => sock.destroy(new HboneError('HBONE handshake timeout', undefined, 'ETIMEDOUT')), opts.timeoutMs ?? 10_000);
+    const fail = (e: Error): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      reject(e);
+    };
+    sock.once('error', fail);
+    opts.socket.once('error', fail);
+    sock.once('secureConnect', () => {
+      clearTimeout(timer);
+      sock.off('error', fail);
+      opts.socket.off('error', fail);
+      if (sock.alpnProtocol !== HBONE_ALPN) return fail(new HboneError(`server did not select ALPN h2 (${sock.alpnProtocol})`));
+      const session = http2.connect(`https://${opts.socket.remoteAddress ?? 'hbone'}`, {
+        ...hboneSessionOptions,
+        createConnection: () => sock,
+      });
+      widenConnectionWindow(session);
+      session.on('error', () => undefined);
+      resolve(session);
+    });
+  });
+}
+
+export interface ConnectHeaders {
+  /** `k8s.cluster.name=...,k8s.namespace.name=...` of the source workload. */
+  baggage?: string;
+  /** Client IP, sent as `forwarded: for=<ip>`. */
+  forwardedFor?: string;
+  traceparent?: string;
+}
+
+/** W3C trace context with a fresh trace and span id, not sampled (what ztunnel sends). */
+export const newTraceparent = (): string => `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-00`;
+
+export function formatAuthority(a: Address): string {
+  return a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`;
+}
+
+/** Sends CONNECT <authority>; resolves with the tunnel stream on 200, rejects with HboneError(status) otherwise. */
+export function hboneConnect(session: http2.ClientHttp2Session, authority: string, h: ConnectHeaders = {}): Promise<http2.ClientHttp2Stream> {
+  return new Promise((resolve, reject) => {
+    const headers: http2.OutgoingHttpHeaders = { ':method': 'CONNECT', ':authority': authority };
+    if (h.baggage) headers.baggage = h.baggage;
+    if (h.forwardedFor) headers.forwarded = `for=${h.forwardedFor.includes(':') ? `"[${h.forwardedFor}]"` : h.forwardedFor}`;
+    headers.traceparent = h.traceparent ?? newTraceparent();
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request(headers, { endStream: false });
+    } catch (e) {
+      return reject(e);
+    }
+    const onError = (e: Error): void => reject(e);
+    stream.once('error', onError);
+    stream.once('close', () => reject(new HboneError(`CONNECT ${authority}: stream closed (rst ${stream.rstCode}) before a response`)));
+    stream.once('response', (res) => {
+      const status = Number(res[':status']);
+      stream.off('error', onError);
+      if (status === 200) {
+        stream.on('error', () => undefined);
+        return resolve(stream);
+      }
+      stream.on('error', () => undefined);
+      stream.close();
+      reject(new HboneError(`CONNECT ${authority}: ${status}`, status, `HBONE_${status}`));
+    });
+  });
+}
+
+export const describeSession = (src: SpiffeId, dst: SpiffeId, addr: Address): string =>
+  `${formatSpiffe(src)} -> ${formatSpiffe(dst)} @ ${formatAuthority(addr)}`;

@@ -1,0 +1,166 @@
+// HBONE connection pooling (ztunnel proxy/pool.rs): a fresh TCP+TLS+CONNECT costs several
+// round trips and a handshake, a new CONNECT stream on a live session one round trip. Sessions
+// are keyed by (source identity, destination identity, destination address) as in ztunnel
+// 1.20, plus the spoofed source IP: with original-source on, the session's TCP source is a
+// particular client pod's IP, and the peer's RBAC sees that IP, so two pods of one service
+// account must not share a session.
+import type http2 from 'node:http2';
+import type net from 'node:net';
+import { formatSpiffe, type SpiffeId } from './identity.js';
+import type { MeshTls } from './tls.js';
+import type { Address } from './hbone-server.js';
+import { formatAuthority, hboneConnect, openHboneSession, type ConnectHeaders } from './hbone-client.js';
+
+export interface PoolKey {
+  source: SpiffeId;
+  expected: SpiffeId;
+  address: Address;
+  /** Source IP the session's TCP connection is bound to (spoofed); undefined = the proxy's own. */
+  srcIp?: string;
+}
+
+export interface HbonePoolOptions {
+  tls: MeshTls;
+  /** Opens the TCP connection a new session runs on. */
+  dial(address: Address, srcIp?: string): net.Socket;
+  /** A session with no streams is closed after this long. */
+  idleTimeoutMs?: number;
+  onSessionEvent?(e: { event: 'open' | 'close' | 'idle' | 'goaway' | 'error'; key: string; error?: Error }): void;
+}
+
+export interface PoolStats {
+  /** New sessions (each one a TCP connect + TLS handshake). */
+  sessionsOpened: number;
+  /** CONNECTs sent on an already-open session. */
+  reused: number;
+  streams: number;
+}
+
+interface Entry {
+  key: string;
+  ready?: http2.ClientHttp2Session;
+  pending?: Promise<http2.ClientHttp2Session>;
+  active: number;
+  idle?: NodeJS.Timeout;
+  dead: boolean;
+}
+
+export const poolKeyString = (k: PoolKey): string =>
+  `${formatSpiffe(k.source)}|${formatSpiffe(k.expected)}|${formatAuthority(k.address)}|${k.srcIp ?? ''}`;
+
+export class HbonePool {
+  readonly stats: PoolStats = { sessionsOpened: 0, reused: 0, streams: 0 };
+  private readonly entries = new Map<string, Entry[]>();
+  private readonly idleTimeoutMs: number;
+  private closed = false;
+
+  constructor(private readonly opts: HbonePoolOptions) {
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
+  }
+
+  /** Live sessions (pending or ready), over all keys. */
+  get size(): number {
+    let n = 0;
+    for (const list of this.entries.values()) n += list.length;
+    return n;
+  }
+
+  /** A CONNECT stream to `authority` over a pooled session for `key`; `reused` tells whether a session was reused. */
+  async connect(key: PoolKey, authority: string, headers: ConnectHeaders = {}): Promise<{ stream: http2.ClientHttp2Stream; reused: boolean }> {
+    if (this.closed) throw new Error('HBONE pool is closed');
+    const k = poolKeyString(key);
+    let entry = this.pick(k);
+    const reused = !!entry;
+    if (!entry) entry = this.open(k, key);
+    const session = entry.ready ?? (await entry.pending!);
+    entry.active++;
+    if (entry.idle) clearTimeout(entry.idle);
+    entry.idle = undefined;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      entry.active--;
+      if (entry.active === 0 && !entry.dead) this.armIdle(entry);
+    };
+    try {
+      const stream = await hboneConnect(session, authority, headers);
+      this.stats.streams++;
+      if (reused) this.stats.reused++;
+      stream.once('close', release);
+      return { stream, reused };
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const list of this.entries.values()) {
+      for (const e of list) {
+        e.dead = true;
+        if (e.idle) clearTimeout(e.idle);
+        e.ready?.destroy();
+        e.pending?.then((s) => s.destroy(), () => undefined);
+      }
+    }
+    this.entries.clear();
+  }
+
+  private pick(k: string): Entry | undefined {
+    for (const e of this.entries.get(k) ?? []) {
+      if (e.dead) continue;
+      if (e.pending && !e.ready) return e;
+      const s = e.ready!;
+      if (s.closed || s.destroyed) continue;
+      // Stay under the peer's SETTINGS_MAX_CONCURRENT_STREAMS; past it, open another session.
+      const max = s.remoteSettings.maxConcurrentStreams ?? 100;
+      if (e.active < max) return e;
+    }
+    return undefined;
+  }
+
+  private open(k: string, key: PoolKey): Entry {
+    const entry: Entry = { key: k, active: 0, dead: false };
+    const list = this.entries.get(k) ?? [];
+    list.push(entry);
+    this.entries.set(k, list);
+    this.stats.sessionsOpened++;
+    const drop = (event: 'close' | 'goaway' | 'error', error?: Error): void => {
+      if (!entry.dead) this.opts.onSessionEvent?.({ event, key: k, ...(error ? { error } : {}) });
+      entry.dead = true;
+      if (entry.idle) clearTimeout(entry.idle);
+      const l = this.entries.get(k);
+      if (l) {
+        const i = l.indexOf(entry);
+        if (i >= 0) l.splice(i, 1);
+        if (l.length === 0) this.entries.delete(k);
+      }
+    };
+    entry.pending = (async () => {
+      const socket = this.opts.dial(key.address, key.srcIp);
+      socket.setNoDelay(true);
+      const session = await openHboneSession({ tls: this.opts.tls, socket, source: key.source, expected: key.expected });
+      session.once('close', () => drop('close'));
+      session.once('goaway', () => drop('goaway'));
+      session.once('error', (e: Error) => drop('error', e));
+      entry.ready = session;
+      if (entry.dead) session.destroy();
+      else this.opts.onSessionEvent?.({ event: 'open', key: k });
+      return session;
+    })();
+    entry.pending.catch((e: Error) => drop('error', e));
+    return entry;
+  }
+
+  private armIdle(entry: Entry): void {
+    entry.idle = setTimeout(() => {
+      if (entry.active > 0 || entry.dead) return;
+      this.opts.onSessionEvent?.({ event: 'idle', key: entry.key });
+      entry.dead = true;
+      entry.ready?.close();
+    }, this.idleTimeoutMs);
+    entry.idle.unref();
+  }
+}

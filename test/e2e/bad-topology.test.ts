@@ -1,0 +1,21 @@
+// A bad topology gets exit code 2, a message naming file, line and field, and no change to the machine.
+import t from 'tap';
+import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { lab, rootSnapshot, REPO } from './helpers.js';
+
+const dir = 'test/golden/bad-topologies';
+const netnsCount = () => (existsSync('/run/netns') ? readdirSync('/run/netns').length : 0);
+const cases = readdirSync(`${REPO}/${dir}`).filter((f) => f.endsWith('.yaml')).slice(0, 4);
+
+t.test('lab up of a bad topology changes nothing', async (t) => {
+  const before = rootSnapshot();
+  const netnsBefore = netnsCount();
+  for (const c of cases) {
+    const r = lab(['up', `${dir}/${c}`]);
+    const expected = readFileSync(`${REPO}/${dir}/${c.replace(/\.yaml$/, '.expected')}`, 'utf8').trim();
+    t.equal(r.code, 2, `${c}: exit code 2`);
+    t.match(r.stderr, expected, `${c}: the message names file, line and field`);
+  }
+  t.equal(netnsCount(), netnsBefore, 'no namespace was created');
+  t.same(rootSnapshot(), before, 'root namespace unchanged');
+});

@@ -1,0 +1,52 @@
+// Shared by the end-to-end tests: run the real CLI (compiled) as a user would, and
+// snapshot what a lab must never touch.
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { readdirSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, resolve } from 'node:path';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = resolve(REPO, 'dist/cli/main.js');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function lab(args: string[], opts: { timeoutMs?: number; input?: string } = {}): CliResult {
+  const r: SpawnSyncReturns<string> = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: REPO, encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000, input: opts.input,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+export function sh(cmd: string): string {
+  const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' });
+  return (r.stdout ?? '') + (r.stderr ?? '');
+}
+
+/** Everything a lab must leave untouched in the host's root network namespace. */
+export function rootSnapshot(): Record<string, string> {
+  const volatile = /^net\.netfilter\.nf_conntrack_count|^net\.ipv4\.route\.gc|^net\.core\.netdev_rss_key|random|^net\.ipv6\.conf\..*stable_secret/;
+  return {
+    link: sh('ip -o link show | sed -E "s/ +link\\/.*//"'),
+    addr: sh('ip -o addr show'),
+    route: sh('ip route show table all'),
+    rule: sh('ip rule show'),
+    iptables: sh('iptables-save 2>/dev/null | grep -v "^#" | sed -E "s/\\[[0-9]+:[0-9]+\\]//"'),
+    ipset: sh('ipset list 2>/dev/null'),
+    sysctl: sh('sysctl -a 2>/dev/null | grep "^net\\."').split('\n').filter((l) => !volatile.test(l)).join('\n'),
+  };
+}
+
+/** Namespaces, /etc/netns dirs and processes that carry this lab's name. */
+export function leftovers(labName: string): string[] {
+  const out: string[] = [];
+  try { out.push(...readdirSync('/run/netns').filter((n) => n.startsWith(`al-${labName}-`)).map((n) => `netns ${n}`)); } catch { /* none */ }
+  try { out.push(...readdirSync('/etc/netns').filter((n) => n.startsWith(`al-${labName}-`)).map((n) => `/etc/netns/${n}`)); } catch { /* none */ }
+  if (existsSync(`/run/ambient-lab/${labName}`)) out.push(`state /run/ambient-lab/${labName}`);
+  const procs = sh(`grep -l "AMBIENT_LAB_OWNER=${labName}:" /proc/[0-9]*/environ 2>/dev/null`).trim();
+  if (procs) out.push(...procs.split('\n').map((p) => `process ${p}`));
+  return out;
+}
