@@ -63,8 +63,9 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<RunningDns
     }
     log?.info(
       {
-        name: q?.name,
-        type: q ? (TYPE_NAMES[q.type] ?? q.type) : undefined,
+        // Not `name`/`type`: pino's logger name already uses `name`.
+        qname: q?.name,
+        qtype: q ? (TYPE_NAMES[q.type] ?? q.type) : undefined,
         rcode: RCODE_NAMES[response.header.rcode] ?? response.header.rcode,
         answers: response.answers.map((r) => r.address),
         client,
@@ -92,6 +93,9 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<RunningDns
   tcp.on('requestError', (err) => log?.warn({ err: String(err), transport: 'tcp' }, 'malformed query'));
 
   const port = await bindBoth(udp, tcp, opts.port, host);
+  // After binding, a socket error (e.g. a send to a vanished client) is logged, not fatal.
+  udp.on('error', (err) => log?.warn({ err: String(err), transport: 'udp' }, 'socket error'));
+  tcp.on('error', (err) => log?.warn({ err: String(err), transport: 'tcp' }, 'socket error'));
   return {
     port,
     reload() {

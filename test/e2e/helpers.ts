@@ -50,3 +50,37 @@ export function leftovers(labName: string): string[] {
   if (procs) out.push(...procs.split('\n').map((p) => `process ${p}`));
   return out;
 }
+
+/** Packet counters of every rule in `table` of a netns, keyed by the rule as iptables-save prints it. */
+export function ruleCounters(netns: string, table: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of sh(`ip netns exec ${netns} iptables-save -c -t ${table}`).split('\n')) {
+    const m = /^\[(\d+):\d+\] (-A .*)$/.exec(line);
+    if (m) out.set(m[2], Number(m[1]));
+  }
+  return out;
+}
+
+export function counterOf(counters: Map<string, number>, match: RegExp): number {
+  for (const [rule, n] of counters) if (match.test(rule)) return n;
+  throw new Error(`no rule matches ${match}; rules: ${[...counters.keys()].join('\n')}`);
+}
+
+/** tx/rx packet counts of an interface in a netns. */
+export function linkStats(netns: string, dev: string): { rx: number; tx: number } {
+  const s = sh(`cat /dev/null; ip netns exec ${netns} cat /sys/class/net/${dev}/statistics/rx_packets /sys/class/net/${dev}/statistics/tx_packets`).trim().split('\n');
+  return { rx: Number(s[0]), tx: Number(s[1]) };
+}
+
+export function curlIn(labName: string, pod: string, url: string, extra: string[] = []): CliResult {
+  return lab(['exec', '--lab', labName, pod, '--', 'curl', '-s', '--max-time', '10', ...extra, url]);
+}
+
+export function upJson(file: string, name: string, extra: string[] = []): { ok: boolean; summary: any; stderr: string } {
+  const r = lab(['up', file, name, '--json', ...extra]);
+  let summary: any;
+  try { summary = JSON.parse(r.stdout); } catch { summary = undefined; }
+  return { ok: r.code === 0, summary, stderr: r.stderr };
+}
+
+export const podIp = (summary: any, key: string): string => summary.pods.find((p: { name: string }) => p.name === key).ip;

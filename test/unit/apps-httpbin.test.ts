@@ -142,6 +142,7 @@ t.test('httpbin endpoints', async (t) => {
       });
       req.on('error', () => {});
       req.on('close', () => resolve());
+      req.end();
       setTimeout(() => reject(new Error('no close')), 5000).unref();
     });
     // The server logs the request once the response closes; it must say aborted.
