@@ -53,11 +53,16 @@ export const TUNSETIFF = 0x400454ca;
 export const IFF_TAP = 0x0002;
 export const IFF_NO_PI = 0x1000;
 export const POLLIN = 0x0001;
+export const POLLOUT = 0x0004;
+export const MSG_DONTWAIT = 0x40;
+export const SIOCGIFINDEX = 0x8933;
 export const EAGAIN = 11;
 export const EINTR = 4;
 export const EINPROGRESS = 115;
 
-const errnoNames = new Map<number, string>(Object.entries(koffi.os.errno).map(([k, v]) => [v, k]));
+// Several names share a number (EAGAIN/EWOULDBLOCK): the first listed is the usual one.
+const errnoNames = new Map<number, string>();
+for (const [name, n] of Object.entries(koffi.os.errno)) if (!errnoNames.has(n)) errnoNames.set(n, name);
 
 /** A failed syscall: `code` is the errno name (EADDRINUSE...), like Node's own system errors. */
 export class SysError extends Error {
@@ -267,12 +272,12 @@ export function connectSpoofed(opts: SpoofedConnectOptions): net.Socket {
  * and returns its fd: each read() is one Ethernet frame the kernel sent out of the device,
  * each write() one frame received on it. Blocking unless `nonblock`.
  */
-export function openTap(name: string, opts: { nonblock?: boolean } = {}): number {
-  if (Buffer.byteLength(name) > 15) throw new Error(`interface name too long: ${name}`);
+export function openTap(name: string, opts: { nonblock?: boolean; create?: boolean } = {}): number {
+  // TUNSETIFF on a missing name would quietly create a throwaway TAP that vanishes with us.
+  if (!opts.create) ifIndex(name);
   const fd = openSync('/dev/net/tun', fsc.O_RDWR | (opts.nonblock ? fsc.O_NONBLOCK : 0));
   try {
-    const ifr = Buffer.alloc(40); // struct ifreq
-    ifr.write(name, 0, 'latin1');
+    const ifr = ifreq(name);
     ifr.writeUInt16LE(IFF_TAP | IFF_NO_PI, 16);
     check(c.ioctl(fd, TUNSETIFF, ifr), 'ioctl', `TUNSETIFF ${name}`);
     return fd;
@@ -280,6 +285,26 @@ export function openTap(name: string, opts: { nonblock?: boolean } = {}): number
     closeSync(fd);
     throw e;
   }
+}
+
+/** The interface's index in the calling thread's netns; SysError ENODEV when there is none. */
+export function ifIndex(name: string): number {
+  const ifr = ifreq(name);
+  const fd = check(c.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), 'socket');
+  try {
+    check(c.ioctl(fd, SIOCGIFINDEX, ifr), 'ioctl', `SIOCGIFINDEX ${name}`);
+    return ifr.readInt32LE(16);
+  } finally {
+    c.close(fd);
+  }
+}
+
+/** struct ifreq (40 bytes on 64-bit Linux) with ifr_name set. */
+function ifreq(name: string): Buffer {
+  if (!name || Buffer.byteLength(name) > 15) throw new Error(`bad interface name: "${name}"`);
+  const ifr = Buffer.alloc(40);
+  ifr.write(name, 0, 'latin1');
+  return ifr;
 }
 
 // ---- raw I/O for data-path threads -----------------------------------------------------
@@ -290,25 +315,28 @@ const ret = (n: number): number => (n < 0 ? -koffi.errno() : n);
 
 export const sysRead = (fd: number, buf: Uint8Array, len = buf.byteLength): number => ret(c.read(fd, buf, len));
 export const sysWrite = (fd: number, buf: Uint8Array, len = buf.byteLength): number => ret(c.write(fd, buf, len));
-export const sysSendTo = (fd: number, buf: Uint8Array, len: number, addr: Buffer): number =>
-  ret(c.sendto(fd, buf, len, 0, addr, addr.length));
+export const sysSendTo = (fd: number, buf: Uint8Array, len: number, addr: Buffer, flags = 0): number =>
+  ret(c.sendto(fd, buf, len, flags, addr, addr.length));
 /** `addr` (16 bytes) receives the sender's sockaddr_in; `addrLen` (4 bytes) is scratch. */
-export const sysRecvFrom = (fd: number, buf: Uint8Array, len: number, addr: Buffer, addrLen: Buffer): number => {
+export const sysRecvFrom = (fd: number, buf: Uint8Array, len: number, addr: Buffer, addrLen: Buffer, flags = 0): number => {
   addrLen.writeUInt32LE(addr.length);
-  return ret(c.recvfrom(fd, buf, len, 0, addr, addrLen));
+  return ret(c.recvfrom(fd, buf, len, flags, addr, addrLen));
 };
 
-/** Waits up to `timeoutMs` for `fd` to become readable: 1 readable, 0 timeout, -errno. */
-export function pollReadable(fd: number, timeoutMs: number, scratch = Buffer.alloc(8)): number {
+/** Waits up to `timeoutMs` for `events` (POLLIN/POLLOUT) on `fd`: 1 ready, 0 timeout, -errno. */
+export function pollFd(fd: number, events: number, timeoutMs: number, scratch = Buffer.alloc(8)): number {
   scratch.writeInt32LE(fd, 0);
-  scratch.writeInt16LE(POLLIN, 4);
+  scratch.writeInt16LE(events, 4);
   scratch.writeInt16LE(0, 6);
   return ret(c.poll(scratch, 1, timeoutMs));
 }
 
-/** A UDP socket bound to ip:port, for the data path (nonblocking, CLOEXEC). */
-export function udpSocketFd(opts: { ip: string; port: number; bufBytes?: number; mark?: number }): number {
-  const fd = check(c.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), 'socket');
+/**
+ * A UDP socket bound to ip:port, for the data path. Blocking unless `nonblock`, so several
+ * threads can share it: senders get backpressure, receivers pass MSG_DONTWAIT and poll.
+ */
+export function udpSocketFd(opts: { ip: string; port: number; bufBytes?: number; mark?: number; nonblock?: boolean }): number {
+  const fd = check(c.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | (opts.nonblock ? SOCK_NONBLOCK : 0), 0), 'socket');
   return closingOnError(fd, () => {
     if (opts.bufBytes) {
       // FORCE variants ignore rmem_max/wmem_max (we are root); fall back if not permitted.

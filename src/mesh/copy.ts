@@ -31,6 +31,8 @@ function pump(src: Duplex, dst: Duplex, half: Half): void {
     if (!dst.write(chunk)) src.pause();
   });
   dst.on('drain', () => src.resume());
+  // Sockets accepted with pauseOnConnect stay paused until someone resumes them.
+  src.resume();
   src.on('end', () => {
     half.done = true;
     dst.end();

@@ -219,6 +219,9 @@ export function createHboneServer(opts: HboneServerOptions): HboneServer {
       // 'session' fires synchronously inside emit('connection'), so the session can be tagged there.
       const tag = (session: http2.ServerHttp2Session): void => void conns.set(session, info);
       h2.once('session', tag);
+      // tls.Server clears this flag when it hands a socket on; http2 waits for it (for a
+      // 'secureConnect' a server-side socket never emits) before reading the session.
+      (sock as tls.TLSSocket & { secureConnecting: boolean }).secureConnecting = false;
       h2.emit('connection', sock);
       h2.off('session', tag);
     });

@@ -2,7 +2,7 @@
 // even when the state directory is gone too (`lab down --all` finds owner marks).
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmSync, existsSync } from 'node:fs';
 import { lab, leftovers, rootSnapshot, CLI, REPO } from './helpers.js';
 
 const NAME = 'e2e-kill';
@@ -10,10 +10,19 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 t.teardown(() => { lab(['down', NAME]); });
 
-for (const delay of [40, 120, 250, 450, 800]) {
-  t.test(`SIGKILL after ${delay} ms`, async (t) => {
+/** Starts `lab up` and resolves once it has recorded its state (it is about to create things). */
+async function startUp() {
+  const child = spawn(process.execPath, [CLI, 'up', 'topologies/demo.yaml', NAME, '--json'], { cwd: REPO, stdio: 'ignore' });
+  const t0 = Date.now();
+  while (!existsSync(`/run/ambient-lab/${NAME}/state.json`) && Date.now() - t0 < 10_000) await sleep(2);
+  return child;
+}
+
+// Delays after the state is written: namespaces, links, rules, files, process start, readiness.
+for (const delay of [0, 15, 40, 80, 150, 300, 600]) {
+  t.test(`SIGKILL ${delay} ms into the build`, async (t) => {
     const before = rootSnapshot();
-    const child = spawn(process.execPath, [CLI, 'up', 'topologies/demo.yaml', NAME, '--json'], { cwd: REPO, stdio: 'ignore' });
+    const child = await startUp();
     await sleep(delay);
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
@@ -26,8 +35,8 @@ for (const delay of [40, 120, 250, 450, 800]) {
 }
 
 t.test('SIGKILL, then the state directory is lost: lab down --all still cleans up', async (t) => {
-  const child = spawn(process.execPath, [CLI, 'up', 'topologies/demo.yaml', NAME, '--json'], { cwd: REPO, stdio: 'ignore' });
-  await sleep(700);
+  const child = await startUp();
+  await sleep(150);
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));
   await sleep(300);

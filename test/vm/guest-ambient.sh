@@ -49,12 +49,13 @@ echo "ztunnel veth: ${ZV:-?}"
 [ -n "$ZV" ] || fail "no host-side veth of node-a's ztunnel pod"
 
 echo "=== links ==="
-for l in istioin istioout; do
-  echo "node-a $l: $(ip -n "$NODE_A" -d link show "$l" 2>&1 | grep -oE 'geneve id [0-9]+ remote [0-9.]+|does not exist|tun type tap' | head -1)"
-done
-for l in pistioin pistioout; do
-  echo "ztunnel $l: $(ip -n "${ZT:-none}" -d link show "$l" 2>&1 | grep -oE 'geneve id [0-9]+ remote [0-9.]+|does not exist|tun type tap' | head -1)"
-done
+# One line per device: its Geneve VNI and remote, or whatever `ip` says instead.
+link_kind() {
+  local out; out=$(ip -n "$1" -d -o link show "$2" 2>&1)
+  grep -oE 'geneve id [0-9]+ remote [0-9.]+' <<<"$out" || head -c 300 <<<"$out"
+}
+for l in istioin istioout; do echo "node-a $l: $(link_kind "$NODE_A" "$l")"; done
+for l in pistioin pistioout; do echo "ztunnel $l: $(link_kind "${ZT:-none}" "$l")"; done
 
 echo "=== curl ==="
 t2=$(now)
@@ -82,6 +83,10 @@ if [ -s /tmp/gnv.pcap ]; then
   tcpdump -r /tmp/gnv.pcap -nn -v 2>/dev/null | head -n 12
   echo "=== geneve-vnis ==="
   tcpdump -r /tmp/gnv.pcap -nn -v 2>/dev/null | grep -oE 'vni 0x[0-9a-f]+' | sort | uniq -c
+  # The encapsulated TCP, one line per packet: which connection rode which VNI. (Link-local
+  # IPv6 chatter also crosses the tunnels, so a VNI alone does not prove the request did.)
+  echo "=== geneve-tcp ==="
+  tcpdump -r /tmp/gnv.pcap -nn 2>/dev/null | grep -E 'vni 0x3e[89]: IP .* Flags \[' | head -n 12
 else
   fail "no Geneve capture on ${ZV:-?}"; cat /tmp/tcpdump.err 2>/dev/null
 fi

@@ -15,8 +15,14 @@ ip -n alt-vm-b link add g0 type geneve id 1000 remote 10.9.0.1
 ip -n alt-vm-a addr add 192.168.77.1/24 dev g0; ip -n alt-vm-a link set g0 up
 ip -n alt-vm-b addr add 192.168.77.2/24 dev g0; ip -n alt-vm-b link set g0 up
 echo "=== geneve ==="; ip -n alt-vm-a -d link show g0 | grep -o 'geneve id [0-9]* remote [0-9.]*'
-echo "=== ping ==="; # The host has no ping; the busybox copied in by init has one.
+ip netns exec alt-vm-a tcpdump -i va -U -w /tmp/smoke.pcap udp port 6081 2> /tmp/smoke.err &
+for _ in $(seq 50); do grep -q listening /tmp/smoke.err && break; sleep 0.1; done
+echo "=== ping ==="
+# The host has no ping; the busybox copied in by init has one.
 ip netns exec alt-vm-a /.vm/busybox ping -c 2 -W 2 192.168.77.2 | grep -E 'packets transmitted'
+kill -INT %1; wait
+echo "=== capture ==="; tcpdump -r /tmp/smoke.pcap -nn -v 2>/dev/null | head -n 4
+echo "=== capture-oneline ==="; tcpdump -r /tmp/smoke.pcap -nn 2>/dev/null | grep ICMP | head -n 2
 echo "=== udp ==="
 ip netns exec alt-vm-b node -e '
   const s = require("dgram").createSocket("udp4");
@@ -25,7 +31,9 @@ ip netns exec alt-vm-b node -e '
     "ip netns exec alt-vm-a node -e \"require(\x27dgram\x27).createSocket(\x27udp4\x27).send(\x27hi-over-geneve\x27, 5000, \x27192.168.77.2\x27, () => process.exit(0))\""));
   setTimeout(() => { console.log("no datagram"); process.exit(1); }, 20000);'
 echo "=== bridge+tap ==="
-ip -n alt-vm-a link add alt-br type bridge && ip -n alt-vm-a tuntap add alt-tap mode tap && ip -n alt-vm-a -br link show type bridge
+ip -n alt-vm-a link add alt-br type bridge
+ip -n alt-vm-a tuntap add alt-tap mode tap
+ip -n alt-vm-a -o link show | grep -oE 'alt-(br|tap)' | tr '\n' ' '; echo
 echo "=== netfilter ==="
 ip netns exec alt-vm-a sh -e -c '
   iptables -t mangle -A PREROUTING -p tcp -m socket --transparent -j MARK --set-mark 0x1/0x1

@@ -1,0 +1,171 @@
+// Data-path figures of one lab: request latency (new connection / kept alive), one bulk
+// stream's throughput and 50 concurrent connections, from each client pod to httpbin's
+// Service; plus RSS of every lab process idle and under that load, and where the CPU went
+// during the bulk stream. The same function measures the mesh lab and the --no-mesh baseline.
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import { REPO, labUp, labDown, labStatus, type StatusProcess } from './lab-cli.js';
+import { spread, type Spread, type LatencySummary } from './stats.js';
+import { rssKb, peakRssWhile, cpuWhile } from './procfs.js';
+
+const LOAD_CLIENT = resolve(REPO, 'dist/bench/load-client.js');
+
+export interface DatapathOptions {
+  latencyRequests: number;
+  latencyRuns: number;
+  bulkBytes: number;
+  bulkMaxSeconds: number;
+  bulkRuns: number;
+  connections: number;
+  concurrentSeconds: number;
+}
+
+/** Which client pod exercises which path (pods of bench/topologies/datapath.yaml). */
+export const PATHS = [
+  { path: 'cross-node', client: 'default/sleep' },
+  { path: 'same-node', client: 'default/sleep2' },
+] as const;
+export type PathName = (typeof PATHS)[number]['path'];
+
+export interface LatencyFigure {
+  p50: Spread;
+  p99: Spread;
+  errors: number;
+  firstError?: string;
+}
+
+export interface PathFigures {
+  path: PathName;
+  client: string;
+  newConnection: LatencyFigure;
+  keepAlive: LatencyFigure;
+  bulk: { mbitPerS: Spread; bytes: number; complete: boolean; error?: string; cpuSecondsPerGiB: Record<string, number> };
+  concurrent: { connections: number; maxOpen: number; errors: number; droppedEarly: number; requests: number; rps: number; p50: number; p99: number; firstError?: string };
+}
+
+export interface ProcessMemory {
+  id: string;
+  role: string;
+  idleKb?: number;
+  peakKb?: number;
+}
+
+export interface LabFigures {
+  mesh: boolean;
+  lab: string;
+  tunnel?: string;
+  paths: PathFigures[];
+  memory: { processes: ProcessMemory[]; totalIdleKb: number; totalPeakKb: number };
+}
+
+type Log = (msg: string) => void;
+
+/** Runs the load client inside a pod's netns and returns its JSON line. */
+export function runLoadClient(netns: string, args: string[], timeoutMs: number): Promise<Record<string, any>> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, LOAD_CLIENT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const line = out.trim().split('\n').pop() ?? '';
+      try {
+        resolvePromise(JSON.parse(line));
+      } catch {
+        reject(new Error(`load client in ${netns} (${args.join(' ')}) exited ${code}: ${err.trim() || out.trim() || 'no output (timed out?)'}`));
+      }
+    });
+  });
+}
+
+async function latencyFigure(netns: string, url: string, keepalive: boolean, o: DatapathOptions): Promise<LatencyFigure> {
+  const p50: number[] = [];
+  const p99: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  for (let r = 0; r < o.latencyRuns; r++) {
+    const res = await runLoadClient(netns, ['latency', '--url', url, '--requests', String(o.latencyRequests), '--warmup', '10', ...(keepalive ? ['--keepalive'] : [])],
+      60_000 + o.latencyRequests * 200);
+    const l = res.latencyMs as LatencySummary;
+    p50.push(l.p50);
+    p99.push(l.p99);
+    errors += res.errors;
+    firstError ??= res.firstError;
+  }
+  return { p50: spread(p50), p99: spread(p99), errors, firstError };
+}
+
+function roleOf(procs: StatusProcess[], pid: number): string {
+  const p = procs.find((x) => x.pid === pid);
+  return p ? p.id : String(pid);
+}
+
+export async function measureDatapath(file: string, name: string, mesh: boolean, o: DatapathOptions, log: Log): Promise<LabFigures> {
+  log(`data path: lab up ${name}${mesh ? '' : ' --no-mesh'}`);
+  const { summary } = await labUp(file, name, mesh);
+  try {
+    const status = await labStatus(name);
+    const procs = status.processes.filter((p) => p.alive);
+    const pids = procs.map((p) => p.pid);
+    const svc = summary.services.find((s) => s.name === 'default/httpbin');
+    if (!svc) throw new Error(`${file} has no default/httpbin Service`);
+    const base = `http://${svc.vip}:${svc.ports[0].port}`;
+    // Let freshly started processes finish their start-up allocations before "idle".
+    await new Promise((r) => setTimeout(r, 1000));
+    const idle = new Map(pids.map((p) => [p, rssKb(p)]));
+
+    const { result: paths, peakKb } = await peakRssWhile(pids, async () => {
+      const out: PathFigures[] = [];
+      for (const { path, client } of PATHS) {
+        const pod = summary.pods.find((p) => p.name === client);
+        if (!pod) throw new Error(`${file} has no pod ${client}`);
+        log(`  ${path}: latency (${o.latencyRuns} x ${o.latencyRequests} requests, new connection and kept alive)`);
+        const newConnection = await latencyFigure(pod.netns, `${base}/status/200`, false, o);
+        const keepAlive = await latencyFigure(pod.netns, `${base}/status/200`, true, o);
+
+        log(`  ${path}: bulk stream (${o.bulkRuns} x up to ${o.bulkBytes} bytes or ${o.bulkMaxSeconds} s)`);
+        const mbit: number[] = [];
+        let bytes = 0;
+        let complete = true;
+        let error: string | undefined;
+        const cpu = new Map<string, number>();
+        for (let r = 0; r < o.bulkRuns; r++) {
+          const { result, cpuSeconds } = await cpuWhile(pids, () =>
+            runLoadClient(pod.netns, ['bulk', '--url', `${base}/bytes/${o.bulkBytes}`, '--max-seconds', String(o.bulkMaxSeconds)], o.bulkMaxSeconds * 1000 + 30_000));
+          mbit.push(result.mbitPerS);
+          bytes += result.bytes;
+          complete &&= result.complete;
+          error ??= result.error;
+          for (const [pid, s] of cpuSeconds) cpu.set(roleOf(procs, pid), (cpu.get(roleOf(procs, pid)) ?? 0) + s);
+          if (result.cpuSeconds !== undefined) cpu.set('load-client', (cpu.get('load-client') ?? 0) + result.cpuSeconds);
+        }
+        const gib = bytes / 2 ** 30;
+        const cpuSecondsPerGiB = Object.fromEntries([...cpu].filter(([, s]) => s > 0).map(([k, s]) => [k, gib > 0 ? s / gib : NaN]));
+
+        log(`  ${path}: ${o.connections} concurrent connections for ${o.concurrentSeconds} s`);
+        const c = await runLoadClient(pod.netns, ['concurrent', '--url', `${base}/status/200`, '--connections', String(o.connections), '--seconds', String(o.concurrentSeconds)],
+          o.concurrentSeconds * 1000 + 60_000);
+        out.push({
+          path, client, newConnection, keepAlive,
+          bulk: { mbitPerS: spread(mbit), bytes, complete, error, cpuSecondsPerGiB },
+          concurrent: {
+            connections: c.connections, maxOpen: c.maxOpen, errors: c.errors, droppedEarly: c.droppedEarly, requests: c.requests,
+            rps: c.rps, p50: c.latencyMs.p50, p99: c.latencyMs.p99, firstError: c.firstError,
+          },
+        });
+      }
+      return out;
+    });
+
+    const processes: ProcessMemory[] = procs.map((p) => ({ id: p.id, role: p.role, idleKb: idle.get(p.pid), peakKb: peakKb.get(p.pid) }));
+    const sum = (k: 'idleKb' | 'peakKb') => processes.reduce((a, p) => a + (p[k] ?? 0), 0);
+    return { mesh, lab: name, tunnel: status.tunnel, paths, memory: { processes, totalIdleKb: sum('idleKb'), totalPeakKb: sum('peakKb') } };
+  } finally {
+    log(`data path: lab down ${name}`);
+    await labDown(name);
+  }
+}

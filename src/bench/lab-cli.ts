@@ -1,0 +1,91 @@
+// The bench drives the lab exactly as a user does: the compiled CLI as a child process,
+// timed by wall clock. Every lab it brings up is remembered until it is brought down, so
+// an error or Ctrl-C still removes it (`downAllSync`).
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, resolve } from 'node:path';
+
+export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = resolve(REPO, 'dist/cli/main.js');
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  wallMs: number;
+}
+
+export function runCli(args: string[], timeoutMs = 180_000): Promise<CliRun> {
+  return new Promise((resolvePromise, reject) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGTERM'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code: code ?? -1, stdout, stderr, wallMs: performance.now() - t0 });
+    });
+  });
+}
+
+/** Labs this process brought up and has not yet removed. */
+const active = new Set<string>();
+
+export interface UpSummary {
+  lab: string;
+  tunnel?: string;
+  totalMs: number;
+  timingsMs: Record<string, number>;
+  pods: Array<{ name: string; node: string; ip: string; mode: string; role: string; netns: string }>;
+  services: Array<{ name: string; vip: string; ports: Array<{ port: number; targetPort: number }> }>;
+}
+
+export async function labUp(file: string, name: string, mesh: boolean): Promise<{ wallMs: number; summary: UpSummary }> {
+  if (!/^bench-/.test(name)) throw new Error(`bench lab names start with "bench-" (got ${name})`);
+  active.add(name);
+  const r = await runCli(['up', file, name, '--json', ...(mesh ? [] : ['--no-mesh'])]);
+  if (r.code !== 0) {
+    await labDown(name).catch(() => undefined);
+    throw new Error(`lab up ${file} ${name}${mesh ? '' : ' --no-mesh'} failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(0, 6).join('\n')}`);
+  }
+  return { wallMs: r.wallMs, summary: JSON.parse(r.stdout) as UpSummary };
+}
+
+export async function labDown(name: string): Promise<{ wallMs: number; totalMs: number }> {
+  const r = await runCli(['down', name, '--json']);
+  if (r.code !== 0) throw new Error(`lab down ${name} failed (exit ${r.code}): ${r.stderr.trim()}`);
+  active.delete(name);
+  return { wallMs: r.wallMs, totalMs: JSON.parse(r.stdout).totalMs };
+}
+
+export interface StatusProcess {
+  id: string;
+  role: string;
+  pid: number;
+  pod?: string;
+  node?: string;
+  alive: boolean;
+}
+
+export async function labStatus(name: string): Promise<{ tunnel?: string; healthy: boolean; processes: StatusProcess[] }> {
+  const r = await runCli(['status', '--lab', name, '--json']);
+  if (r.code !== 0) throw new Error(`lab status --lab ${name} failed (exit ${r.code}): ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout);
+}
+
+/** For signal handlers and the last `finally`: synchronous, best effort, only our labs. */
+export function downAllSync(): string[] {
+  const removed: string[] = [];
+  for (const name of [...active]) {
+    spawnSync(process.execPath, [CLI, 'down', name], { cwd: REPO, stdio: 'ignore', timeout: 60_000 });
+    active.delete(name);
+    removed.push(name);
+  }
+  return removed;
+}
+
+export const activeLabs = (): string[] => [...active];

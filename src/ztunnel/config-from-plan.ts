@@ -1,0 +1,85 @@
+// LabPlan -> one ztunnel's config: istiod's job of turning pods, Services and
+// AuthorizationPolicies into ztunnel's workload/policy view (ambientindex.go).
+import type { LabPlan, PlannedPod } from '../topology/address-plan.js';
+import { labelsMatch } from '../topology/address-plan.js';
+import type { Service, Workload } from '../mesh/workloads.js';
+import { ROOT_NAMESPACE } from '../mesh/workloads.js';
+import { convertPolicy } from '../mesh/authz-convert.js';
+import { DEFAULT_TRUST_DOMAIN } from '../mesh/identity.js';
+import type { ZtunnelConfig } from './config.js';
+
+export const CLUSTER_ID = 'Kubernetes';
+
+/**
+ * Deployment-style pod names end in -<replicaset hash>-<5 chars>; Kubernetes' name generator
+ * uses consonants and digits only ("bcdfghjklmnpqrstvwxz2456789").
+ */
+const DEPLOYMENT_SUFFIX = /^(.+)-[a-z0-9]{5,10}-[bcdfghjklmnpqrstvwxz2456789]{5}$/;
+
+export function workloadNameOf(podName: string): { workloadName: string; workloadType: string } {
+  const m = DEPLOYMENT_SUFFIX.exec(podName);
+  return m ? { workloadName: m[1], workloadType: 'deployment' } : { workloadName: podName, workloadType: 'pod' };
+}
+
+function protocolOf(p: PlannedPod): { protocol: 'HBONE' | 'TCP'; nativeHbone: boolean } {
+  if (p.role !== 'workload') return { protocol: 'TCP', nativeHbone: false };
+  if (p.mode === 'ambient') return { protocol: 'HBONE', nativeHbone: false };
+  if (p.mode === 'sidecar') return { protocol: 'HBONE', nativeHbone: true };
+  return { protocol: 'TCP', nativeHbone: false };
+}
+
+export function workloadFromPod(plan: LabPlan, p: PlannedPod): Workload {
+  const { workloadName, workloadType } = workloadNameOf(p.name);
+  const selecting = plan.topology.policies
+    .filter((pol) => pol.selector && Object.keys(pol.selector).length > 0)
+    .filter((pol) => pol.namespace === p.namespace || pol.namespace === ROOT_NAMESPACE)
+    .filter((pol) => labelsMatch(pol.selector!, p.labels))
+    .map((pol) => `${pol.namespace}/${pol.name}`);
+  return {
+    workloadIp: p.ip,
+    waypointAddresses: [],
+    gatewayAddress: null,
+    ...protocolOf(p),
+    name: p.name,
+    namespace: p.namespace,
+    trustDomain: DEFAULT_TRUST_DOMAIN,
+    serviceAccount: p.serviceAccount,
+    workloadName,
+    workloadType,
+    canonicalName: p.labels['service.istio.io/canonical-name'] ?? p.labels.app ?? workloadName,
+    canonicalRevision: p.labels['service.istio.io/canonical-revision'] ?? p.labels.version ?? 'latest',
+    node: p.node,
+    authorizationPolicies: selecting,
+    status: 'Healthy',
+    clusterId: CLUSTER_ID,
+  };
+}
+
+export function servicesFromPlan(plan: LabPlan): Service[] {
+  return plan.services.map((s) => ({
+    name: s.name,
+    namespace: s.namespace,
+    hostname: `${s.name}.${s.namespace}.svc.cluster.local`,
+    vips: [s.vip],
+    // ztunnel proxies TCP only; a UDP-only port has no place in its map.
+    ports: Object.fromEntries(s.ports.filter((p) => p.protocol === 'TCP').map((p) => [String(p.port), p.targetPort])),
+    endpoints: s.endpoints.map((e) => e.ip),
+  }));
+}
+
+export function ztunnelConfigFromPlan(plan: LabPlan, node: string, opts: { caDir: string; keyLogFile?: string; dnsCapture?: boolean }): ZtunnelConfig {
+  const zt = plan.pods.find((p) => p.role === 'ztunnel' && p.node === node);
+  if (!zt) throw new Error(`no ztunnel pod planned on node ${node}`);
+  return {
+    node,
+    clusterId: CLUSTER_ID,
+    trustDomain: DEFAULT_TRUST_DOMAIN,
+    instanceIp: zt.ip,
+    caDir: opts.caDir,
+    ...(opts.keyLogFile ? { keyLogFile: opts.keyLogFile } : {}),
+    ...(opts.dnsCapture !== undefined ? { dnsCapture: opts.dnsCapture } : {}),
+    workloads: plan.pods.map((p) => workloadFromPod(plan, p)),
+    services: servicesFromPlan(plan),
+    policies: plan.topology.policies.map((p) => convertPolicy(p)),
+  };
+}

@@ -1,0 +1,55 @@
+// Istio's standard TCP metrics as ztunnel exports them on :15020/metrics (Prometheus text).
+// Direction of bytes follows Istio's definitions: received = request bytes (client ->
+// server), sent = response bytes (server -> client).
+export const METRIC_LABELS = [
+  'reporter', 'source_workload', 'source_workload_namespace', 'source_principal',
+  'destination_workload', 'destination_workload_namespace', 'destination_principal',
+  'destination_service', 'response_flags',
+] as const;
+
+export type MetricLabels = Record<(typeof METRIC_LABELS)[number], string>;
+
+const COUNTERS = {
+  istio_tcp_connections_opened_total: 'Total TCP connections opened',
+  istio_tcp_connections_closed_total: 'Total TCP connections closed',
+  istio_tcp_sent_bytes_total: 'Bytes sent in response to a TCP connection',
+  istio_tcp_received_bytes_total: 'Bytes received in a request of a TCP connection',
+  istio_tcp_connections_denied_total: 'TCP connections refused by L4 authorization (lab extension)',
+} as const;
+
+export type CounterName = keyof typeof COUNTERS;
+
+const escape = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+
+export class Metrics {
+  private readonly series = new Map<CounterName, Map<string, { labels: MetricLabels; value: number }>>();
+
+  inc(name: CounterName, labels: MetricLabels, by = 1): void {
+    let m = this.series.get(name);
+    if (!m) this.series.set(name, (m = new Map()));
+    const key = METRIC_LABELS.map((l) => labels[l]).join('\u0000');
+    const s = m.get(key);
+    if (s) s.value += by;
+    else m.set(key, { labels: { ...labels }, value: by });
+  }
+
+  value(name: CounterName, match: Partial<MetricLabels> = {}): number {
+    let total = 0;
+    for (const s of this.series.get(name)?.values() ?? []) {
+      if (Object.entries(match).every(([k, v]) => s.labels[k as keyof MetricLabels] === v)) total += s.value;
+    }
+    return total;
+  }
+
+  render(): string {
+    const out: string[] = [];
+    for (const [name, help] of Object.entries(COUNTERS) as Array<[CounterName, string]>) {
+      out.push(`# HELP ${name} ${help}.`, `# TYPE ${name} counter`);
+      for (const s of this.series.get(name)?.values() ?? []) {
+        const labels = METRIC_LABELS.map((l) => `${l}="${escape(s.labels[l])}"`).join(',');
+        out.push(`${name}{${labels}} ${s.value}`);
+      }
+    }
+    return out.join('\n') + '\n';
+  }
+}
