@@ -9,7 +9,7 @@ WITH_VM=0
 for a in "$@"; do case "$a" in --with-vm) WITH_VM=1 ;; *) echo "setup.sh: unknown option $a" >&2; exit 2 ;; esac; done
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root (the lab creates network namespaces)" >&2; exit 2; }
 
-pkgs=(iproute2 iptables ipset tcpdump curl util-linux procps kmod tshark openssl)
+pkgs=(iproute2 iptables ipset tcpdump curl util-linux procps kmod tshark openssl iputils-ping)
 [ "$WITH_VM" = 1 ] && pkgs+=(qemu-system-x86 xz-utils busybox-static)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done

@@ -30,6 +30,7 @@ function protocolOf(p: PlannedPod): { protocol: 'HBONE' | 'TCP'; nativeHbone: bo
 
 export function workloadFromPod(plan: LabPlan, p: PlannedPod): Workload {
   const { workloadName, workloadType } = workloadNameOf(p.name);
+  const { protocol, nativeHbone } = protocolOf(p);
   const selecting = plan.topology.policies
     .filter((pol) => pol.selector && Object.keys(pol.selector).length > 0)
     .filter((pol) => pol.namespace === p.namespace || pol.namespace === ROOT_NAMESPACE)
@@ -39,7 +40,7 @@ export function workloadFromPod(plan: LabPlan, p: PlannedPod): Workload {
     workloadIp: p.ip,
     waypointAddresses: [],
     gatewayAddress: null,
-    ...protocolOf(p),
+    protocol,
     name: p.name,
     namespace: p.namespace,
     trustDomain: DEFAULT_TRUST_DOMAIN,
@@ -49,6 +50,7 @@ export function workloadFromPod(plan: LabPlan, p: PlannedPod): Workload {
     canonicalName: p.labels['service.istio.io/canonical-name'] ?? p.labels.app ?? workloadName,
     canonicalRevision: p.labels['service.istio.io/canonical-revision'] ?? p.labels.version ?? 'latest',
     node: p.node,
+    nativeHbone,
     authorizationPolicies: selecting,
     status: 'Healthy',
     clusterId: CLUSTER_ID,

@@ -73,4 +73,7 @@ export function loadZtunnelConfig(file: string): ZtunnelConfig {
   return cfg;
 }
 
-export const portsOf = (cfg: ZtunnelConfig): ZtunnelPorts => ({ ...DEFAULT_PORTS, ...(cfg.listen ?? {}) });
+export function portsOf(cfg: ZtunnelConfig): ZtunnelPorts {
+  const { host: _host, ...ports } = cfg.listen ?? {};
+  return { ...DEFAULT_PORTS, ...ports };
+}

@@ -32,7 +32,9 @@ export type OutboundRequest =
     waypoint?: Workload;
   };
 
-export class OutboundError extends Error {}
+export class OutboundError extends Error {
+  override name = 'OutboundError';
+}
 
 function parseHostPort(s: string): Address | undefined {
   const i = s.lastIndexOf(':');

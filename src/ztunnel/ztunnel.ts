@@ -16,10 +16,12 @@ import { handleInboundPassthrough } from './inbound-passthrough.js';
 import { adminServer, readinessServer, statsServer } from './admin.js';
 import { startDns, type DnsServer } from './dns.js';
 
+export type RunningPorts = Omit<ZtunnelPorts, 'dns'> & { dns?: number };
+
 export interface RunningZtunnel {
   ctx: ZtunnelContext;
-  /** Actual ports (differ from the config when it asked for 0). */
-  ports: ZtunnelPorts;
+  /** Actual ports (differ from the config when it asked for 0); dns only when DNS capture is on. */
+  ports: RunningPorts;
   close(): Promise<void>;
 }
 
@@ -64,7 +66,8 @@ export async function startZtunnel(cfg: ZtunnelConfig, log: Logger, opts: Contex
   const readiness = readinessServer(z);
   let dns: DnsServer | undefined;
   try {
-    const ports: ZtunnelPorts = { ...want };
+    const { dns: _dns, ...rest } = want;
+    const ports: RunningPorts = rest;
     // Capture listeners are IP_TRANSPARENT: they accept TPROXYed connections for any address.
     ports.outbound = await listenFd(outboundSrv, transparentListenFd({ host, port: want.outbound }));
     servers.push(outboundSrv);
@@ -83,7 +86,7 @@ export async function startZtunnel(cfg: ZtunnelConfig, log: Logger, opts: Contex
       ports.dns = dns.port;
     }
     z.ready = true;
-    log.info({ node: cfg.node, instanceIp: cfg.instanceIp, ports, origSrc: z.dialer.mode, keyLog: keyLog?.file }, 'ztunnel ready');
+    log.info({ instanceIp: cfg.instanceIp, ports, origSrc: z.dialer.mode, keyLog: keyLog?.file }, 'ztunnel ready');
     return {
       ctx: z,
       ports,

@@ -84,3 +84,22 @@ export function upJson(file: string, name: string, extra: string[] = []): { ok: 
 }
 
 export const podIp = (summary: any, key: string): string => summary.pods.find((p: { name: string }) => p.name === key).ip;
+
+/** Starts tcpdump in a netns and resolves once it is capturing; stop() flushes and waits for exit. */
+export async function startCapture(netns: string, iface: string, file: string, filter: string): Promise<{ stop: () => Promise<void> }> {
+  const { spawn } = await import('node:child_process');
+  const p = spawn('ip', ['netns', 'exec', netns, 'tcpdump', '-Z', 'root', '-i', iface, '-U', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    let err = '';
+    p.stderr!.on('data', (d) => { err += String(d); if (err.includes('listening on')) resolve(); });
+    p.once('exit', () => reject(new Error(`tcpdump exited: ${err}`)));
+  });
+  return {
+    stop: async () => {
+      await new Promise((r) => setTimeout(r, 200));
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill('SIGINT');
+      await exited;
+    },
+  };
+}

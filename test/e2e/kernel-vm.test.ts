@@ -8,7 +8,8 @@
 // CI=true both are failures, since CI must prove the kernel path.
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { REPO } from './helpers.js';
 import { guestSections, listedRules, vniCounts } from '../vm/guest-output.js';
@@ -18,6 +19,7 @@ const VM = resolve(repo, 'test/vm');
 const CI = /^(true|1)$/i.test(process.env.CI ?? '');
 // Generous against TCG: the guest run measured ~2-3 min on a 2-CPU machine.
 const VM_TIMEOUT_S = Number(process.env.VM_TIMEOUT ?? 480);
+const LOG = resolve(tmpdir(), 'ambient-lab-kernel-vm.log');
 
 function whyNot(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (qemu 9p share of / and the lab inside)';
@@ -64,17 +66,20 @@ if (reason && CI) t.fail(`${TITLE}: cannot run in CI: ${reason}`);
 else if (reason) t.test(TITLE, { skip: reason }, () => {});
 else t.test(TITLE, { timeout: (VM_TIMEOUT_S + 60) * 1000 }, async (t) => {
   const run = await runInVm('guest-ambient.sh');
+  // The whole guest transcript, for whoever debugs a failure (the assertions show excerpts).
+  writeFileSync(LOG, `${run.stdout}\n----- stderr -----\n${run.stderr}`);
+  t.comment(`guest output: ${LOG}`);
   const s = guestSections(run.stdout);
   t.comment(`VM run: ${run.seconds.toFixed(1)} s in all; ${run.stderr.split('\n').find((l) => l.startsWith('run-in-vm:')) ?? ''}`);
   t.comment(`in guest: ${s.get('timing')?.trim() ?? '(no timings)'}`);
   const failedSteps = (run.stdout.match(/^FAILED: .*$/gm) ?? []);
   if (failedSteps.length) t.comment(`guest steps that failed:\n${failedSteps.join('\n')}`);
   t.not(run.code, 124, `the VM finished within ${VM_TIMEOUT_S} s`);
-  t.not(run.code, 125, `the VM booted and ran the script\n${run.stderr.slice(-3000)}`);
+  t.not(run.code, 125, 'the VM booted and ran the script', { stderr: run.stderr.slice(-3000) });
   t.ok(s.has('result'), 'the guest script ran to its end');
 
   const upRc = s.get('up-rc')?.trim();
-  t.equal(upRc, '0', `lab up exits 0 in the guest\n${s.get('up-stderr') ?? ''}`);
+  t.equal(upRc, '0', 'lab up exits 0 in the guest', { stderr: s.get('up-stderr') });
   let summary: { tunnel?: string; pods?: Array<{ name: string; ip: string; node: string }> } = {};
   try { summary = JSON.parse(s.get('up') ?? ''); } catch { t.fail(`lab up --json printed no JSON:\n${s.get('up')}`); }
   t.equal(summary.tunnel, 'kernel', 'the lab reports kernel Geneve');
@@ -87,7 +92,7 @@ else t.test(TITLE, { timeout: (VM_TIMEOUT_S + 60) * 1000 }, async (t) => {
   t.match(links, /^ztunnel pistioin: geneve id 1000 remote /m, 'ztunnel pod pistioin: geneve VNI 1000');
   t.match(links, /^ztunnel pistioout: geneve id 1001 remote /m, 'ztunnel pod pistioout: geneve VNI 1001');
 
-  t.equal(s.get('curl-rc')?.split('\n')[0], '0', `curl from sleep exits 0\n${s.get('curl-rc') ?? ''}`);
+  t.equal(s.get('curl-rc')?.split('\n')[0], '0', 'curl from sleep exits 0', { output: s.get('curl-rc') });
   let reply: { origin?: string } = {};
   try { reply = JSON.parse(s.get('curl') ?? ''); } catch { t.fail(`httpbin /ip reply is not JSON: ${JSON.stringify(s.get('curl'))}`); }
   // A missing IP on either side must not compare equal (undefined === undefined).
@@ -95,7 +100,7 @@ else t.test(TITLE, { timeout: (VM_TIMEOUT_S + 60) * 1000 }, async (t) => {
     'httpbin saw the sleep pod IP as the source (HBONE kept the original source)');
 
   const vnis = vniCounts(s.get('geneve-vnis') ?? '');
-  t.ok((vnis.get(1001) ?? 0) > 0, `tcpdump decoded Geneve VNI 1001 (0x3e9) on node-a's ztunnel veth\n${s.get('geneve') ?? ''}`);
+  t.ok((vnis.get(1001) ?? 0) > 0, 'tcpdump decoded Geneve VNI 1001 (0x3e9) on node-a\'s ztunnel veth', { capture: s.get('geneve') });
   t.match(s.get('geneve') ?? '', /Geneve, Flags \[[^\]]*\], vni 0x3e9/, 'tcpdump decodes the capture as Geneve');
   const syn = new RegExp(`vni 0x3e9: IP ${(sleepIp ?? 'no-sleep-ip').replace(/\./g, '\\.')}\\.\\d+ > [\\d.]+\\.8000: Flags \\[S\\]`, 'm');
   t.match(s.get('geneve-tcp') ?? '', syn, `the request's SYN (sleep -> Service VIP:8000) rode istioout, VNI 1001, to the ztunnel pod`);
@@ -103,11 +108,11 @@ else t.test(TITLE, { timeout: (VM_TIMEOUT_S + 60) * 1000 }, async (t) => {
   const mark = listedRules(s.get('node-a-mangle') ?? '')
     .filter((r) => r.chain === 'ztunnel-PREROUTING' && /match-set ztunnel-pods-ips src MARK or 0x100\b/.test(r.text));
   t.equal(mark.length, 1, 'node-a has the ztunnel-PREROUTING rule that marks enrolled pods\' TCP 0x100');
-  t.ok((mark[0]?.pkts ?? 0) > 0, `that 0x100 rule counted packets (${mark[0]?.pkts})`);
+  t.ok((mark[0]?.pkts ?? 0) > 0, `that 0x100 rule counted packets (${mark[0]?.pkts})`, { listing: s.get('node-a-mangle') });
 
   const tproxy = listedRules(s.get('ztunnel-mangle') ?? '').filter((r) => /TPROXY redirect [\d.]+:15001\b/.test(r.text));
   t.ok(tproxy.length >= 1, 'the ztunnel pod has a TPROXY rule onto :15001');
-  t.ok(tproxy.reduce((n, r) => n + r.pkts, 0) > 0, `the :15001 TPROXY rule counted packets (${tproxy.map((r) => r.pkts).join(',')})`);
+  t.ok(tproxy.reduce((n, r) => n + r.pkts, 0) > 0, `the :15001 TPROXY rule counted packets (${tproxy.map((r) => r.pkts).join(',')})`, { listing: s.get('ztunnel-mangle') });
 
   t.match(s.get('modules') ?? '', /\bgeneve\b/, 'the geneve module was autoloaded in the guest');
   t.equal(s.get('down-rc')?.trim(), '0', 'lab down exits 0 in the guest');

@@ -1,0 +1,76 @@
+// One tcpdump per network namespace on `-i any`: the Linux cooked v2 header records the
+// interface index and the direction of every packet, which is cheaper than one process per
+// interface and catches interfaces that appear mid-trace. Interface indexes are resolved to
+// names from `ip -j link` taken when the capture starts.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run } from '../host/run.js';
+
+export interface NetnsCapture {
+  netns: string;
+  file: string;
+  /** ifindex -> interface name inside this netns. */
+  interfaces: Map<number, string>;
+}
+
+export interface RunningCaptures {
+  captures: NetnsCapture[];
+  /** Stops every tcpdump (SIGINT, so each flushes its file) and waits for them to exit. */
+  stop(): Promise<void>;
+}
+
+export async function interfaceIndexes(netns: string): Promise<Map<number, string>> {
+  const r = await run('ip', ['-n', netns, '-j', 'link', 'show'], { reject: false });
+  const out = new Map<number, string>();
+  if (r.exitCode !== 0) return out;
+  for (const l of JSON.parse(r.stdout || '[]') as { ifindex: number; ifname: string }[]) out.set(l.ifindex, l.ifname);
+  return out;
+}
+
+export function tcpdumpArgs(netns: string, iface: string, extra: string[]): string[] {
+  return ['netns', 'exec', netns, 'tcpdump', '-i', iface, ...extra];
+}
+
+function waitListening(p: ChildProcess, netns: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`tcpdump in ${netns} did not start within ${timeoutMs} ms: ${err.trim()}`)), timeoutMs);
+    p.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      // tcpdump says so once its packet socket is bound and the filter set.
+      if (/listening on/.test(err)) { clearTimeout(timer); resolve(); }
+    });
+    p.once('exit', (code) => { clearTimeout(timer); reject(new Error(`tcpdump in ${netns} exited (${code}): ${err.trim()}`)); });
+  });
+}
+
+/** Starts capturing in every namespace; resolves once all of them are capturing. */
+export async function startCaptures(netnsList: string[], dir: string, opts: { filter?: string[]; timeoutMs?: number } = {}): Promise<RunningCaptures> {
+  const procs: ChildProcess[] = [];
+  const captures: NetnsCapture[] = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(procs.map((p) => new Promise<void>((resolve) => {
+      if (p.exitCode !== null || p.signalCode !== null) return resolve();
+      const t = setTimeout(() => { p.kill('SIGKILL'); }, 3000);
+      p.once('exit', () => { clearTimeout(t); resolve(); });
+      p.kill('SIGINT');
+    })));
+  };
+  try {
+    await Promise.all(netnsList.map(async (netns) => {
+      const file = join(dir, `${netns}.pcap`);
+      // -U: write each packet as it arrives, so a SIGINT never loses the tail of the trace.
+      const p = spawn('ip', tcpdumpArgs(netns, 'any', ['-n', '-U', '-s', '262144', '--time-stamp-precision=nano', '-w', file, ...(opts.filter ?? [])]), { stdio: ['ignore', 'ignore', 'pipe'] });
+      procs.push(p);
+      await waitListening(p, netns, opts.timeoutMs ?? 10_000);
+      captures.push({ netns, file, interfaces: await interfaceIndexes(netns) });
+    }));
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { captures, stop };
+}
+
+export const readCaptureBytes = (c: NetnsCapture): Uint8Array => new Uint8Array(readFileSync(c.file));
