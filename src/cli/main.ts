@@ -9,6 +9,9 @@ import { statusCommand } from './status.js';
 import { execCommand } from './exec.js';
 import { logsCommand } from './logs.js';
 import { doctorCommand } from './doctor.js';
+import { captureCommand } from './capture.js';
+import { traceCommand } from './trace.js';
+import { graphCommand } from './graph.js';
 
 function fail(e: unknown): never {
   if (e instanceof UserError) {
@@ -40,6 +43,9 @@ await yargs(hideBin(process.argv))
   .command(execCommand as never)
   .command(logsCommand as never)
   .command(doctorCommand as never)
+  .command(captureCommand as never)
+  .command(traceCommand as never)
+  .command(graphCommand as never)
   .demandCommand(1, 'give a command: lab up FILE, lab status, lab exec POD -- CMD, lab down (see --help)')
   .strict()
   .fail((msg, err) => {

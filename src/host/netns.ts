@@ -24,15 +24,28 @@ export interface OwnedNetns {
   name: string;
 }
 
-/** Reads the owner alias of `lo` in each candidate netns (prefix `al-` first, cheap filter). */
+/** Lab name from a netns name the lab would generate (`al-<lab>-underlay|node-…|pod-…`). */
+export function labOfNetnsName(netns: string): string | undefined {
+  return /^al-(.+)-underlay$/.exec(netns)?.[1] ?? /^al-(.+?)-(?:node|pod)-./.exec(netns)?.[1];
+}
+
+/**
+ * Namespaces owned by `lab` (or by any lab): those whose `lo` carries our owner alias, plus
+ * pristine ones with our naming (only an unmarked `lo`, no process): what a `lab up` killed
+ * between `ip netns add` and marking leaves. Deleting a pristine namespace destroys nothing.
+ */
 export async function findOwnedNetns(lab?: string): Promise<OwnedNetns[]> {
   const candidates = listNetns().filter((n) => n.startsWith(lab ? `al-${lab}-` : 'al-'));
   const found = await Promise.all(
     candidates.map(async (netns) => {
-      const r = await run('ip', ['-n', netns, '-o', 'link', 'show', 'lo'], { reject: false });
-      const m = /alias (\S+)/.exec(r.stdout);
+      const r = await run('ip', ['-n', netns, '-o', 'link', 'show'], { reject: false });
+      const m = /alias (\S+)/.exec(r.stdout.split('\n')[0] ?? '');
       const owner = m ? parseOwnerAlias(m[1]) : undefined;
-      return owner && (!lab || owner.lab === lab) ? { netns, ...owner } : undefined;
+      if (owner) return !lab || owner.lab === lab ? { netns, ...owner } : undefined;
+      const links = r.stdout.trim().split('\n').filter(Boolean);
+      const pristine = r.exitCode === 0 && links.length === 1 && /^1: lo:/.test(links[0]) && !(await netnsPids(netns)).length;
+      const guess = labOfNetnsName(netns);
+      return pristine && guess && (!lab || guess === lab) ? { netns, lab: guess, kind: 'unmarked', name: netns } : undefined;
     }),
   );
   return found.filter((x): x is OwnedNetns => !!x);

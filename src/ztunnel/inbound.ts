@@ -27,8 +27,6 @@ export async function handleInboundRequest(z: ZtunnelContext, req: HboneRequest)
     durationMs: 0,
     via: 'hbone',
   };
-  const srcWorkload = z.store.workload(req.forwardedFor ?? req.peer.ip);
-  if (srcWorkload) rec.src.workload = srcWorkload;
   const done = (outcome: AccessRecord['outcome'], extra: Partial<AccessRecord> = {}): AccessRecord => {
     Object.assign(rec, extra, { outcome, durationMs: performance.now() - start });
     recordConnection(z.log, z.metrics, rec);
@@ -45,10 +43,16 @@ export async function handleInboundRequest(z: ZtunnelContext, req: HboneRequest)
   if (svc) rec.dst.service = svc.hostname;
 
   let srcIp = req.peer.ip;
-  if (fromWaypoint(z, dst, req)) {
-    // The waypoint enforced policy; the real client is in Forwarded when it sends one.
-    srcIp = req.forwardedFor ?? req.peer.ip;
+  const viaWaypoint = fromWaypoint(z, dst, req);
+  // The waypoint enforced policy; the real client is in Forwarded when it sends one.
+  if (viaWaypoint && req.forwardedFor) {
+    srcIp = req.forwardedFor;
     rec.src.addr = srcIp;
+  }
+  const srcWorkload = z.store.workload(srcIp);
+  if (srcWorkload) rec.src.workload = srcWorkload;
+  if (viaWaypoint) {
+    rec.reason = 'from a waypoint of the destination: RBAC skipped';
   } else if (dst.waypointAddresses.length > 0) {
     req.reject(401, 'waypoint bypassed');
     return done('denied', { status: 401, reason: 'destination has a waypoint; direct HBONE refused' });

@@ -163,6 +163,22 @@ t.test('a TLS client without a certificate is refused', async (t) => {
   t.equal(r.requests.length, 0);
 });
 
+t.test('TLS 1.2 and a missing ALPN are refused', async (t) => {
+  const r = await rig(t);
+  const cert = await issueWorkloadCert(r.ca, CLIENT);
+  const attempt = (o: tls.ConnectionOptions): Promise<string> => new Promise((res) => {
+    const s = tls.connect({ host: '127.0.0.1', port: r.hbonePort, ca: r.ca.certPem, cert: cert.certPem, key: cert.keyPem, checkServerIdentity: () => undefined, ...o });
+    s.once('error', (e) => res(`error ${e.message}`));
+    s.once('secureConnect', () => {
+      s.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+      s.once('close', () => res('closed after handshake'));
+    });
+  });
+  t.match(await attempt({ maxVersion: 'TLSv1.2', ALPNProtocols: ['h2'] }), /^error .*(protocol version|version)/i, 'TLS 1.2 handshake fails');
+  t.match(await attempt({ ALPNProtocols: ['http/1.1'] }), /error|closed/, 'no h2 ALPN: refused');
+  t.equal(r.requests.length, 0);
+});
+
 t.test('status codes: 400 authority mismatch/unparsable, 404 not CONNECT, 401, 503', async (t) => {
   const r = await rig(t, { deny: (req) => req.target.port === 401 });
   const status = (authority: string) => r.pool.connect(key, authority).then(() => 200, (e: HboneError) => e.status);

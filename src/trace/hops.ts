@@ -1,0 +1,378 @@
+// Hop reconstruction: the packets captured in every namespace become journeys (one packet
+// followed across namespaces: same inner IP id, TCP seq/ack/flags and length, ordered by time,
+// through NAT and Geneve), journeys become connections (legs: journeys that share a 5-tuple
+// somewhere), and legs chain through proxies (a leg delivered into a proxy's namespace is
+// followed by the next leg that proxy opens). Pure: captures and roles in, hops out.
+import {
+  decodeFrame, directionOf, tcpFlagNames, tlsClientHelloAlpn, TCP_ACK, TCP_SYN,
+  type CapturedFrame, type Direction, type Ipv4,
+} from './pcap.js';
+import { learnerInterface, ROLE_TRAITS, whereLabel, type ObservationPoint, type Role } from './roles.js';
+
+export type Encap = 'none' | 'geneve' | 'hbone';
+export const HBONE_PORT = 15008;
+
+export interface Observation {
+  ts: bigint;
+  netns: string;
+  ifname: string;
+  dir: Direction;
+  /** The packet as on the wire (outer headers when encapsulated). */
+  outer: Ipv4;
+  /** The packet carried: the Geneve payload, else the packet itself. */
+  inner: Ipv4;
+  vni?: number;
+  /** Index of the frame in its netns capture, for writing per-hop pcaps. */
+  frameIndex: number;
+}
+
+export interface NetnsFrames {
+  netns: string;
+  frames: CapturedFrame[];
+  interfaces: Map<number, string>;
+}
+
+export function observationsFrom(captures: NetnsFrames[]): Observation[] {
+  const out: Observation[] = [];
+  for (const c of captures) {
+    c.frames.forEach((f, frameIndex) => {
+      const d = decodeFrame(f.linktype, f.data);
+      if (!d.ip) return;
+      const inner = d.ip.geneve?.inner ?? d.ip;
+      out.push({
+        ts: f.ts, netns: c.netns, ifname: d.ifIndex !== undefined ? c.interfaces.get(d.ifIndex) ?? `if${d.ifIndex}` : 'any',
+        dir: directionOf(d.pktType), outer: d.ip, inner, ...(d.ip.geneve ? { vni: d.ip.geneve.vni } : {}), frameIndex,
+      });
+    });
+  }
+  return out;
+}
+
+/** Identity of a packet that survives NAT, TPROXY and Geneve: IP id plus TCP state and length. */
+export function packetKey(ip: Ipv4): string {
+  if (ip.tcp) return `T${ip.id}/${ip.tcp.seq}/${ip.tcp.ack}/${ip.tcp.flags}/${ip.tcp.payload.length}`;
+  if (ip.udp) return `U${ip.id}/${ip.udp.payload.length}/${Buffer.from(ip.udp.payload.subarray(0, 12)).toString('hex')}`;
+  return `I${ip.id}/${ip.proto}/${ip.totalLength}`;
+}
+
+const endpoint = (ip: string, port?: number): string => (port === undefined ? ip : `${ip}:${port}`);
+const sportOf = (ip: Ipv4): number | undefined => ip.tcp?.sport ?? ip.udp?.sport;
+const dportOf = (ip: Ipv4): number | undefined => ip.tcp?.dport ?? ip.udp?.dport;
+export const srcOf = (ip: Ipv4): string => endpoint(ip.src, sportOf(ip));
+export const dstOf = (ip: Ipv4): string => endpoint(ip.dst, dportOf(ip));
+
+function tupleKey(netns: string, ip: Ipv4): string {
+  const a = srcOf(ip);
+  const b = dstOf(ip);
+  return `${netns}|${ip.proto}|${a < b ? `${a}|${b}` : `${b}|${a}`}`;
+}
+
+export const encapOf = (o: Observation): Encap => {
+  if (o.vni !== undefined) return 'geneve';
+  const t = o.inner.tcp;
+  return t && (t.dport === HBONE_PORT || t.sport === HBONE_PORT) ? 'hbone' : 'none';
+};
+
+const pointKey = (o: Observation): string => `${o.netns}|${o.ifname}|${o.dir}|${o.vni ?? ''}`;
+
+export interface Journey {
+  key: string;
+  obs: Observation[];
+}
+
+/** Same packet, across namespaces, in time order. A point seen twice starts a new journey (a retransmission). */
+export function buildJourneys(observations: Observation[]): Journey[] {
+  const groups = new Map<string, Observation[]>();
+  for (const o of observations) {
+    const k = packetKey(o.inner);
+    let g = groups.get(k);
+    if (!g) groups.set(k, (g = []));
+    g.push(o);
+  }
+  const journeys: Journey[] = [];
+  for (const [key, g] of groups) {
+    // Equal timestamps: the sending side of a veth pair is seen first.
+    g.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : (a.dir === 'out' ? 0 : 1) - (b.dir === 'out' ? 0 : 1)));
+    let cur: Journey | undefined;
+    let seen = new Set<string>();
+    for (const o of g) {
+      if (!cur || seen.has(pointKey(o))) {
+        cur = { key, obs: [] };
+        seen = new Set();
+        journeys.push(cur);
+      }
+      seen.add(pointKey(o));
+      cur.obs.push(o);
+    }
+  }
+  journeys.sort((a, b) => (a.obs[0].ts < b.obs[0].ts ? -1 : a.obs[0].ts > b.obs[0].ts ? 1 : 0));
+  return journeys;
+}
+
+export interface Leg {
+  id: number;
+  proto: 'tcp' | 'udp' | 'other';
+  journeys: Journey[];
+  /** The first packet's addresses where it was first seen (the connection as its opener sees it). */
+  client: string;
+  server: string;
+  /** Where the first packet was first seen and where it ended up. */
+  originNetns: string;
+  deliveredNetns: string;
+  syn?: Journey;
+  encap: Encap;
+}
+
+class UnionFind {
+  private parent: number[] = [];
+  add(): number { this.parent.push(this.parent.length); return this.parent.length - 1; }
+  find(i: number): number { while (this.parent[i] !== i) i = this.parent[i] = this.parent[this.parent[i]]; return i; }
+  union(a: number, b: number): void { this.parent[this.find(a)] = this.find(b); }
+}
+
+/** Journeys that share a 5-tuple in some namespace belong to one connection. */
+export function buildLegs(journeys: Journey[]): Leg[] {
+  const uf = new UnionFind();
+  const byTuple = new Map<string, number>();
+  journeys.forEach((j) => {
+    const id = uf.add();
+    for (const o of j.obs) {
+      const k = tupleKey(o.netns, o.inner);
+      const other = byTuple.get(k);
+      if (other === undefined) byTuple.set(k, id);
+      else uf.union(id, other);
+    }
+  });
+  const groups = new Map<number, Journey[]>();
+  journeys.forEach((j, i) => {
+    const r = uf.find(i);
+    const g = groups.get(r) ?? [];
+    g.push(j);
+    groups.set(r, g);
+  });
+  const legs: Leg[] = [];
+  for (const js of groups.values()) {
+    const syn = js.find((j) => j.obs[0].inner.tcp && (j.obs[0].inner.tcp.flags & (TCP_SYN | TCP_ACK)) === TCP_SYN);
+    const first = (syn ?? js[0]).obs;
+    const ip = first[0].inner;
+    legs.push({
+      id: 0, proto: ip.tcp ? 'tcp' : ip.udp ? 'udp' : 'other', journeys: js,
+      client: srcOf(ip), server: dstOf(ip), originNetns: first[0].netns, deliveredNetns: first[first.length - 1].netns,
+      ...(syn ? { syn } : {}),
+      encap: dportOf(ip) === HBONE_PORT ? 'hbone' : 'none',
+    });
+  }
+  legs.sort((a, b) => (a.journeys[0].obs[0].ts < b.journeys[0].obs[0].ts ? -1 : 1));
+  legs.forEach((l, i) => { l.id = i + 1; });
+  return legs;
+}
+
+const startTs = (l: Leg): bigint => (l.syn ?? l.journeys[0]).obs[0].ts;
+const endTs = (l: Leg): bigint => { const o = (l.syn ?? l.journeys[0]).obs; return o[o.length - 1].ts; };
+
+/**
+ * The request's path: the first TCP connection the source pod opens (to `dport` if given),
+ * then, while it is delivered into a proxy, the next connection that proxy opens.
+ */
+export function chainLegs(legs: Leg[], points: Map<string, ObservationPoint>, srcNetns: string, dport?: number): Leg[] {
+  const first = legs.find((l) => l.syn && l.originNetns === srcNetns && (dport === undefined || l.server.endsWith(`:${dport}`)))
+    ?? legs.find((l) => l.syn && l.originNetns === srcNetns);
+  if (!first) return [];
+  const chain = [first];
+  for (;;) {
+    const cur = chain[chain.length - 1];
+    const at = points.get(cur.deliveredNetns);
+    if (!at || !ROLE_TRAITS[at.role].proxy) break;
+    const next = legs.find((l) => l.syn && !chain.includes(l) && l.originNetns === cur.deliveredNetns && startTs(l) >= endTs(cur));
+    if (!next) break;
+    chain.push(next);
+  }
+  return chain;
+}
+
+// ---- hops ----
+
+export interface RouteQuery {
+  netns: string;
+  src: string;
+  dst: string;
+  iif: string;
+  /** The interface the packet actually left by (real name). */
+  oif: string;
+}
+
+export interface Hop {
+  index: number;
+  leg: number;
+  role: Role;
+  name: string;
+  where: string;
+  netns: string;
+  /** Learner name (`veth-sleep`) and the real one (`veth564908ee`). */
+  interface: string;
+  ifname: string;
+  direction: Direction;
+  /** Microseconds since the first packet of the trace. */
+  tUs: number;
+  ts: bigint;
+  proto: string;
+  src: string;
+  dst: string;
+  flags?: string;
+  length: number;
+  encap: Encap;
+  vni?: number;
+  outer?: { src: string; dst: string };
+  what: string;
+  /** A routing decision in a router namespace, explained later from `ip route get`. */
+  route?: RouteQuery;
+  /** The packet ended here: delivered to a local socket (TPROXY, or the app). */
+  delivered?: boolean;
+  reason?: string;
+  frameIndex: number;
+}
+
+function describeFirst(ip: Ipv4, encap: Encap): string {
+  const proto = ip.tcp ? 'TCP' : ip.udp ? 'UDP' : `proto ${ip.proto}`;
+  const flags = ip.tcp ? ` ${tcpFlagNames(ip.tcp.flags)}` : '';
+  const len = ip.tcp?.payload.length ?? ip.udp?.payload.length ?? 0;
+  let extra = len ? `, ${len} bytes` : '';
+  const alpn = ip.tcp ? tlsClientHelloAlpn(ip.tcp.payload) : undefined;
+  if (alpn) extra = `, TLS ClientHello${alpn.length ? ` ALPN ${alpn.join(',')}` : ''}`;
+  return `${encap === 'hbone' ? 'HBONE ' : ''}${srcOf(ip)} -> ${dstOf(ip)}  ${proto}${flags}${extra}`;
+}
+
+function describeNext(o: Observation, prev: Observation, point: ObservationPoint | undefined, points: Map<string, ObservationPoint>): string {
+  if (o.vni !== undefined) {
+    return `Geneve VNI ${o.vni} (outer ${o.outer.src} -> ${o.outer.dst}:${o.outer.udp?.dport ?? ''})`;
+  }
+  const parts: string[] = [];
+  if (prev.vni !== undefined) parts.push('unwrapped from Geneve');
+  if (dstOf(o.inner) !== dstOf(prev.inner)) parts.push(`destination rewritten (DNAT): ${srcOf(o.inner)} -> ${dstOf(o.inner)}`);
+  if (srcOf(o.inner) !== srcOf(prev.inner)) parts.push(`source rewritten (SNAT): ${srcOf(o.inner)} -> ${dstOf(o.inner)}`);
+  if (parts.length) return parts.join('; ');
+  const role = point?.role;
+  if (role === 'underlay') {
+    const node = point && learnerInterface(point, o.ifname).replace(/^underlay-/, '');
+    return o.dir === 'in' ? 'same packet, onto the underlay bridge' : `bridged towards ${node}`;
+  }
+  if (role === 'node') return o.dir === 'in' ? 'same packet, enters the node' : 'leaves the node';
+  if (point && ROLE_TRAITS[point.role].proxy) return o.dir === 'in' ? 'arrives at the ztunnel pod' : 'leaves the ztunnel pod';
+  if (point && points.size) return o.dir === 'in' ? 'delivered to the pod' : 'leaves the pod';
+  return 'same packet';
+}
+
+/** One journey as hops. `index` numbering starts at `firstIndex`. */
+export function journeyHops(j: Journey, leg: Leg, points: Map<string, ObservationPoint>, t0: bigint, firstIndex: number): Hop[] {
+  return j.obs.map((o, i) => {
+    const point = points.get(o.netns);
+    const prev = j.obs[i - 1];
+    const encap = encapOf(o);
+    const hop: Hop = {
+      index: firstIndex + i, leg: leg.id,
+      role: point?.role ?? 'pod', name: point?.name ?? o.netns, where: point ? whereLabel(point) : o.netns, netns: o.netns,
+      interface: point ? learnerInterface(point, o.ifname) : o.ifname, ifname: o.ifname, direction: o.dir,
+      tUs: Number((o.ts - t0) / 1000n), ts: o.ts,
+      proto: o.inner.tcp ? 'tcp' : o.inner.udp ? 'udp' : String(o.inner.proto),
+      src: srcOf(o.inner), dst: dstOf(o.inner),
+      ...(o.inner.tcp ? { flags: tcpFlagNames(o.inner.tcp.flags) } : {}),
+      length: o.inner.tcp?.payload.length ?? o.inner.udp?.payload.length ?? 0,
+      encap, ...(o.vni !== undefined ? { vni: o.vni, outer: { src: srcOf(o.outer), dst: dstOf(o.outer) } } : {}),
+      what: prev ? describeNext(o, prev, point, points) : describeFirst(o.inner, encap),
+      frameIndex: o.frameIndex,
+    };
+    if (prev && point && ROLE_TRAITS[point.role].router && prev.netns === o.netns && prev.dir === 'in' && o.dir === 'out' && o.vni === undefined) {
+      hop.route = { netns: o.netns, src: o.inner.src, dst: o.inner.dst, iif: prev.ifname, oif: o.ifname };
+    }
+    if (i === j.obs.length - 1 && o.dir === 'in') hop.delivered = true;
+    return hop;
+  });
+}
+
+export interface PathGroup {
+  leg: number;
+  /** client->server or server->client. */
+  direction: 'request' | 'reply';
+  packets: number;
+  flags: string[];
+  bytes: number;
+  firstTUs: number;
+  /** The path of the first packet of the group. */
+  hops: Hop[];
+  /** `netns:iface > netns:iface ...` */
+  signature: string;
+}
+
+export interface TraceLeg {
+  id: number;
+  proto: string;
+  client: string;
+  server: string;
+  encap: Encap;
+  origin: string;
+  delivered: string;
+  packets: number;
+  alpn?: string[];
+}
+
+export interface Reconstruction {
+  t0: bigint;
+  legs: TraceLeg[];
+  /** The first packet of each connection of the request, hop by hop. */
+  hops: Hop[];
+  /** Every other packet of those connections, grouped by the path it took. */
+  later: PathGroup[];
+  /** Connections seen that are not part of the request (DNS lookups, ...). */
+  other: TraceLeg[];
+}
+
+function traceLeg(l: Leg, points: Map<string, ObservationPoint>): TraceLeg {
+  const label = (ns: string): string => { const p = points.get(ns); return p ? whereLabel(p) : ns; };
+  let alpn: string[] | undefined;
+  for (const j of l.journeys) {
+    const a = j.obs[0].inner.tcp && tlsClientHelloAlpn(j.obs[0].inner.tcp.payload);
+    if (a) { alpn = a; break; }
+  }
+  return {
+    id: l.id, proto: l.proto, client: l.client, server: l.server, encap: l.encap,
+    origin: label(l.originNetns), delivered: label(l.deliveredNetns), packets: l.journeys.length, ...(alpn ? { alpn } : {}),
+  };
+}
+
+export function reconstruct(observations: Observation[], pointList: ObservationPoint[], srcNetns: string, dport?: number): Reconstruction {
+  const points = new Map(pointList.map((p) => [p.netns, p]));
+  const journeys = buildJourneys(observations);
+  const legs = buildLegs(journeys);
+  const chain = chainLegs(legs, points, srcNetns, dport);
+  const t0 = chain.length ? startTs(chain[0]) : journeys[0]?.obs[0].ts ?? 0n;
+  const hops: Hop[] = [];
+  const later: PathGroup[] = [];
+  for (const leg of chain) {
+    hops.push(...journeyHops(leg.syn!, leg, points, t0, hops.length + 1));
+    const groups = new Map<string, PathGroup>();
+    for (const j of leg.journeys) {
+      if (j === leg.syn) continue;
+      const first = j.obs[0].inner;
+      const direction = srcOf(first) === leg.client ? 'request' : 'reply';
+      const signature = j.obs.map((o) => `${o.netns}:${o.ifname}:${o.vni ?? ''}`).join('>');
+      const k = `${direction}|${signature}`;
+      let g = groups.get(k);
+      if (!g) {
+        g = { leg: leg.id, direction, packets: 0, flags: [], bytes: 0, firstTUs: Number((j.obs[0].ts - t0) / 1000n), hops: journeyHops(j, leg, points, t0, 1), signature };
+        groups.set(k, g);
+      }
+      g.packets++;
+      g.bytes += first.tcp?.payload.length ?? first.udp?.payload.length ?? 0;
+      const f = first.tcp ? tcpFlagNames(first.tcp.flags) : first.proto === 17 ? 'UDP' : String(first.proto);
+      if (!g.flags.includes(f)) g.flags.push(f);
+    }
+    later.push(...groups.values());
+  }
+  later.sort((a, b) => a.firstTUs - b.firstTUs);
+  return {
+    t0,
+    legs: chain.map((l) => traceLeg(l, points)),
+    hops, later,
+    other: legs.filter((l) => !chain.includes(l)).map((l) => traceLeg(l, points)),
+  };
+}

@@ -1,0 +1,54 @@
+// The hop table a learner reads in the terminal.
+import type { ReportHop, ReportPath, TraceReport } from './report.js';
+
+const pad = (s: string, n: number): string => (s.length >= n ? `${s} ` : s.padEnd(n));
+
+function legTitle(r: TraceReport, legId: number): string {
+  const l = r.legs.find((x) => x.id === legId);
+  if (!l) return `connection ${legId}`;
+  const kind = l.encap === 'hbone' ? `HBONE, mTLS${l.alpn ? ` ALPN ${l.alpn.join(',')}` : ''}` : 'plain TCP';
+  return `connection ${l.id}: ${l.client} -> ${l.server} (${kind}), opened by ${l.origin}, taken in by ${l.delivered}`;
+}
+
+export function renderHopTable(r: TraceReport): string {
+  const lines: string[] = [];
+  lines.push(`trace: ${r.source.pod} (${r.source.ip}) -> ${r.target}: ${r.request.summary} in ${r.request.durationMs} ms`);
+  if (!r.hops.length) {
+    lines.push('', 'no packet of the request was captured (did the request leave the pod?)');
+    return lines.concat(r.notes.map((n) => `note: ${n}`)).join('\n') + '\n';
+  }
+  const w = Math.max(6, ...r.hops.map((h) => h.where.length)) + 2;
+  const iw = Math.max(10, ...r.hops.map((h) => h.interface.length)) + 2;
+  const indent = ' '.repeat(4 + w + iw);
+  let leg = 0;
+  lines.push('', ` #  ${pad('where', w)}${pad('interface', iw)}what was seen`);
+  for (const h of r.hops) {
+    if (h.leg !== leg) {
+      leg = h.leg;
+      lines.push(`    -- ${legTitle(r, leg)}`);
+    }
+    lines.push(`${String(h.index).padStart(2)}  ${pad(h.where, w)}${pad(h.interface, iw)}${h.what}`);
+    if (h.reason) lines.push(`${indent}why: ${h.reason}`);
+  }
+  if (r.later.length) {
+    lines.push('', 'Later packets of the same connections, by the path they took:');
+    for (const g of r.later) lines.push(...renderPath(g));
+  }
+  if (r.other.length) {
+    lines.push('', `Other traffic during the trace: ${r.other.map((l) => `${l.proto} ${l.client} -> ${l.server} (${l.packets} pkts)`).join('; ')}`);
+  }
+  if (r.files) {
+    lines.push('', `Captures in ${r.files.dir}: ${r.files.perHop.length} per-hop pcaps${r.files.merged ? `, merged ${r.files.merged}` : ''}${r.files.keyLog ? `, TLS keys ${r.files.keyLog}` : ''}`);
+  }
+  for (const n of r.notes) lines.push(`note: ${n}`);
+  return lines.join('\n') + '\n';
+}
+
+function stop(h: ReportHop): string {
+  return `${h.where} ${h.interface}${h.encap === 'geneve' ? ` [Geneve VNI ${h.vni}]` : ''}${h.reason ? ` [${h.reason}]` : ''}`;
+}
+
+function renderPath(g: ReportPath): string[] {
+  const head = `  conn ${g.leg} ${g.direction === 'request' ? 'request' : 'reply  '}  ${g.flags.join(' ')}: ${g.packets} packet${g.packets === 1 ? '' : 's'}${g.bytes ? `, ${g.bytes} bytes` : ''}`;
+  return [head, ...g.hops.map((h, i) => `      ${i === 0 ? '  ' : '> '}${stop(h)}`)];
+}

@@ -1,0 +1,165 @@
+// `lab trace` end to end: snapshot rule counters, capture in every namespace of the lab,
+// make the one request, stop, reconstruct the hops, explain them, and write the captures.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { LabPlan, PlannedPod } from '../topology/address-plan.js';
+import { netnsExists } from '../host/netns.js';
+import { startCaptures } from './capture.js';
+import { observationsFrom, reconstruct, type Hop, type NetnsFrames, type RouteQuery } from './hops.js';
+import { readCaptureFile, writePcap, writePcapng, type PcapngInterface } from './pcap.js';
+import {
+  describeDelivery, describeRoute, explainRoute, movedRules, rulesForHop, ruleText, snapshotCounters,
+  type IpRule, type MovedRule, type RouteExplanation,
+} from './reasons.js';
+import { makeRequest, type RequestTarget } from './request.js';
+import { learnerInterface, observationPoints, whereLabel, type ObservationPoint } from './roles.js';
+import type { ReportHop, TraceReport } from './report.js';
+import { copyKeyLog, keyLogFiles } from './keylog.js';
+
+export interface TraceOptions {
+  plan: LabPlan;
+  source: PlannedPod;
+  target: RequestTarget;
+  /** Keep per-hop pcaps, a merged pcapng and keys.log here. */
+  outDir?: string;
+  /** How long to keep capturing after the request returns. */
+  settleMs?: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The DNAT rule that rewrote a packet's destination to `dst`, if one moved. */
+function natReason(hop: Hop, moved: MovedRule[]): string | undefined {
+  if (!hop.what.includes('DNAT')) return undefined;
+  const r = moved.find((m) => m.table === 'nat' && m.spec.includes(`--to-destination ${hop.dst}`));
+  return r ? `kube-proxy DNAT (nat ${r.chain})` : 'DNAT';
+}
+
+export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
+  const { plan, source, target } = opts;
+  const points = observationPoints(plan).filter((p) => netnsExists(p.netns));
+  const byNetns = new Map(points.map((p) => [p.netns, p]));
+  const netnsList = points.map((p) => p.netns);
+  const work = mkdtempSync(join(tmpdir(), 'lab-trace-'));
+  const startedAt = new Date().toISOString();
+  try {
+    const before = await snapshotCounters(netnsList);
+    const running = await startCaptures(netnsList, work);
+    let request;
+    try {
+      request = await makeRequest(source.netns, target);
+      await sleep(opts.settleMs ?? 400);
+    } finally {
+      await running.stop();
+    }
+    const after = await snapshotCounters(netnsList);
+    const moved = new Map(netnsList.map((ns) => [ns, movedRules(before.get(ns) ?? [], after.get(ns) ?? [])]));
+
+    const captures: NetnsFrames[] = running.captures.map((c) => ({
+      netns: c.netns, interfaces: c.interfaces, frames: readCaptureFile(new Uint8Array(readFileSync(c.file))).frames,
+    }));
+    const rec = reconstruct(observationsFrom(captures), points, source.netns, target.port);
+
+    const ruleCache = new Map<string, IpRule[]>();
+    const routeCache = new Map<string, Promise<RouteExplanation | undefined>>();
+    const explain = async (h: Hop): Promise<ReportHop> => {
+      const m = moved.get(h.netns) ?? [];
+      const point = byNetns.get(h.netns);
+      const why: string[] = [];
+      const nat = natReason(h, m);
+      if (nat) why.push(nat);
+      if (h.route) {
+        const q: RouteQuery = h.route;
+        const k = `${q.netns}|${q.src}|${q.dst}|${q.iif}|${q.oif}`;
+        if (!routeCache.has(k)) routeCache.set(k, explainRoute(q, m, ruleCache));
+        const e = await routeCache.get(k)!;
+        if (e) why.push(describeRoute(e, (real) => (point ? learnerInterface(point, real) : real)));
+      }
+      if (h.delivered) {
+        const d = describeDelivery(h, m);
+        if (d) why.push(d);
+      }
+      const rules = rulesForHop(h, m).map((r) => `${ruleText(r)} (+${r.delta})`);
+      const { ts: _ts, route: _route, ...rest } = h;
+      return { ...rest, ...(why.length ? { reason: why.join('; ') } : {}), ...(rules.length ? { rules } : {}) };
+    };
+
+    const report: TraceReport = {
+      lab: plan.lab,
+      source: { pod: source.key, ip: source.ip, netns: source.netns },
+      target: target.text,
+      request,
+      startedAt,
+      legs: rec.legs,
+      hops: await Promise.all(rec.hops.map(explain)),
+      later: await Promise.all(rec.later.map(async (g) => ({ ...g, hops: await Promise.all(g.hops.map(explain)) }))),
+      other: rec.other,
+      counters: points.map((p) => ({ netns: p.netns, where: whereLabel(p), rules: moved.get(p.netns) ?? [] })).filter((c) => c.rules.length),
+      notes: [],
+    };
+    if (plan.nodes.length && keyLogFiles(plan).configured.length === 0 && points.some((p) => p.role === 'ztunnel')) {
+      report.notes.push('the ztunnels log no TLS keys (no keyLogFile in their config), so HBONE stays encrypted in the captures');
+    }
+    if (opts.outDir) {
+      report.files = writeCaptures(plan, opts.outDir, captures, byNetns, rec.hops);
+      writeFileSync(join(opts.outDir, 'trace.json'), JSON.stringify(report, null, 2));
+    }
+    return report;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+const fileSafe = (s: string): string => s.replace(/[^A-Za-z0-9_.-]+/g, '-');
+
+/** Per-(netns, interface) pcaps, one merged pcapng with named interfaces and hop comments, and keys.log. */
+function writeCaptures(plan: LabPlan, dir: string, captures: NetnsFrames[], points: Map<string, ObservationPoint>, hops: Hop[]): NonNullable<TraceReport['files']> {
+  mkdirSync(dir, { recursive: true });
+  const firstHop = new Map<string, number>();
+  for (const h of hops) if (!firstHop.has(`${h.netns}|${h.ifname}`)) firstHop.set(`${h.netns}|${h.ifname}`, h.index);
+  const hopOfFrame = new Map<string, Hop>();
+  for (const h of hops) hopOfFrame.set(`${h.netns}|${h.frameIndex}`, h);
+
+  const interfaces: PcapngInterface[] = [];
+  const ifaceId = new Map<string, number>();
+  const merged: Parameters<typeof writePcapng>[1] = [];
+  const perIface = new Map<string, { linktype: number; frames: { ts: bigint; data: Uint8Array; origLen: number }[] }>();
+  for (const c of captures) {
+    const point = points.get(c.netns);
+    c.frames.forEach((f, i) => {
+      // SLL2 keeps the interface index at bytes 4..7 (big-endian).
+      const ifindex = f.linktype === 276 && f.data.length >= 8 ? new DataView(f.data.buffer, f.data.byteOffset).getUint32(4) : -1;
+      const ifname = c.interfaces.get(ifindex) ?? 'any';
+      const key = `${c.netns}|${ifname}`;
+      let id = ifaceId.get(key);
+      if (id === undefined) {
+        id = interfaces.length;
+        ifaceId.set(key, id);
+        const learner = point ? learnerInterface(point, ifname) : ifname;
+        interfaces.push({ linktype: f.linktype, name: `${point ? whereLabel(point).replace(' ', ':') : c.netns}:${learner}`, description: `${c.netns} ${ifname}` });
+      }
+      const hop = hopOfFrame.get(`${c.netns}|${i}`);
+      merged.push({ ts: f.ts, data: f.data, origLen: f.origLen, interfaceId: id, ...(hop ? { comment: `hop ${hop.index}: ${hop.where} ${hop.interface}` } : {}) });
+      const g = perIface.get(key) ?? { linktype: f.linktype, frames: [] };
+      g.frames.push(f);
+      perIface.set(key, g);
+    });
+  }
+  merged.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+  const perHop: string[] = [];
+  const keys = [...perIface.keys()].sort((a, b) => (firstHop.get(a) ?? 999) - (firstHop.get(b) ?? 999));
+  for (const key of keys) {
+    const [netns, ifname] = key.split('|');
+    const point = points.get(netns);
+    const n = firstHop.get(key);
+    const name = `${n !== undefined ? String(n).padStart(2, '0') : 'xx'}-${fileSafe(point ? whereLabel(point) : netns)}-${fileSafe(point ? learnerInterface(point, ifname) : ifname)}.pcap`;
+    const g = perIface.get(key)!;
+    writeFileSync(join(dir, name), writePcap(g.linktype, g.frames));
+    perHop.push(name);
+  }
+  const mergedFile = join(dir, 'merged.pcapng');
+  writeFileSync(mergedFile, writePcapng(interfaces, merged));
+  const keyLog = copyKeyLog(plan, dir);
+  return { dir, merged: 'merged.pcapng', perHop, ...(keyLog ? { keyLog: 'keys.log' } : {}) };
+}
