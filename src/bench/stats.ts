@@ -70,3 +70,24 @@ export function linearFit(points: ReadonlyArray<{ x: number; y: number }>): { sl
   const r2 = syy === 0 ? 1 : (sxy * sxy) / (sxx * syy);
   return { slope, intercept, r2 };
 }
+
+/**
+ * Least squares for y = base + perNode * nodes + perPod * pods, so `lab up` growth can be
+ * split between what a node costs (its netns, rules, ztunnel) and what a pod costs.
+ * Undefined when the points cannot separate the two (fewer than 3, or nodes and pods in
+ * a fixed proportion).
+ */
+export function fitNodesPods(points: ReadonlyArray<{ nodes: number; pods: number; y: number }>): { base: number; perNode: number; perPod: number } | undefined {
+  if (points.length < 3) return undefined;
+  // Normal equations A^T A beta = A^T y with A = [1, nodes, pods], solved by Cramer's rule.
+  const rows = points.map((p) => [1, p.nodes, p.pods]);
+  const ata = [0, 1, 2].map((i) => [0, 1, 2].map((j) => rows.reduce((a, r) => a + r[i] * r[j], 0)));
+  const aty = [0, 1, 2].map((i) => rows.reduce((a, r, k) => a + r[i] * points[k].y, 0));
+  const det = (m: number[][]) =>
+    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+  const d = det(ata);
+  const scale = Math.max(...ata.flat().map(Math.abs));
+  if (Math.abs(d) < 1e-9 * scale ** 3) return undefined;
+  const solve = (col: number) => det(ata.map((r, i) => r.map((v, j) => (j === col ? aty[i] : v)))) / d;
+  return { base: solve(0), perNode: solve(1), perPod: solve(2) };
+}

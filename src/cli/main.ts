@@ -9,6 +9,7 @@ import { statusCommand } from './status.js';
 import { execCommand } from './exec.js';
 import { logsCommand } from './logs.js';
 import { doctorCommand } from './doctor.js';
+import { ztunnelCommand } from './ztunnel.js';
 import { captureCommand } from './capture.js';
 import { traceCommand } from './trace.js';
 import { graphCommand } from './graph.js';
@@ -43,6 +44,7 @@ await yargs(hideBin(process.argv))
   .command(execCommand as never)
   .command(logsCommand as never)
   .command(doctorCommand as never)
+  .command(ztunnelCommand as never)
   .command(captureCommand as never)
   .command(traceCommand as never)
   .command(graphCommand as never)

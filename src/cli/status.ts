@@ -11,7 +11,7 @@ export async function labStatus(lab: string) {
   const procs = state.processes.map((p) => {
     const alive = isAlive(p.pid) && processOwner(p.pid)?.startsWith(`${lab}:`) === true;
     const ready = existsSync(`${labStateDir(lab)}/ready/${p.id.replace(/^pod\//, '').replace(/\//g, '.')}`);
-    return { id: p.id, role: p.role, pid: p.pid, pod: p.pod, node: p.node, alive, ready: alive && ready, log: p.log };
+    return { id: p.id, role: p.role, pid: p.pid, pod: p.pod, node: p.node, alive, ready: alive && ready, restarts: p.restarts ?? 0, log: p.log };
   });
   const healthy = state.phase === 'up' && procs.every((p) => p.alive);
   return {
@@ -40,14 +40,14 @@ export const statusCommand = {
     if (!all.length) return void process.stdout.write('no lab is up\n');
     for (const s of all) {
       if (!('nodes' in s)) { process.stdout.write(`lab ${s.lab}: ${s.phase} (${'error' in s ? s.error : ''})\n`); continue; }
-      const out = [`lab ${s.lab}: ${s.phase}, ${s.healthy ? 'healthy' : 'UNHEALTHY'}, Geneve ${s.tunnel ?? '?'} (${s.file})`, ''];
+      const out = [`lab ${s.lab}: ${s.phase}, ${s.healthy ? 'healthy' : 'UNHEALTHY'}, ${s.tunnel ? `Geneve ${s.tunnel}` : 'no mesh'} (${s.file})`, ''];
       out.push(table(['node', 'eth0', 'pod cidr', 'netns'], s.nodes.map((n) => [n.name, n.ip, n.podCidr, n.netns])), '');
       out.push(table(['pod', 'node', 'ip', 'mode', 'app', 'pids'], s.pods.map((p) => [
         p.name, p.node, p.ip, p.role === 'workload' ? p.mode : p.role, p.app ?? '',
         p.processes.map((x) => `${x.pid}${x.alive ? '' : ' (dead)'}`).join(','),
       ])), '');
       const infra = s.processes.filter((p) => !p.pod || p.role !== 'app');
-      if (infra.length) out.push(table(['process', 'pid', 'state'], infra.map((p) => [p.id, p.pid, p.alive ? (p.ready ? 'ready' : 'running') : 'DEAD'])), '');
+      if (infra.length) out.push(table(['process', 'pid', 'state', 'restarts'], infra.map((p) => [p.id, p.pid, p.alive ? (p.ready ? 'ready' : 'running') : 'DEAD', p.restarts])), '');
       out.push(table(['service', 'cluster ip', 'ports', 'endpoints'], s.services.map((v) => [
         v.name, v.vip, v.ports.map((p) => `${p.port}->${p.targetPort}/${p.protocol}`).join(','), v.endpoints.map((e) => e.ip).join(','),
       ])), '');

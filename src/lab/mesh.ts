@@ -108,13 +108,18 @@ export function planMesh(plan: LabPlan, build: LabBuild, tunnel: TunnelKind, pat
   }
 }
 
+export const keyLogPath = (stateDir: string, node: string): string => `${stateDir}/keylog/ztunnel-${node}.keys`;
+
 /** Files the mesh needs before its processes start: the CA and each ztunnel's config. */
 export async function writeMeshFiles(plan: LabPlan, stateDir: string): Promise<string> {
   const caDir = `${stateDir}/ca`;
   await createLabCa(caDir);
   mkdirSync(`${stateDir}/ztunnel`, { recursive: true });
+  mkdirSync(`${stateDir}/keylog`, { recursive: true });
   for (const node of plan.nodes) {
-    const cfg = ztunnelConfigFromPlan(plan, node.name, { caDir });
+    // A lab is for looking inside: every ztunnel logs its TLS secrets so `lab trace` and
+    // Wireshark can decrypt HBONE. Never do this on a real mesh.
+    const cfg = ztunnelConfigFromPlan(plan, node.name, { caDir, keyLogFile: keyLogPath(stateDir, node.name) });
     writeFileSync(`${stateDir}/ztunnel/${node.name}.json`, JSON.stringify(cfg, null, 2));
   }
   return caDir;

@@ -148,6 +148,14 @@ export function upSteps(ctx: UpContext): UpStep[] {
           return spec.readyFile ? [{ readyFile: spec.readyFile, pid: rec.pid, log: spec.log, id: spec.id }] : [];
         });
         await waitReady(waits);
+        if (!ctx.noMesh) {
+          writeFileSync(`${ctx.stateDir}/build.json`, JSON.stringify(build, null, 2));
+          ctx.state.processes.push(startProcess(plan.lab, {
+            id: 'supervisor', role: 'supervisor', netns: plan.underlay.netns,
+            argv: [process.execPath, `${distDir()}/lab/supervisor.js`, '--lab', plan.lab],
+            log: `${ctx.stateDir}/logs/supervisor.log.stdout`,
+          }));
+        }
         ctx.state.phase = 'up';
         ctx.state.timings = ctx.timings;
         writeState(ctx.state);

@@ -28,7 +28,7 @@ export interface FileSpec {
 export interface ProcessSpec {
   /** Unique within the lab, e.g. `pod/default/httpbin`, `ztunnel/node-a`. */
   id: string;
-  role: 'app' | 'dns' | 'ztunnel' | 'geneve' | 'waypoint' | 'sidecar';
+  role: 'app' | 'dns' | 'ztunnel' | 'geneve' | 'waypoint' | 'sidecar' | 'supervisor';
   netns: string;
   pod?: string;
   node?: string;

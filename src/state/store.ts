@@ -16,6 +16,8 @@ export interface ProcessRecord {
   log: string;
   argv: string[];
   startedAt: string;
+  /** Times the supervisor restarted it. */
+  restarts?: number;
 }
 
 export interface LabState {

@@ -60,8 +60,9 @@ export async function startCaptures(netnsList: string[], dir: string, opts: { fi
   try {
     await Promise.all(netnsList.map(async (netns) => {
       const file = join(dir, `${netns}.pcap`);
-      // -U: write each packet as it arrives, so a SIGINT never loses the tail of the trace.
-      const p = spawn('ip', tcpdumpArgs(netns, 'any', ['-n', '-U', '-s', '262144', '--time-stamp-precision=nano', '-w', file, ...(opts.filter ?? [])]), { stdio: ['ignore', 'ignore', 'pipe'] });
+      // --immediate-mode and -U: each packet is handed over and written as it arrives; with the
+      // default TPACKET_V3 buffering a SIGINT within the block timeout loses the whole trace.
+      const p = spawn('ip', tcpdumpArgs(netns, 'any', ['-n', '-U', '--immediate-mode', '-s', '262144', '--time-stamp-precision=nano', '-w', file, ...(opts.filter ?? [])]), { stdio: ['ignore', 'ignore', 'pipe'] });
       procs.push(p);
       await waitListening(p, netns, opts.timeoutMs ?? 10_000);
       captures.push({ netns, file, interfaces: await interfaceIndexes(netns) });

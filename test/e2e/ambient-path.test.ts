@@ -108,6 +108,28 @@ t.test('ztunnel config dump has the seed talk\'s workload fields', async (t) => 
   t.equal(w?.protocol, 'HBONE');
 });
 
+t.test('lab ztunnel config shows the workloads', async (t) => {
+  const r = lab(['ztunnel', 'config', 'node-b', '--lab', NAME, '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const httpbin = Object.values(JSON.parse(r.stdout).workloads).find((w: any) => w.name === 'httpbin') as any;
+  t.match(httpbin, { workloadIp: podIp(s, 'default/httpbin'), protocol: 'HBONE', node: 'node-b', serviceAccount: 'httpbin', clusterId: 'Kubernetes' });
+});
+
+t.test('a ztunnel that dies is noticed and restarted; traffic flows again', async (t) => {
+  const pidOf = () => JSON.parse(lab(['status', '--lab', NAME, '--json']).stdout).processes.find((p: any) => p.id === 'ztunnel/node-a');
+  const before = pidOf();
+  process.kill(before.pid, 'SIGKILL');
+  let after = pidOf();
+  for (let i = 0; i < 100 && (after.pid === before.pid || !after.ready); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    after = pidOf();
+  }
+  t.not(after.pid, before.pid, 'a new ztunnel process runs');
+  t.equal(after.restarts, 1, 'status counts the restart');
+  const r = curlIn(NAME, 'sleep', 'http://httpbin:8000/ip');
+  t.same(JSON.parse(r.stdout || '{}'), { origin: podIp(s, 'default/sleep') }, 'requests work through the new ztunnel');
+});
+
 t.test('lab down removes everything', async (t) => {
   t.equal(lab(['down', NAME]).code, 0);
   t.same(leftovers(NAME), []);

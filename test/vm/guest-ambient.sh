@@ -13,6 +13,9 @@ REPO=${LAB_REPO:-$PWD}
 LAB="node $REPO/dist/cli/main.js"
 NAME=vmk
 NODE_A=al-$NAME-node-node-a
+# Under TCG a ztunnel needs ~17-20 s from spawn to ready (measured), past lab up's
+# built-in 15 s readiness wait; this asks for more. (Read by lab up once it supports it.)
+export AMBIENT_LAB_READY_TIMEOUT_MS=${AMBIENT_LAB_READY_TIMEOUT_MS:-180000}
 failed=0
 fail() { echo "FAILED: $*"; failed=$((failed + 1)); }
 now() { date +%s.%N; }

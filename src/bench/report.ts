@@ -1,0 +1,36 @@
+// The shape of one bench run, as written to bench/results/<date>-<host>.json and as
+// rendered to the terminal.
+import type { MachineFacts } from './machine.js';
+import type { LifecycleFigures } from './lifecycle.js';
+import type { LabFigures } from './datapath.js';
+import type { DatapathOptions } from './datapath.js';
+
+export interface Growth {
+  variant: 'no-mesh' | 'mesh';
+  /** From the `lab up` wall-time medians of every lifecycle case. */
+  baseMs: number;
+  perNodeMs: number;
+  perPodMs: number;
+  /** 20x10 (or the largest case) over the case half its size: 2.0 is linear. */
+  doublingRatio?: number;
+}
+
+export interface BenchReport {
+  version: 1;
+  date: string;
+  quick: boolean;
+  machine: MachineFacts;
+  options: { datapath: DatapathOptions; lifecycleReps: Record<string, number> };
+  lifecycle: LifecycleFigures[];
+  growth: Growth[];
+  datapath: { baseline?: LabFigures; mesh?: LabFigures; meshError?: string; baselineError?: string };
+  targets: TargetRow[];
+  durationS: number;
+}
+
+export interface TargetRow {
+  target: string;
+  measured: string;
+  /** undefined: not measurable in this run (e.g. the mesh did not come up). */
+  met?: boolean;
+}

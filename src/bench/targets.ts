@@ -1,0 +1,91 @@
+// The project's performance targets, checked against one bench run. Pure.
+import type { BenchReport, TargetRow, Growth } from './report.js';
+import type { LabFigures, PathName } from './datapath.js';
+import type { LifecycleFigures } from './lifecycle.js';
+import { fmtMs, fmtMiB } from './format-units.js';
+
+export const TARGETS = {
+  demoUpMs: 2000,
+  demoDownMs: 1000,
+  bigUpMs: 20_000,
+  /** 20x10 over 10x10: twice the pods and nodes should cost at most this factor. */
+  linearDoublingMax: 2.2,
+  addedP50Ms: 1.5,
+  throughputShare: 0.25,
+  ztunnelIdleMiB: 80,
+} as const;
+
+const NA_MESH = 'n/a: mesh not available';
+
+function pathOf(l: LabFigures | undefined, p: PathName) {
+  return l?.paths.find((x) => x.path === p);
+}
+
+export function evaluateTargets(r: Pick<BenchReport, 'lifecycle' | 'growth' | 'datapath'>): TargetRow[] {
+  const rows: TargetRow[] = [];
+  const demo = r.lifecycle.find((c) => c.label === 'demo');
+  const big = r.lifecycle.find((c) => c.label === '20x10');
+  const lt = (v: number | undefined, limit: number, fmt: (n: number) => string): Omit<TargetRow, 'target'> =>
+    v === undefined || !Number.isFinite(v) ? { measured: NA_MESH } : { measured: fmt(v), met: v < limit };
+
+  rows.push({ target: `demo lab up (mesh) < ${fmtMs(TARGETS.demoUpMs)}`, ...lt(demo?.mesh?.upWallMs.median, TARGETS.demoUpMs, fmtMs) });
+  rows.push({ target: `demo lab down (mesh) < ${fmtMs(TARGETS.demoDownMs)}`, ...lt(demo?.mesh?.downWallMs.median, TARGETS.demoDownMs, fmtMs) });
+  rows.push(bigUpRow(big, r.growth.find((g) => g.variant === 'mesh')));
+
+  const base = r.datapath.baseline;
+  const mesh = r.datapath.mesh;
+  const bCross = pathOf(base, 'cross-node');
+  const mCross = pathOf(mesh, 'cross-node');
+  if (bCross && mCross) {
+    const added = mCross.newConnection.p50.median - bCross.newConnection.p50.median;
+    rows.push({
+      target: `ambient cross-node new-connection p50 added < ${TARGETS.addedP50Ms} ms`,
+      measured: `+${added.toFixed(2)} ms (${mCross.newConnection.p50.median.toFixed(2)} vs ${bCross.newConnection.p50.median.toFixed(2)} ms)`,
+      met: added < TARGETS.addedP50Ms,
+    });
+  } else rows.push({ target: `ambient cross-node new-connection p50 added < ${TARGETS.addedP50Ms} ms`, measured: NA_MESH });
+
+  for (const p of ['cross-node', 'same-node'] as const) {
+    const b = pathOf(base, p);
+    const m = pathOf(mesh, p);
+    const target = `ambient ${p} throughput >= ${TARGETS.throughputShare * 100}% of baseline`;
+    if (!b || !m) {
+      rows.push({ target, measured: NA_MESH });
+      continue;
+    }
+    const share = m.bulk.mbitPerS.median / b.bulk.mbitPerS.median;
+    rows.push({ target, measured: `${(share * 100).toFixed(1)}% (${Math.round(m.bulk.mbitPerS.median)} vs ${Math.round(b.bulk.mbitPerS.median)} Mbit/s)`, met: share >= TARGETS.throughputShare });
+  }
+
+  for (const p of ['cross-node', 'same-node'] as const) {
+    const m = pathOf(mesh, p);
+    const target = `ambient ${p}: 50 concurrent connections, no errors`;
+    if (!m) rows.push({ target, measured: NA_MESH });
+    else {
+      const c = m.concurrent;
+      const ok = c.errors === 0 && c.droppedEarly === 0 && c.maxOpen >= c.connections;
+      rows.push({ target, measured: `${c.maxOpen} open, ${c.errors} errors, ${c.droppedEarly} dropped, ${Math.round(c.rps)} req/s`, met: ok });
+    }
+  }
+
+  const zt = mesh?.memory.processes.filter((p) => p.role === 'ztunnel' && p.idleKb !== undefined) ?? [];
+  if (zt.length) {
+    const worst = Math.max(...zt.map((p) => p.idleKb!));
+    rows.push({ target: `ztunnel RSS idle < ${TARGETS.ztunnelIdleMiB} MB`, measured: `${fmtMiB(worst)} (largest of ${zt.length})`, met: worst / 1024 < TARGETS.ztunnelIdleMiB });
+  } else rows.push({ target: `ztunnel RSS idle < ${TARGETS.ztunnelIdleMiB} MB`, measured: NA_MESH });
+  return rows;
+}
+
+function bigUpRow(big: LifecycleFigures | undefined, growth: Growth | undefined): TargetRow {
+  const target = `20x10 lab up (mesh) < ${fmtMs(TARGETS.bigUpMs)}, linear growth`;
+  if (!big) return { target, measured: 'n/a: not run (--quick)' };
+  if (!big.mesh) return { target, measured: NA_MESH };
+  const t = big.mesh.upWallMs.median;
+  const ratio = growth?.doublingRatio;
+  const linear = ratio === undefined || ratio <= TARGETS.linearDoublingMax;
+  return {
+    target,
+    measured: `${fmtMs(t)}${ratio === undefined ? '' : `, x${ratio.toFixed(2)} for 2x size`}`,
+    met: t < TARGETS.bigUpMs && linear,
+  };
+}
