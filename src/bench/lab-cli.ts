@@ -1,8 +1,9 @@
 // The bench drives the lab exactly as a user does: the compiled CLI as a child process,
 // timed by wall clock. Every lab it brings up is remembered until it is brought down, so
 // an error or Ctrl-C still removes it (`downAllSync`).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -15,10 +16,14 @@ export interface CliRun {
   wallMs: number;
 }
 
+/** CLI children still running: on Ctrl-C they get the signal too, and we let them finish first. */
+const inflight = new Set<ChildProcess>();
+
 export function runCli(args: string[], timeoutMs = 180_000): Promise<CliRun> {
   return new Promise((resolvePromise, reject) => {
     const t0 = performance.now();
     const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    inflight.add(child);
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -27,6 +32,7 @@ export function runCli(args: string[], timeoutMs = 180_000): Promise<CliRun> {
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
+      inflight.delete(child);
       resolvePromise({ code: code ?? -1, stdout, stderr, wallMs: performance.now() - t0 });
     });
   });
@@ -77,8 +83,16 @@ export async function labStatus(name: string): Promise<{ tunnel?: string; health
   return JSON.parse(r.stdout);
 }
 
-/** For signal handlers and the last `finally`: synchronous, best effort, only our labs. */
-export function downAllSync(): string[] {
+/**
+ * For signal handlers: waits (synchronously, up to `waitMs`) for CLI children to finish
+ * handling the same signal (an interrupted `lab up` removes its half-built lab itself),
+ * then runs `lab down` for every lab still ours. Best effort, only our labs.
+ */
+export function downAllSync(waitMs = 20_000): string[] {
+  const deadline = Date.now() + waitMs;
+  while ([...inflight].some((c) => c.exitCode === null && c.signalCode === null && isRunning(c.pid)) && Date.now() < deadline) {
+    spawnSync('sleep', ['0.1']);
+  }
   const removed: string[] = [];
   for (const name of [...active]) {
     spawnSync(process.execPath, [CLI, 'down', name], { cwd: REPO, stdio: 'ignore', timeout: 60_000 });
@@ -89,3 +103,13 @@ export function downAllSync(): string[] {
 }
 
 export const activeLabs = (): string[] => [...active];
+
+/** Alive and not a zombie (while we block, nobody reaps our exited children). */
+function isRunning(pid: number | undefined): boolean {
+  if (!pid) return false;
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}

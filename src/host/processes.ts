@@ -72,7 +72,9 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Waits for every ready file, failing early with the log tail if a process died. */
-export async function waitReady(items: Array<{ readyFile: string; pid: number; log: string; id: string }>, timeoutMs = 15000): Promise<void> {
+/** AMBIENT_LAB_READY_TIMEOUT_MS raises the wait on slow machines (the emulated kernel-Geneve VM test). */
+export async function waitReady(items: Array<{ readyFile: string; pid: number; log: string; id: string }>,
+  timeoutMs = Number(process.env.AMBIENT_LAB_READY_TIMEOUT_MS) || 15000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let pending = items;
   while (pending.length) {

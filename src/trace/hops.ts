@@ -344,6 +344,8 @@ export function reconstruct(observations: Observation[], pointList: ObservationP
   const journeys = buildJourneys(observations);
   const legs = buildLegs(journeys);
   const chain = chainLegs(legs, points, srcNetns, dport);
+  // Number the request's connections 1..n in path order, everything else after them.
+  [...chain, ...legs.filter((l) => !chain.includes(l))].forEach((l, i) => { l.id = i + 1; });
   const t0 = chain.length ? startTs(chain[0]) : journeys[0]?.obs[0].ts ?? 0n;
   const hops: Hop[] = [];
   const later: PathGroup[] = [];

@@ -94,6 +94,9 @@ export async function startCapture(netns: string, iface: string, file: string, f
     p.stderr!.on('data', (d) => { err += String(d); if (err.includes('listening on')) resolve(); });
     p.once('exit', () => reject(new Error(`tcpdump exited: ${err}`)));
   });
+  // tcpdump prints "listening on" a moment before packets reach its socket (measured here:
+  // packets in the first few hundred ms can be missed), so give it time to settle.
+  await new Promise((r) => setTimeout(r, 700));
   return {
     stop: async () => {
       await new Promise((r) => setTimeout(r, 200));

@@ -1,0 +1,133 @@
+// `npm run bench [-- --json] [-- --quick]`: lab up/down wall time, data-path latency,
+// throughput, concurrency and memory, each next to its no-mesh baseline from the same run;
+// a target table; results in bench/results/<date>-<host>.json. Labs are named bench-* and
+// are always brought down, also on error and Ctrl-C.
+import { parseArgs } from 'node:util';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { REPO, downAllSync, activeLabs } from './lab-cli.js';
+import { scaleTopologyYaml } from './scale-topology.js';
+import { measureLifecycle, type LifecycleCase, type LifecycleFigures } from './lifecycle.js';
+import { measureDatapath, type DatapathOptions } from './datapath.js';
+import { machineFacts } from './machine.js';
+import { computeGrowth } from './growth.js';
+import { evaluateTargets } from './targets.js';
+import { renderReport } from './format.js';
+import type { BenchReport } from './report.js';
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  strict: true,
+  options: {
+    json: { type: 'boolean' },
+    quick: { type: 'boolean' },
+    skip: { type: 'string', multiple: true },
+    'results-dir': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (values.help) {
+  process.stdout.write(`usage: npm run bench -- [--quick] [--json] [--skip lifecycle|scale|datapath|mesh]... [--results-dir DIR]
+  --quick         fewer runs and smaller scale labs (about a minute)
+  --json          print the result as JSON instead of tables (progress stays on stderr)
+  --skip WHAT     leave out a part: lifecycle (all lab up/down figures), scale (the NxM labs),
+                  datapath (latency, throughput, memory), mesh (baseline only)
+  results go to bench/results/<date>-<host>[-quick].json (see bench/README.md)
+`);
+  process.exit(0);
+}
+if (process.getuid?.() !== 0) {
+  process.stderr.write('bench: run as root (it brings labs up): sudo npm run bench\n');
+  process.exit(2);
+}
+
+const quick = !!values.quick;
+const skip = new Set(values.skip ?? []);
+const log = (m: string) => process.stderr.write(`${m}\n`);
+
+const datapathOptions: DatapathOptions = quick
+  ? { latencyRequests: 100, latencyRuns: 2, bulkBytes: 256 * 2 ** 20, bulkMaxSeconds: 3, bulkRuns: 2, connections: 50, concurrentSeconds: 2 }
+  : { latencyRequests: 200, latencyRuns: 3, bulkBytes: 2 ** 30, bulkMaxSeconds: 5, bulkRuns: 3, connections: 50, concurrentSeconds: 3 };
+
+// Two scale labs with the same pods per node and twice the nodes show linearity; the demo
+// adds a point with a different pods-per-node ratio, which separates per-node from per-pod cost.
+const scaleSizes: Array<[number, number, number]> = quick ? [[5, 10, 1], [10, 10, 1]] : [[10, 10, 2], [20, 10, 1]];
+const demoReps = quick ? 3 : 5;
+
+let interrupted = false;
+const onSignal = (sig: NodeJS.Signals) => {
+  if (interrupted) return;
+  interrupted = true;
+  log(`\nbench: ${sig}: removing ${activeLabs().join(', ') || 'no labs'}...`);
+  const removed = downAllSync();
+  log(`bench: removed ${removed.length} lab(s)`);
+  process.exit(130);
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+
+const tmp = mkdtempSync(join(tmpdir(), 'ambient-lab-bench-'));
+const started = performance.now();
+try {
+  const cases: LifecycleCase[] = [];
+  if (!skip.has('lifecycle')) {
+    cases.push({ label: 'demo', file: resolve(REPO, 'topologies/demo.yaml'), nodes: 2, reps: demoReps });
+    if (!skip.has('scale')) {
+      for (const [n, p, reps] of scaleSizes) {
+        const file = join(tmp, `scale-${n}x${p}.yaml`);
+        writeFileSync(file, scaleTopologyYaml(n, p));
+        cases.push({ label: `${n}x${p}`, file, nodes: n, reps });
+      }
+    }
+  }
+  const lifecycle: LifecycleFigures[] = [];
+  for (const c of cases) {
+    log(`lab up/down: ${c.label} x${c.reps} (no mesh${skip.has('mesh') ? '' : ', then mesh'})`);
+    lifecycle.push(await measureLifecycle(c, `bench-${c.label}`, !skip.has('mesh'), log));
+  }
+
+  const datapath: BenchReport['datapath'] = {};
+  if (!skip.has('datapath')) {
+    const file = resolve(REPO, 'bench/topologies/datapath.yaml');
+    datapath.baseline = await measureDatapath(file, 'bench-dp-base', false, datapathOptions, log);
+    if (!skip.has('mesh')) {
+      try {
+        datapath.mesh = await measureDatapath(file, 'bench-dp-mesh', true, datapathOptions, log);
+      } catch (e) {
+        datapath.meshError = (e as Error).message.split('\n').slice(0, 3).join(' ');
+        log(`data path with the mesh: ${datapath.meshError}`);
+      }
+    }
+  }
+
+  const growth = computeGrowth(lifecycle);
+  const report: BenchReport = {
+    version: 1,
+    date: new Date().toISOString(),
+    quick,
+    machine: machineFacts(datapath.mesh?.tunnel),
+    options: { datapath: datapathOptions, lifecycleReps: Object.fromEntries(cases.map((c) => [c.label, c.reps])) },
+    lifecycle,
+    growth,
+    datapath,
+    targets: [],
+    durationS: (performance.now() - started) / 1000,
+  };
+  report.targets = evaluateTargets(report);
+
+  const dir = values['results-dir'] ?? resolve(REPO, 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const out = join(dir, `${report.date.slice(0, 10)}-${report.machine.host}${quick ? '-quick' : ''}.json`);
+  writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
+  if (values.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  else process.stdout.write(renderReport(report) + `\n\nresults: ${out}\n`);
+} catch (e) {
+  log(`bench failed: ${(e as Error).message}`);
+  process.exitCode = 1;
+} finally {
+  // Anything an exception skipped past is still ours to remove.
+  const left = downAllSync(0);
+  if (left.length) log(`bench: removed leftover lab(s) ${left.join(', ')}`);
+  rmSync(tmp, { recursive: true, force: true });
+}

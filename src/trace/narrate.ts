@@ -1,0 +1,48 @@
+// Each hop in plain words, for someone who has never read an iptables rule: what happened
+// to the packet at this point and, where we know, why.
+import type { ReportHop } from './report.js';
+
+const ip = (ep: string): string => ep.replace(/:\d+$/, '');
+const owner = (iface: string): string | undefined => (iface.startsWith('veth-') ? iface.slice(5) : undefined);
+
+export function plainStep(h: ReportHop, prev: ReportHop | undefined, legStart: boolean): string {
+  const pod = h.where.replace(/^(pod|node|ztunnel) /, '');
+  const markMatch = h.reason ? /marked (0x[0-9a-f]+)/.exec(h.reason) : null;
+  const table = h.reason ? /routed by (table \d+|main table)/.exec(h.reason)?.[1] : undefined;
+  if (legStart) {
+    const what = h.flags === 'SYN' ? 'opens a connection (TCP SYN)' : 'sends a packet';
+    if (h.encap === 'hbone') return `${h.where} ${what} to ${h.dst}: HBONE, a mutual-TLS tunnel between ztunnels`;
+    return `${h.role === 'pod' ? pod : h.where} ${what} to ${h.dst}`;
+  }
+  if (h.encap === 'geneve' && prev?.encap !== 'geneve') {
+    return `wrapped in a Geneve tunnel packet (VNI ${h.vni}) addressed to ${ip(h.outer?.dst ?? '')}`;
+  }
+  if (h.encap === 'geneve') return `the tunnel packet (VNI ${h.vni}) arrives in ${h.where}`;
+  if (h.delivered) {
+    const tp = h.reason ? /TPROXY -> (\S+)/.exec(h.reason)?.[1] : undefined;
+    if (tp) return `unwrapped on ${h.interface}; the TPROXY rule hands it to the ztunnel listening on ${tp}`;
+    if (h.reason?.includes('0x4d3')) return 'a later packet of a connection ztunnel took over: delivered straight to ztunnel\'s socket (mark 0x4d3)';
+    if (h.role === 'pod') return `${pod} receives it on its eth0`;
+    return `received by ${h.where} on ${h.interface}`;
+  }
+  const dnat = h.what.includes('DNAT') ? ` kube-proxy swaps the Service address for a pod: now to ${h.dst}.` : '';
+  if (h.role === 'node' && h.direction === 'in') {
+    const o = owner(h.interface);
+    return o ? `it enters ${pod} through ${o === 'ztunnel' ? 'the ztunnel pod' : o}'s veth` : `it enters ${pod} on ${h.interface}`;
+  }
+  if (h.role === 'node' && h.direction === 'out') {
+    const route = markMatch
+      ? `${pod}'s rules mark it ${markMatch[1]}, so it is routed by ${table ?? 'a special table'}`
+      : `${pod} routes it by ${table ?? 'its routing table'}`;
+    const o = owner(h.interface);
+    const to = h.interface === 'istioout' ? 'into the istioout tunnel towards the ztunnel pod'
+      : h.interface === 'istioin' ? 'into the istioin tunnel towards the ztunnel pod'
+        : h.interface === 'eth0' ? 'out of eth0 onto the underlay'
+          : o === 'ztunnel' ? 'straight to the ztunnel pod (no tunnel)'
+            : o ? `to ${o}` : `out of ${h.interface}`;
+    return `${dnat ? `${dnat.trim()} ` : ''}${route} ${to}`;
+  }
+  if (h.role === 'underlay') return h.direction === 'in' ? 'it crosses the underlay (the network between nodes)' : `the underlay bridge delivers it to ${h.interface.replace(/^underlay-/, '')}`;
+  if (h.direction === 'out') return `${h.where} sends it on ${h.interface}`;
+  return `${h.where} receives it on ${h.interface}`;
+}
