@@ -12,6 +12,9 @@ export const fmtMbit = (n: number): string => (!Number.isFinite(n) ? 'n/a' : n >
 export function fmtSpread(s: Spread | undefined, fmt: (n: number) => string): string {
   if (!s || s.n === 0) return 'n/a';
   if (s.n === 1 || s.min === s.max) return fmt(s.median);
+  const parts = [s.median, s.min, s.max].map((v) => /^(.*) (\S+)$/.exec(fmt(v)) ?? [fmt(v), fmt(v), '']);
+  // One unit for the three numbers when they share it: "0.61 (0.55-0.66) ms".
+  if (parts.every((p) => p[2] && p[2] === parts[0][2])) return `${parts[0][1]} (${parts[1][1]}-${parts[2][1]}) ${parts[0][2]}`;
   return `${fmt(s.median)} (${fmt(s.min)}-${fmt(s.max)})`;
 }
 

@@ -2,7 +2,7 @@
 // spends its time, memory and CPU of the data path, and the target table. Pure.
 import { table } from '../cli/output.js';
 import type { BenchReport } from './report.js';
-import type { LabFigures, PathFigures, PathName } from './datapath.js';
+import type { LabFigures, PathFigures, PathName, LatencyFigure } from './datapath.js';
 import { fmtMs, fmtMiB, fmtMbit, fmtSpread, fmtRatio, fmtDeltaMs, fmtMet } from './format-units.js';
 
 const STEPS = ['state', 'netns', 'mesh', 'links', 'rules', 'files', 'processes', 'ready'];
@@ -51,7 +51,7 @@ export function renderDatapath(d: BenchReport['datapath']): string {
   for (const p of ['cross-node', 'same-node'] as const) {
     const bp = pathOf(b, p);
     const mp = pathOf(m, p);
-    const lat = (label: string, pick: (x: PathFigures) => { p50: any; p99: any; errors: number }) => {
+    const lat = (label: string, pick: (x: PathFigures) => LatencyFigure) => {
       for (const q of ['p50', 'p99'] as const) {
         rows.push([`${label} ${q}`, p,
           bp ? fmtSpread(pick(bp)[q], fmtMs) + (q === 'p50' ? errs(pick(bp).errors) : '') : 'n/a',

@@ -47,8 +47,8 @@ const skip = new Set(values.skip ?? []);
 const log = (m: string) => process.stderr.write(`${m}\n`);
 
 const datapathOptions: DatapathOptions = quick
-  ? { latencyRequests: 100, latencyRuns: 2, bulkBytes: 256 * 2 ** 20, bulkMaxSeconds: 3, bulkRuns: 2, connections: 50, concurrentSeconds: 2 }
-  : { latencyRequests: 200, latencyRuns: 3, bulkBytes: 2 ** 30, bulkMaxSeconds: 5, bulkRuns: 3, connections: 50, concurrentSeconds: 3 };
+  ? { latencyRequests: 100, latencyRuns: 2, bulkBytes: 2 ** 30, bulkMaxSeconds: 4, bulkRuns: 2, connections: 50, concurrentSeconds: 2 }
+  : { latencyRequests: 200, latencyRuns: 3, bulkBytes: 2 ** 30, bulkMaxSeconds: 8, bulkRuns: 3, connections: 50, concurrentSeconds: 3 };
 
 // Two scale labs with the same pods per node and twice the nodes show linearity; the demo
 // adds a point with a different pods-per-node ratio, which separates per-node from per-pod cost.

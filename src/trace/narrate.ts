@@ -8,7 +8,7 @@ const owner = (iface: string): string | undefined => (iface.startsWith('veth-') 
 export function plainStep(h: ReportHop, prev: ReportHop | undefined, legStart: boolean): string {
   const pod = h.where.replace(/^(pod|node|ztunnel) /, '');
   const markMatch = h.reason ? /marked (0x[0-9a-f]+)/.exec(h.reason) : null;
-  const table = h.reason ? /routed by (table \d+|main table)/.exec(h.reason)?.[1] : undefined;
+  const table = h.reason ? /(table \d+|main table) ->/.exec(h.reason)?.[1] : undefined;
   if (legStart) {
     const what = h.flags === 'SYN' ? 'opens a connection (TCP SYN)' : 'sends a packet';
     if (h.encap === 'hbone') return `${h.where} ${what} to ${h.dst}: HBONE, a mutual-TLS tunnel between ztunnels`;

@@ -144,10 +144,10 @@ export async function explainRoute(q: RouteQuery, moved: MovedRule[], cache: Map
 export function describeRoute(e: RouteExplanation, ifaceName: (real: string) => string): string {
   const setMark = e.setBy ? /--set-x?mark (0x[0-9a-f]+)/.exec(e.setBy.spec)?.[1] : undefined;
   const mark = e.mark ? `marked ${setMark ?? hex(e.mark)}` : 'no mark';
-  const rule = e.ipRule ? (e.ipRule.fwmark !== undefined ? `ip rule ${e.ipRule.prio}` : '') : '';
+  const rule = e.ipRule?.fwmark !== undefined ? `ip rule ${e.ipRule.prio} -> ` : '';
   const table = e.route.table ? `table ${e.route.table}` : 'main table';
-  const to = e.route.via ? `-> ${e.route.via} dev ${ifaceName(e.route.dev ?? '')}` : `-> dev ${ifaceName(e.route.dev ?? '')}`;
-  return [mark, rule && `${rule}:`, `routed by ${table}`, to].filter(Boolean).join(' ').replace(' :', ':');
+  const to = `${e.route.via ? `${e.route.via} ` : ''}dev ${ifaceName(e.route.dev ?? '')}`;
+  return `${mark}; ${rule}${table} -> ${to}`;
 }
 
 /** How a packet that ended in a namespace was taken in: TPROXY or the 0x4d3 local-delivery mark. */

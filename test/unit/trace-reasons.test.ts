@@ -60,11 +60,11 @@ t.test('the mark that explains the chosen interface wins, backed by a moved MARK
   t.equal(e.mark, 0x100);
   t.equal(e.ipRule?.prio, 101);
   t.match(e.setBy?.spec, /ztunnel-pods-ips/);
-  t.equal(describeRoute(e, (r) => r), 'marked 0x100 ip rule 101: routed by table 101 -> 192.168.127.2 dev istioout');
+  t.equal(describeRoute(e, (r) => r), 'marked 0x100; ip rule 101 -> table 101 -> 192.168.127.2 dev istioout');
   // The ACK of a spoofed connection: only 0x40 leaves by the ztunnel veth.
   const ack = chooseExplanation({ ...q, oif: 'vethZ' }, cands, ipRules, moved)!;
   t.equal(ack.mark, 0x40);
-  t.equal(describeRoute(ack, (r) => (r === 'vethZ' ? 'veth-ztunnel' : r)), 'marked 0x40 ip rule 102: routed by table 102 -> 10.244.0.2 dev veth-ztunnel');
+  t.equal(describeRoute(ack, (r) => (r === 'vethZ' ? 'veth-ztunnel' : r)), 'marked 0x40; ip rule 102 -> table 102 -> 10.244.0.2 dev veth-ztunnel');
   // Several marks fit: a set mark that moved beats "no mark"; with none moved, no mark.
   const both = [{ mark: 0, route: { dev: 'vethS', local: false } }, { mark: 0x200, route: { dev: 'vethS', local: false } }];
   t.equal(chooseExplanation({ ...q, oif: 'vethS' }, both, ipRules, moved)?.mark, 0x200, '0x210 set by a moved rule has the 0x200 bit');

@@ -1,0 +1,129 @@
+// What `npm run bench` prints: unit formatting, figures next to their baselines, and the
+// target / measured / met? table, including the rows for a mesh that did not come up.
+import t from 'tap';
+import { fmtMs, fmtMiB, fmtMbit, fmtSpread, fmtRatio, fmtDeltaMs, fmtMet } from '../../src/bench/format-units.js';
+import { renderDatapath, renderTargets, renderLifecycle } from '../../src/bench/format.js';
+import { evaluateTargets } from '../../src/bench/targets.js';
+import type { LabFigures, PathFigures } from '../../src/bench/datapath.js';
+import type { LifecycleFigures, LifecycleVariant } from '../../src/bench/lifecycle.js';
+import type { Spread } from '../../src/bench/stats.js';
+
+const one = (v: number): Spread => ({ median: v, min: v, max: v, n: 1 });
+
+t.test('units', (t) => {
+  t.equal(fmtMs(0.6123), '0.61 ms');
+  t.equal(fmtMs(37.4), '37 ms');
+  t.equal(fmtMs(1450), '1.45 s');
+  t.equal(fmtMs(NaN), 'n/a');
+  t.equal(fmtMiB(74512), '72.8 MB');
+  t.equal(fmtMbit(1862.4), '1862 Mbit/s');
+  t.equal(fmtMbit(7640), '7.64 Gbit/s');
+  t.equal(fmtMet(true), 'yes');
+  t.equal(fmtMet(false), 'NO');
+  t.equal(fmtMet(undefined), 'n/a');
+  t.end();
+});
+
+t.test('median (min-max) shares the unit when it can', (t) => {
+  t.equal(fmtSpread({ median: 0.61, min: 0.55, max: 0.66, n: 3 }, fmtMs), '0.61 (0.55-0.66) ms');
+  t.equal(fmtSpread({ median: 980, min: 950, max: 1200, n: 3 }, fmtMs), '980 ms (950 ms-1.20 s)');
+  t.equal(fmtSpread(one(1450), fmtMs), '1.45 s');
+  t.equal(fmtSpread({ median: NaN, min: NaN, max: NaN, n: 0 }, fmtMs), 'n/a');
+  t.end();
+});
+
+t.test('ratios and differences against the baseline', (t) => {
+  t.equal(fmtRatio(1862, 7640), '0.24x');
+  t.equal(fmtRatio(5, 0), 'n/a');
+  t.equal(fmtDeltaMs(2.4, 0.61), '+1.79 ms');
+  t.equal(fmtDeltaMs(0.5, 0.61), '-0.11 ms');
+  t.end();
+});
+
+function path(p: 'cross-node' | 'same-node', p50: number, mbit: number, errors = 0): PathFigures {
+  return {
+    path: p, client: p === 'cross-node' ? 'default/sleep' : 'default/sleep2',
+    newConnection: { p50: one(p50), p99: one(p50 * 3), errors },
+    keepAlive: { p50: one(p50 / 2), p99: one(p50), errors: 0 },
+    bulk: { mbitPerS: one(mbit), bytes: 2 ** 30, complete: true, cpuSecondsPerGiB: { 'ztunnel/node-a': 3.06, 'load-client': 1.25 } },
+    concurrent: { connections: 50, maxOpen: 50, errors, droppedEarly: 0, requests: 9000, rps: 4567, p50: 9, p99: 33 },
+  };
+}
+function lab(mesh: boolean, cross: [number, number], same: [number, number], ztunnelKb = 74512): LabFigures {
+  return {
+    mesh, lab: mesh ? 'bench-dp-mesh' : 'bench-dp-base', tunnel: mesh ? 'userspace' : undefined,
+    paths: [path('cross-node', ...cross), path('same-node', ...same)],
+    memory: {
+      processes: mesh ? [{ id: 'ztunnel/node-a', role: 'ztunnel', idleKb: ztunnelKb, peakKb: 123904 }, { id: 'geneve/node-a', role: 'geneve', idleKb: 86630, peakKb: 86700 }] : [],
+      totalIdleKb: 658534, totalPeakKb: 770867,
+    },
+  };
+}
+const variant = (up: number, down: number): LifecycleVariant => ({ upWallMs: one(up), upTotalMs: one(up - 200), downWallMs: one(down), stepsMs: { netns: 22, ready: 860, links: 40 }, podNamespaces: 5 });
+
+t.test('the target table says met / NO with the measured figure', (t) => {
+  const lifecycle: LifecycleFigures[] = [{ label: 'demo', nodes: 2, pods: 5, reps: 5, noMesh: variant(494, 379), mesh: variant(1450, 545) }];
+  const rows = evaluateTargets({ lifecycle, growth: [], datapath: { baseline: lab(false, [0.61, 7640], [0.48, 6989]), mesh: lab(true, [2.4, 1862], [2.29, 2767]) } });
+  const by = (prefix: string) => rows.find((r) => r.target.startsWith(prefix))!;
+  t.same(by('demo lab up'), { target: 'demo lab up (mesh) < 2.00 s', measured: '1.45 s', met: true });
+  t.same(by('demo lab down'), { target: 'demo lab down (mesh) < 1.00 s', measured: '545 ms', met: true });
+  t.same(by('20x10'), { target: '20x10 lab up (mesh) < 20.00 s, linear growth', measured: 'n/a: not run (--quick)' });
+  t.same(by('ambient cross-node new-connection'), { target: 'ambient cross-node new-connection p50 added < 1.5 ms', measured: '+1.79 ms (2.40 vs 0.61 ms)', met: false });
+  t.same(by('ambient cross-node throughput'), { target: 'ambient cross-node throughput >= 25% of baseline', measured: '24.4% (1862 vs 7640 Mbit/s)', met: false });
+  t.equal(by('ambient same-node throughput').met, true);
+  t.same(by('ztunnel RSS'), { target: 'ztunnel RSS idle < 80 MB', measured: '72.8 MB (largest of 1)', met: true });
+  t.equal(by('ambient cross-node: 50').met, true);
+
+  const table = renderTargets(rows).split('\n');
+  t.match(table[0], /^TARGET\s+MEASURED\s+MET\?$/);
+  t.match(table.find((l) => l.startsWith('ambient cross-node new-connection')), /\+1\.79 ms \(2\.40 vs 0\.61 ms\)\s+NO$/);
+  t.match(table.find((l) => l.startsWith('demo lab up')), /1\.45 s\s+yes$/);
+  t.end();
+});
+
+t.test('concurrency with errors and a too-big ztunnel fail their targets', (t) => {
+  const mesh = lab(true, [0.9, 5000], [0.8, 5000], 90 * 1024);
+  mesh.paths[0].concurrent.errors = 3;
+  const rows = evaluateTargets({ lifecycle: [], growth: [], datapath: { baseline: lab(false, [0.6, 7000], [0.5, 7000]), mesh } });
+  t.equal(rows.find((r) => r.target.startsWith('ambient cross-node: 50'))!.met, false);
+  t.equal(rows.find((r) => r.target.startsWith('ambient same-node: 50'))!.met, true);
+  t.same(rows.find((r) => r.target.startsWith('ztunnel RSS'))!.met, false);
+  t.end();
+});
+
+t.test('without a mesh every mesh row reads "n/a: mesh not available"', (t) => {
+  const lifecycle: LifecycleFigures[] = [
+    { label: 'demo', nodes: 2, pods: 5, reps: 3, noMesh: variant(494, 379), meshError: 'lab up failed' },
+    { label: '20x10', nodes: 20, pods: 221, reps: 1, noMesh: variant(19000, 9000), meshError: 'lab up failed' },
+  ];
+  const datapath = { baseline: lab(false, [0.61, 7640], [0.48, 6989]), meshError: 'ztunnel/node-a exited before it was ready' };
+  const rows = evaluateTargets({ lifecycle, growth: [], datapath });
+  t.equal(rows.length, 9);
+  for (const r of rows) {
+    t.equal(r.measured, 'n/a: mesh not available', r.target);
+    t.equal(r.met, undefined);
+  }
+  const dp = renderDatapath(datapath);
+  t.match(dp, /new connection p50\s+cross-node\s+0\.61 ms\s+n\/a: mesh not available/);
+  t.match(dp, /mesh lab: ztunnel\/node-a exited before it was ready/);
+  t.match(renderLifecycle({ lifecycle, growth: [] }), /mesh\s+n\/a: mesh not available/);
+  t.end();
+});
+
+t.test('the data-path table puts each figure next to its baseline', (t) => {
+  const out = renderDatapath({ baseline: lab(false, [0.61, 7640], [0.48, 6989]), mesh: lab(true, [2.4, 1862], [2.29, 2767]) });
+  const line = (re: RegExp) => out.split('\n').find((l) => re.test(l)) ?? '';
+  t.match(line(/^new connection p50\s+cross-node/), /0\.61 ms\s+2\.40 ms\s+\+1\.79 ms$/);
+  t.match(line(/^one bulk stream\s+cross-node/), /7\.64 Gbit\/s\s+1862 Mbit\/s\s+0\.24x$/);
+  t.match(line(/^ztunnel|mesh\s+ztunnel\/node-a/), /72\.8 MB\s+121\.0 MB/);
+  t.match(out, /mesh cross-node\s+4\.31\s+ztunnel\/node-a 3\.06, load-client 1\.25/);
+  t.end();
+});
+
+t.test('lab up/down rows and where the time goes', (t) => {
+  const out = renderLifecycle({ lifecycle: [{ label: 'demo', nodes: 2, pods: 5, reps: 5, noMesh: variant(494, 379), mesh: variant(1450, 545) }], growth: [] });
+  t.match(out, /demo \(2 nodes, 5 pods\)\s+no mesh\s+494 ms\s+379 ms\s+5/);
+  t.match(out, /mesh\s+1\.45 s\s+545 ms\s+up 2\.94x, down 1\.44x\s+5/);
+  t.match(out, /demo mesh\s+.*ready 93%/);
+  t.end();
+});
