@@ -12,6 +12,9 @@ export interface NetnsCapture {
   file: string;
   /** ifindex -> interface name inside this netns. */
   interfaces: Map<number, string>;
+  /** tcpdump's own account, once stopped: packets the kernel dropped before tcpdump read them. */
+  droppedByKernel?: number;
+  stderr: string;
 }
 
 export interface RunningCaptures {
@@ -32,9 +35,10 @@ export function tcpdumpArgs(netns: string, iface: string, extra: string[]): stri
   return ['netns', 'exec', netns, 'tcpdump', '-i', iface, ...extra];
 }
 
-function waitListening(p: ChildProcess, netns: string, timeoutMs: number): Promise<void> {
+function waitListening(p: ChildProcess, netns: string, timeoutMs: number, sink: { stderr: string }): Promise<void> {
   return new Promise((resolve, reject) => {
     let err = '';
+    p.stderr!.on('data', (d: Buffer) => { sink.stderr += d.toString(); });
     const timer = setTimeout(() => reject(new Error(`tcpdump in ${netns} did not start within ${timeoutMs} ms: ${err.trim()}`)), timeoutMs);
     p.stderr!.on('data', (d: Buffer) => {
       err += d.toString();
@@ -64,8 +68,14 @@ export async function startCaptures(netnsList: string[], dir: string, opts: { fi
       // default TPACKET_V3 buffering a SIGINT within the block timeout loses the whole trace.
       const p = spawn('ip', tcpdumpArgs(netns, 'any', ['-n', '-U', '--immediate-mode', '-s', '262144', '--time-stamp-precision=nano', '-w', file, ...(opts.filter ?? [])]), { stdio: ['ignore', 'ignore', 'pipe'] });
       procs.push(p);
-      await waitListening(p, netns, opts.timeoutMs ?? 10_000);
-      captures.push({ netns, file, interfaces: await interfaceIndexes(netns) });
+      const c: NetnsCapture = { netns, file, interfaces: new Map(), stderr: '' };
+      p.once('exit', () => {
+        const m = /(\d+) packets? dropped by kernel/.exec(c.stderr);
+        if (m) c.droppedByKernel = Number(m[1]);
+      });
+      await waitListening(p, netns, opts.timeoutMs ?? 10_000, c);
+      c.interfaces = await interfaceIndexes(netns);
+      captures.push(c);
     }));
   } catch (e) {
     await stop();

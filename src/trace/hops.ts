@@ -120,6 +120,11 @@ export interface Leg {
   originNetns: string;
   deliveredNetns: string;
   syn?: Journey;
+  /** The packet shown hop by hop: the SYN, or for a connection opened before the trace (a pooled
+   *  HBONE tunnel) the first packet the proxy sent on it during the request. */
+  first: Journey;
+  /** Opened before the trace started (no SYN seen): reused from a pool. */
+  reused: boolean;
   encap: Encap;
 }
 
@@ -159,7 +164,8 @@ export function buildLegs(journeys: Journey[]): Leg[] {
       id: 0, proto: ip.tcp ? 'tcp' : ip.udp ? 'udp' : 'other', journeys: js,
       client: srcOf(ip), server: dstOf(ip), originNetns: first[0].netns, deliveredNetns: first[first.length - 1].netns,
       ...(syn ? { syn } : {}),
-      encap: dportOf(ip) === HBONE_PORT ? 'hbone' : 'none',
+      first: syn ?? js[0], reused: !syn && ip.tcp !== undefined,
+      encap: dportOf(ip) === HBONE_PORT || sportOf(ip) === HBONE_PORT ? 'hbone' : 'none',
     });
   }
   legs.sort((a, b) => (a.journeys[0].obs[0].ts < b.journeys[0].obs[0].ts ? -1 : 1));
@@ -167,8 +173,18 @@ export function buildLegs(journeys: Journey[]): Leg[] {
   return legs;
 }
 
-const startTs = (l: Leg): bigint => (l.syn ?? l.journeys[0]).obs[0].ts;
-const endTs = (l: Leg): bigint => { const o = (l.syn ?? l.journeys[0]).obs; return o[o.length - 1].ts; };
+const startTs = (l: Leg): bigint => l.first.obs[0].ts;
+const endTs = (l: Leg): bigint => l.first.obs[l.first.obs.length - 1].ts;
+
+/** Re-anchors a leg on `j`: its addresses and endpoints as that packet saw them. */
+function anchor(l: Leg, j: Journey): void {
+  const ip = j.obs[0].inner;
+  l.first = j;
+  l.client = srcOf(ip);
+  l.server = dstOf(ip);
+  l.originNetns = j.obs[0].netns;
+  l.deliveredNetns = j.obs[j.obs.length - 1].netns;
+}
 
 /**
  * The request's path: the first TCP connection the source pod opens (to `dport` if given),
@@ -177,15 +193,26 @@ const endTs = (l: Leg): bigint => { const o = (l.syn ?? l.journeys[0]).obs; retu
 export function chainLegs(legs: Leg[], points: Map<string, ObservationPoint>, srcNetns: string, dport?: number): Leg[] {
   const first = legs.find((l) => l.syn && l.originNetns === srcNetns && (dport === undefined || l.server.endsWith(`:${dport}`)))
     ?? legs.find((l) => l.syn && l.originNetns === srcNetns);
+  if (first) anchor(first, first.syn!);
   if (!first) return [];
   const chain = [first];
   for (;;) {
     const cur = chain[chain.length - 1];
     const at = points.get(cur.deliveredNetns);
     if (!at || !ROLE_TRAITS[at.role].proxy) break;
-    const next = legs.find((l) => l.syn && !chain.includes(l) && l.originNetns === cur.deliveredNetns && startTs(l) >= endTs(cur));
-    if (!next) break;
-    chain.push(next);
+    // The proxy's next connection: a new one (SYN) it opens, or one from its pool it sends on,
+    // whichever carries the proxy's first packet after it took this connection in.
+    let best: { leg: Leg; j: Journey } | undefined;
+    for (const l of legs) {
+      if (chain.includes(l) || l.proto !== 'tcp') continue;
+      const j = l.syn
+        ? (l.syn.obs[0].netns === cur.deliveredNetns && l.syn.obs[0].ts >= endTs(cur) ? l.syn : undefined)
+        : l.journeys.find((x) => x.obs[0].netns === cur.deliveredNetns && x.obs[0].ts >= endTs(cur) && x.obs.length > 1);
+      if (j && (!best || j.obs[0].ts < best.j.obs[0].ts)) best = { leg: l, j };
+    }
+    if (!best) break;
+    if (!best.leg.syn) anchor(best.leg, best.j);
+    chain.push(best.leg);
   }
   return chain;
 }
@@ -199,6 +226,7 @@ export interface RouteQuery {
   iif: string;
   /** The interface the packet actually left by (real name). */
   oif: string;
+  proto?: string;
 }
 
 export interface Hop {
@@ -282,7 +310,7 @@ export function journeyHops(j: Journey, leg: Leg, points: Map<string, Observatio
       frameIndex: o.frameIndex,
     };
     if (prev && point && ROLE_TRAITS[point.role].router && prev.netns === o.netns && prev.dir === 'in' && o.dir === 'out' && o.vni === undefined) {
-      hop.route = { netns: o.netns, src: o.inner.src, dst: o.inner.dst, iif: prev.ifname, oif: o.ifname };
+      hop.route = { netns: o.netns, src: o.inner.src, dst: o.inner.dst, iif: prev.ifname, oif: o.ifname, proto: o.inner.tcp ? 'tcp' : o.inner.udp ? 'udp' : String(o.inner.proto) };
     }
     if (i === j.obs.length - 1 && o.dir === 'in') hop.delivered = true;
     return hop;
@@ -312,6 +340,7 @@ export interface TraceLeg {
   origin: string;
   delivered: string;
   packets: number;
+  reused: boolean;
   alpn?: string[];
 }
 
@@ -335,7 +364,7 @@ function traceLeg(l: Leg, points: Map<string, ObservationPoint>): TraceLeg {
   }
   return {
     id: l.id, proto: l.proto, client: l.client, server: l.server, encap: l.encap,
-    origin: label(l.originNetns), delivered: label(l.deliveredNetns), packets: l.journeys.length, ...(alpn ? { alpn } : {}),
+    origin: label(l.originNetns), delivered: label(l.deliveredNetns), packets: l.journeys.length, reused: l.reused, ...(alpn ? { alpn } : {}),
   };
 }
 
@@ -350,10 +379,10 @@ export function reconstruct(observations: Observation[], pointList: ObservationP
   const hops: Hop[] = [];
   const later: PathGroup[] = [];
   for (const leg of chain) {
-    hops.push(...journeyHops(leg.syn!, leg, points, t0, hops.length + 1));
+    hops.push(...journeyHops(leg.first, leg, points, t0, hops.length + 1));
     const groups = new Map<string, PathGroup>();
     for (const j of leg.journeys) {
-      if (j === leg.syn) continue;
+      if (j === leg.first) continue;
       const first = j.obs[0].inner;
       const direction = srcOf(first) === leg.client ? 'request' : 'reply';
       const signature = j.obs.map((o) => `${o.netns}:${o.ifname}:${o.vni ?? ''}`).join('>');

@@ -104,6 +104,54 @@ export function markSetters(moved: MovedRule[], mark: number): MovedRule[] {
   });
 }
 
+export interface PacketFacts {
+  iif: string;
+  src: string;
+  dst: string;
+  proto?: string;
+}
+
+function inCidr(ip: string, cidr: string): boolean {
+  const [base, bits = '32'] = cidr.split('/');
+  const n = (s: string): number => s.split('.').reduce((a, b) => (a << 8) + Number(b), 0) >>> 0;
+  const mask = Number(bits) === 0 ? 0 : (0xffffffff << (32 - Number(bits))) >>> 0;
+  return ((n(ip) & mask) >>> 0) === ((n(base) & mask) >>> 0);
+}
+
+/**
+ * Whether a rule's -i/-s/-d/-p matches what we know of the packet: 'yes', 'no', or 'maybe'
+ * when it also has matches we cannot check from a capture (connmark, ipset...).
+ */
+export function ruleMatchesPacket(spec: string, p: PacketFacts): 'yes' | 'no' | 'maybe' {
+  const tokens = spec.split(/\s+/);
+  let unknown = false;
+  for (let i = 0; i < tokens.length; i++) {
+    let neg = false;
+    if (tokens[i] === '!') { neg = true; i++; }
+    const opt = tokens[i];
+    const val = tokens[i + 1] ?? '';
+    let hit: boolean | undefined;
+    if (opt === '-i') hit = val === p.iif;
+    else if (opt === '-s') hit = inCidr(p.src, val);
+    else if (opt === '-d') hit = inCidr(p.dst, val);
+    else if (opt === '-p') hit = p.proto === undefined ? undefined : val === p.proto;
+    else if (opt === '-j') break;
+    else if (opt === '-m' && !['tcp', 'udp', 'comment'].includes(val)) unknown = true;
+    if (hit !== undefined) {
+      if (hit === neg) return 'no';
+      i++;
+    }
+  }
+  return unknown ? 'maybe' : 'yes';
+}
+
+/** The MARK rule that most likely set `mark` on this packet: a certain match first, in chain order. */
+export function likelySetter(moved: MovedRule[], mark: number, p?: PacketFacts): MovedRule | undefined {
+  const setters = markSetters(moved, mark);
+  if (!p) return setters[0];
+  return setters.find((r) => ruleMatchesPacket(r.spec, p) === 'yes') ?? setters.find((r) => ruleMatchesPacket(r.spec, p) === 'maybe');
+}
+
 export interface RouteExplanation {
   mark: number;
   ipRule?: IpRule;
@@ -118,10 +166,11 @@ export interface RouteExplanation {
  */
 export function chooseExplanation(q: RouteQuery, candidates: { mark: number; route?: RouteResult }[], rules: IpRule[], moved: MovedRule[]): RouteExplanation | undefined {
   const fits = candidates.filter((c) => c.route && c.route.dev === q.oif);
-  const marked = fits.find((c) => c.mark !== 0 && markSetters(moved, c.mark).length > 0);
+  const facts: PacketFacts = { iif: q.iif, src: q.src, dst: q.dst, ...(q.proto ? { proto: q.proto } : {}) };
+  const marked = fits.find((c) => c.mark !== 0 && likelySetter(moved, c.mark, facts));
   const pick = marked ?? fits.find((c) => c.mark === 0) ?? fits[0];
   if (!pick?.route) return undefined;
-  const setBy = pick.mark ? markSetters(moved, pick.mark)[0] : undefined;
+  const setBy = pick.mark ? likelySetter(moved, pick.mark, facts) : undefined;
   return { mark: pick.mark, ipRule: ipRuleFor(rules, pick.mark), route: pick.route, ...(setBy ? { setBy } : {}) };
 }
 
@@ -144,7 +193,7 @@ export async function explainRoute(q: RouteQuery, moved: MovedRule[], cache: Map
 export function describeRoute(e: RouteExplanation, ifaceName: (real: string) => string): string {
   const setMark = e.setBy ? /--set-x?mark (0x[0-9a-f]+)/.exec(e.setBy.spec)?.[1] : undefined;
   const mark = e.mark ? `marked ${setMark ?? hex(e.mark)}` : 'no mark';
-  const rule = e.ipRule?.fwmark !== undefined ? `ip rule ${e.ipRule.prio} -> ` : '';
+  const rule = e.ipRule && e.ipRule.prio < 32766 ? `ip rule ${e.ipRule.prio} -> ` : '';
   const table = e.route.table ? `table ${e.route.table}` : 'main table';
   const to = `${e.route.via ? `${e.route.via} ` : ''}dev ${ifaceName(e.route.dev ?? '')}`;
   return `${mark}; ${rule}${table} -> ${to}`;

@@ -7,7 +7,7 @@ function legTitle(r: TraceReport, legId: number): string {
   const l = r.legs.find((x) => x.id === legId);
   if (!l) return `connection ${legId}`;
   const kind = l.encap === 'hbone' ? `HBONE, mTLS${l.alpn ? ` ALPN ${l.alpn.join(',')}` : ''}` : 'plain TCP';
-  return `connection ${l.id}: ${l.client} -> ${l.server} (${kind}), opened by ${l.origin}, taken in by ${l.delivered}`;
+  return `connection ${l.id}: ${l.client} -> ${l.server} (${kind}), ${l.reused ? 'reused from the pool of' : 'opened by'} ${l.origin}, taken in by ${l.delivered}`;
 }
 
 export function renderHopTable(r: TraceReport): string {

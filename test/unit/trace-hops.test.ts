@@ -122,7 +122,7 @@ t.test('ambient cross-node: the first packet of each connection, hop by hop, in 
     { encap: 'geneve', outer: { src: '10.244.0.1:33333', dst: '10.244.0.2:6081' }, src: `${SLEEP}:43122`, dst: `${VIP}:8000` });
   t.match(r.hops[6].what, /^HBONE 10\.244\.0\.4:51234 -> 10\.244\.1\.3:15008  TCP SYN/);
   t.equal(r.hops[6].encap, 'hbone');
-  t.same(r.hops[2].route, { netns: 'n-a', src: SLEEP, dst: VIP, iif: 'vethS', oif: 'istioout' }, 'the turn into istioout is a routing decision to explain');
+  t.same(r.hops[2].route, { netns: 'n-a', src: SLEEP, dst: VIP, iif: 'vethS', oif: 'istioout', proto: 'tcp' }, 'the turn into istioout is a routing decision to explain');
   t.equal(r.hops[3].route, undefined, 'the Geneve wrap is not a routing decision');
   t.ok(r.hops[5].delivered, 'the SYN ends at pistioout (TPROXY)');
   t.ok(r.hops[19].delivered);
@@ -138,7 +138,7 @@ t.test('later packets: the client ACK bypasses the tunnel over the ztunnel veth'
   const acks = r.later.filter((g) => g.leg === 1 && g.direction === 'request' && g.flags.includes('ACK'));
   t.equal(acks.length, 1);
   t.equal(path(acks[0]), 'pod sleep:eth0 > node node-a:veth-sleep > node node-a:veth-ztunnel > ztunnel node-a:eth0', 'no istioout, no Geneve');
-  t.same(acks[0].hops[2].route, { netns: 'n-a', src: SLEEP, dst: VIP, iif: 'vethS', oif: 'vethZ' });
+  t.same(acks[0].hops[2].route, { netns: 'n-a', src: SLEEP, dst: VIP, iif: 'vethS', oif: 'vethZ', proto: 'tcp' });
   const retrans = r.later.find((g) => g.leg === 1 && g.flags.includes('SYN') && g.direction === 'request');
   t.equal(retrans?.hops.length, 2, 'a retransmitted SYN is its own journey, not folded into the first');
 });
@@ -154,4 +154,30 @@ t.test('no SYN from the source pod: no hops, nothing invented', async (t) => {
   const r = reconstruct(observationsFrom(captures()), points, 'p-httpbin');
   t.same(r.hops, []);
   t.same(r.legs, []);
+});
+
+t.test('a pooled HBONE connection (no SYN in the trace) still links the two ztunnels', async (t) => {
+  const pooled = captures().map((c) => ({
+    ...c,
+    // Drop the HBONE SYN: the tunnel was opened by an earlier request.
+    frames: c.frames.filter((f) => !(f.data.length > 40 && f.data[20 + 4] === 0 && f.data[20 + 5] === 200)),
+  }));
+  const data = ipv4(SLEEP, HTTPBIN, 250, 6, tcp(51000, 15008, 9000, 7000, ACK | 0x08, new Array(100).fill(0x17)));
+  const extra: Array<[string, string, number, number]> = [['z-a', 'eth0', OUT, 200], ['n-a', 'vethZ', IN, 210], ['n-a', 'eth0', OUT, 220], ['u', 'unA', IN, 230], ['u', 'unB', OUT, 240], ['n-b', 'eth0', IN, 250], ['n-b', 'vethZb', OUT, 260], ['z-b', 'eth0', IN, 270]];
+  for (const [ns, ifn, dir, ts] of extra) {
+    const c = pooled.find((x) => x.netns === ns)!;
+    const idx = [...c.interfaces].find(([, n]) => n === ifn)![0];
+    const d = sll2(idx, dir, data);
+    c.frames.push({ ts: BigInt(ts), linktype: LINKTYPE_LINUX_SLL2, data: d, origLen: d.length });
+  }
+  const r = reconstruct(observationsFrom(pooled), points, 'p-sleep', 8000);
+  t.same(r.legs.map((l) => [l.server, l.reused, l.origin, l.delivered]), [
+    [`${VIP}:8000`, false, 'pod sleep', 'ztunnel node-a'],
+    [`${HTTPBIN}:15008`, true, 'ztunnel node-a', 'ztunnel node-b'],
+    [`${HTTPBIN}:80`, false, 'ztunnel node-b', 'pod httpbin'],
+  ]);
+  const hb = r.hops.filter((h) => h.leg === 2);
+  t.equal(hb.length, 8);
+  t.match(hb[0].what, /^HBONE 10\.244\.0\.4:51000 -> 10\.244\.1\.3:15008  TCP PSH,ACK, 100 bytes/);
+  t.same(r.hops.filter((h) => h.leg === 3).map((h) => h.interface), ['eth0', 'veth-ztunnel', 'veth-httpbin', 'eth0']);
 });

@@ -1,6 +1,7 @@
 import t from 'tap';
 import {
   parseIptablesSave, movedRules, parseIpRules, parseRouteGet, chooseExplanation, describeRoute, describeDelivery, rulesForHop, ipRuleFor,
+  ruleMatchesPacket, likelySetter,
 } from '../../src/trace/reasons.js';
 import type { Hop } from '../../src/trace/hops.js';
 
@@ -67,7 +68,8 @@ t.test('the mark that explains the chosen interface wins, backed by a moved MARK
   t.equal(describeRoute(ack, (r) => (r === 'vethZ' ? 'veth-ztunnel' : r)), 'marked 0x40; ip rule 102 -> table 102 -> 10.244.0.2 dev veth-ztunnel');
   // Several marks fit: a set mark that moved beats "no mark"; with none moved, no mark.
   const both = [{ mark: 0, route: { dev: 'vethS', local: false } }, { mark: 0x200, route: { dev: 'vethS', local: false } }];
-  t.equal(chooseExplanation({ ...q, oif: 'vethS' }, both, ipRules, moved)?.mark, 0x200, '0x210 set by a moved rule has the 0x200 bit');
+  t.equal(chooseExplanation({ ...q, iif: 'veth8a185d63', oif: 'vethS' }, both, ipRules, moved)?.mark, 0x200, '0x210 set by a moved rule for this interface has the 0x200 bit');
+  t.equal(chooseExplanation({ ...q, oif: 'vethS' }, both, ipRules, moved)?.mark, 0, 'a moved rule for another interface does not count');
   t.equal(chooseExplanation({ ...q, oif: 'vethS' }, both, ipRules, [])?.mark, 0);
   t.equal(chooseExplanation({ ...q, oif: 'nowhere' }, cands, ipRules, moved), undefined, 'nothing fits: no made-up reason');
 });
@@ -93,4 +95,24 @@ COMMIT
   t.same(rulesForHop(hop({ ifname: 'eth0' }), moved).map((r) => r.n), [4]);
   const node = movedRules([], parseIptablesSave(after));
   t.same(rulesForHop(hop({ ifname: 'veth8a185d63' }), node).map((r) => r.n), [3], 'a negated -i does not count');
+});
+
+t.test('which MARK rule marked this packet: -i/-s/-p are checked, unknown matches come last', async (t) => {
+  const node = movedRules([], parseIptablesSave(`*mangle
+[5:300] -A ztunnel-PREROUTING -m connmark --mark 0x220/0x220 -j MARK --set-xmark 0x200/0x200
+[3:200] -A ztunnel-PREROUTING ! -i vethZ -m connmark --mark 0x210/0x210 -j MARK --set-xmark 0x40/0x40
+[3:200] -A ztunnel-PREROUTING ! -s 10.244.0.2/32 -i vethZ -j MARK --set-xmark 0x210/0x210
+[9:900] -A ztunnel-PREROUTING -i vethZ -j MARK --set-xmark 0x220/0x220
+[1:60] -A ztunnel-PREROUTING -p udp -j MARK --set-xmark 0x220/0x220
+COMMIT
+`));
+  t.equal(ruleMatchesPacket('! -s 10.244.0.2/32 -i vethZ -j MARK', { iif: 'vethZ', src: '10.244.0.4', dst: '10.244.1.3' }), 'yes');
+  t.equal(ruleMatchesPacket('! -s 10.244.0.2/32 -i vethZ -j MARK', { iif: 'vethZ', src: '10.244.0.2', dst: '10.244.1.3' }), 'no');
+  t.equal(ruleMatchesPacket('! -i vethZ -m connmark --mark 0x210/0x210 -j MARK', { iif: 'vethS', src: '1.1.1.1', dst: '2.2.2.2' }), 'maybe');
+  t.equal(ruleMatchesPacket('-p udp -j MARK', { iif: 'x', src: '1.1.1.1', dst: '2.2.2.2', proto: 'tcp' }), 'no');
+  // ztunnel's HBONE SYN spoofing the client IP: rule 10 (0x210), not the connmark rule nor 0x220.
+  t.match(likelySetter(node, 0x200, { iif: 'vethZ', src: '10.244.0.4', dst: '10.244.1.3', proto: 'tcp' })?.spec, /set-xmark 0x210/);
+  // ztunnel's own traffic: 0x220 from -i vethZ.
+  t.match(likelySetter(node, 0x200, { iif: 'vethZ', src: '10.244.0.2', dst: '172.18.0.3', proto: 'tcp' })?.spec, /-i vethZ -j MARK --set-xmark 0x220/);
+  t.match(likelySetter(node, 0x40, { iif: 'vethS', src: '10.244.0.4', dst: '10.96.0.11', proto: 'tcp' })?.spec, /0x40/);
 });
