@@ -102,6 +102,7 @@ export function renderReport(r: BenchReport): string {
   const m = r.machine;
   return [
     `ambient-lab bench ${r.date}${r.quick ? ' (--quick)' : ''}: ${m.host}, ${m.cpuModel}, ${m.cores} cores, ${Math.round(m.memoryMiB / 1024)} GiB, kernel ${m.kernel}, node ${m.node}, Geneve ${m.geneve ?? 'n/a'}`,
+    `load average ${m.loadAvg.start} at start, ${m.loadAvg.end} at end${Math.max(m.loadAvg.start, m.loadAvg.end) > m.cores ? ` (more than ${m.cores} cores: other work competed with the bench, figures are pessimistic)` : ''}`,
     '',
     '## lab up / lab down (wall time of the CLI, median (min-max))',
     renderLifecycle(r),

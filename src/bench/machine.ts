@@ -1,5 +1,5 @@
 // The machine facts a result file carries, so figures from different hosts are not compared blindly.
-import { cpus, hostname, release, totalmem } from 'node:os';
+import { cpus, hostname, loadavg, release, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
 
 export interface MachineFacts {
@@ -11,6 +11,8 @@ export interface MachineFacts {
   node: string;
   /** kernel | userspace, from `lab status` of the mesh lab; undefined without a mesh. */
   geneve?: string;
+  /** 1-minute load average when the run started and ended: other work on the host skews figures. */
+  loadAvg: { start: number; end: number };
 }
 
 function cpuModel(): string {
@@ -23,9 +25,10 @@ function cpuModel(): string {
   }
 }
 
-export function machineFacts(geneve?: string): MachineFacts {
+export function machineFacts(loadAtStart: number, geneve?: string): MachineFacts {
   return {
     host: hostname(), kernel: release(), cpuModel: cpuModel(), cores: cpus().length,
     memoryMiB: Math.round(totalmem() / 2 ** 20), node: process.version, geneve,
+    loadAvg: { start: loadAtStart, end: Math.round(loadavg()[0] * 100) / 100 },
   };
 }

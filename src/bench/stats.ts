@@ -53,25 +53,6 @@ export function latencySummary(samplesMs: readonly number[]): LatencySummary {
 }
 
 /**
- * Least-squares slope and intercept of y over x: how `lab up` grows per pod or per node.
- * With two points this is the line through them; undefined when x does not vary.
- */
-export function linearFit(points: ReadonlyArray<{ x: number; y: number }>): { slope: number; intercept: number; r2: number } | undefined {
-  const n = points.length;
-  if (n < 2) return undefined;
-  const mx = points.reduce((a, p) => a + p.x, 0) / n;
-  const my = points.reduce((a, p) => a + p.y, 0) / n;
-  const sxx = points.reduce((a, p) => a + (p.x - mx) ** 2, 0);
-  if (sxx === 0) return undefined;
-  const sxy = points.reduce((a, p) => a + (p.x - mx) * (p.y - my), 0);
-  const slope = sxy / sxx;
-  const intercept = my - slope * mx;
-  const syy = points.reduce((a, p) => a + (p.y - my) ** 2, 0);
-  const r2 = syy === 0 ? 1 : (sxy * sxy) / (sxx * syy);
-  return { slope, intercept, r2 };
-}
-
-/**
  * Least squares for y = base + perNode * nodes + perPod * pods, so `lab up` growth can be
  * split between what a node costs (its netns, rules, ztunnel) and what a pod costs.
  * Undefined when the points cannot separate the two (fewer than 3, or nodes and pods in
@@ -79,15 +60,20 @@ export function linearFit(points: ReadonlyArray<{ x: number; y: number }>): { sl
  */
 export function fitNodesPods(points: ReadonlyArray<{ nodes: number; pods: number; y: number }>): { base: number; perNode: number; perPod: number } | undefined {
   if (points.length < 3) return undefined;
-  // Normal equations A^T A beta = A^T y with A = [1, nodes, pods], solved by Cramer's rule.
-  const rows = points.map((p) => [1, p.nodes, p.pods]);
-  const ata = [0, 1, 2].map((i) => [0, 1, 2].map((j) => rows.reduce((a, r) => a + r[i] * r[j], 0)));
-  const aty = [0, 1, 2].map((i) => rows.reduce((a, r, k) => a + r[i] * points[k].y, 0));
-  const det = (m: number[][]) =>
-    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
-  const d = det(ata);
-  const scale = Math.max(...ata.flat().map(Math.abs));
-  if (Math.abs(d) < 1e-9 * scale ** 3) return undefined;
-  const solve = (col: number) => det(ata.map((r, i) => r.map((v, j) => (j === col ? aty[i] : v)))) / d;
-  return { base: solve(0), perNode: solve(1), perPod: solve(2) };
+  // Centred normal equations: a 2x2 system for the two slopes, then the intercept.
+  const n = points.length;
+  const mn = points.reduce((a, p) => a + p.nodes, 0) / n;
+  const mp = points.reduce((a, p) => a + p.pods, 0) / n;
+  const my = points.reduce((a, p) => a + p.y, 0) / n;
+  let snn = 0, spp = 0, snp = 0, sny = 0, spy = 0;
+  for (const p of points) {
+    const dn = p.nodes - mn, dp = p.pods - mp, dy = p.y - my;
+    snn += dn * dn; spp += dp * dp; snp += dn * dp; sny += dn * dy; spy += dp * dy;
+  }
+  const det = snn * spp - snp * snp;
+  // Relative test: nodes and pods perfectly correlated leave the split undetermined.
+  if (!(snn > 0 && spp > 0) || det <= 1e-9 * snn * spp) return undefined;
+  const perNode = (sny * spp - spy * snp) / det;
+  const perPod = (spy * snn - sny * snp) / det;
+  return { base: my - perNode * mn - perPod * mp, perNode, perPod };
 }

@@ -66,7 +66,7 @@ export async function startCaptures(netnsList: string[], dir: string, opts: { fi
       const file = join(dir, `${netns}.pcap`);
       // --immediate-mode and -U: each packet is handed over and written as it arrives; with the
       // default TPACKET_V3 buffering a SIGINT within the block timeout loses the whole trace.
-      const p = spawn('ip', tcpdumpArgs(netns, 'any', ['-n', '-U', '--immediate-mode', '-s', '262144', '--time-stamp-precision=nano', '-w', file, ...(opts.filter ?? [])]), { stdio: ['ignore', 'ignore', 'pipe'] });
+      const p = spawn('ip', tcpdumpArgs(netns, 'any', ['-n', '-U', '--immediate-mode', '-B', '8192', '-s', '262144', '--time-stamp-precision=nano', '-w', file, ...(opts.filter ?? [])]), { stdio: ['ignore', 'ignore', 'pipe'] });
       procs.push(p);
       const c: NetnsCapture = { netns, file, interfaces: new Map(), stderr: '' };
       p.once('exit', () => {

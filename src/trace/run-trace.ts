@@ -98,6 +98,10 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
       counters: points.map((p) => ({ netns: p.netns, where: whereLabel(p), rules: moved.get(p.netns) ?? [] })).filter((c) => c.rules.length),
       notes: [],
     };
+    const dropped = running.captures.filter((c) => (c.droppedByKernel ?? 0) > 0);
+    if (dropped.length) {
+      report.notes.push(`tcpdump lost packets (kernel ring full) in ${dropped.map((c) => `${c.netns}: ${c.droppedByKernel}`).join(', ')}; some hops may be missing`);
+    }
     if (plan.nodes.length && keyLogFiles(plan).configured.length === 0 && points.some((p) => p.role === 'ztunnel')) {
       report.notes.push('the ztunnels log no TLS keys (no keyLogFile in their config), so HBONE stays encrypted in the captures');
     }
