@@ -45,6 +45,8 @@ export interface UpOptions {
 export async function prepareUp(file: string, opts: UpOptions = {}): Promise<UpContext> {
   const topology = loadTopology(file);
   if (opts.name) topology.name = opts.name;
+  // Without the mesh nothing redirects or proxies, so every pod really is `mode: none`.
+  if (opts.noMesh) for (const p of topology.pods) p.mode = 'none';
   const plan = planAddresses(topology);
   const lab = plan.lab;
   if (readState(lab)) {

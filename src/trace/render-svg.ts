@@ -77,7 +77,7 @@ export function layoutLab(plan: LabPlan): Layout {
         body.push(`<line x1="${e.x}" y1="${e.y}" x2="${v.x}" y2="${v.y}" class="wire"/>`,
           `<line x1="${po.x}" y1="${po.y}" x2="${io.x}" y2="${io.y}" class="tunnel"/>`,
           `<line x1="${pi.x}" y1="${pi.y}" x2="${ii.x}" y2="${ii.y}" class="tunnel"/>`,
-          `<text x="${px + pw / 2}" y="${VETH_Y - 52}" class="sub mid">Geneve tunnels</text>`);
+          `<text x="${px + pw / 2}" y="${VETH_Y - 62}" class="sub mid">Geneve tunnels</text>`);
         pills.push({ p: e }, { p: po, fill: '#f3e8fa', stroke: GENEVE }, { p: pi, fill: '#f3e8fa', stroke: GENEVE }, { p: v }, { p: io, fill: '#f3e8fa', stroke: GENEVE }, { p: ii, fill: '#f3e8fa', stroke: GENEVE });
       } else {
         const e = portAt(p.netns, 'eth0', px + pw / 2, bottom, 'eth0');
@@ -201,7 +201,7 @@ export function renderTraceSvg(plan: LabPlan, r?: TraceReport): string {
     const later = r.later.filter((g) => g.hops.some((x) => x.reason?.includes('table 102')));
     if (later.length) {
       y += 6;
-      const text = `Later packets: after the first packet, ${later.reduce((a, g) => a + g.packets, 0)} packets of the client connection skip the tunnel: the node marks them 0x40 and table 102 sends them straight over the ztunnel's veth.`;
+      const text = `Later packets: after each connection's first packet, ${later.reduce((a, g) => a + g.packets, 0)} packets (ACKs, data, replies) skip the Geneve tunnels: the node marks them 0x40 (they belong to a connection ztunnel took over) and table 102 sends them straight over the ztunnel pod's veth.`;
       for (const l of wrap(text, Math.floor((lay.width - 60) / 6.6))) { steps.push(`<text x="30" y="${y}" class="step">${esc(l)}</text>`); y += 15; }
     }
     height = y + 20;

@@ -4,8 +4,8 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { lab } from './helpers.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { CLI, lab } from './helpers.js';
 
 const NOMESH = 'e2e-trace-nm';
 const AMB = 'e2e-trace-amb';
@@ -63,9 +63,18 @@ t.test('capture --list and capture NAME:IFACE by learner name', async (t) => {
   t.match(list.stdout, /^veth-sleep\s+veth[0-9a-f]{8}\s/m);
   t.match(list.stdout, /^veth-ztunnel\s+veth[0-9a-f]{8}\s/m);
   const file = join(out, 'cap.pcap');
-  const cap = spawnSync(process.execPath, ['dist/cli/main.js', 'capture', '--lab', NOMESH, 'node-a:veth-sleep', '--', '-c', '2', '-w', file, 'tcp'], { encoding: 'utf8', timeout: 20_000 });
-  // started in the background above would race; instead drive traffic first and capture what follows
-  t.ok(cap.status !== null, 'capture ended');
+  // tcpdump by learner name, in the background, while sleep makes a request.
+  const cap = spawn(process.execPath, [CLI, 'capture', '--lab', NOMESH, 'node-a:veth-sleep', '--', '-c', '1', '-w', file, 'tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  cap.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const ended = new Promise<number | null>((resolve) => cap.once('exit', (code) => resolve(code)));
+  for (let i = 0; i < 50 && !/listening on/.test(err); i++) await new Promise((r) => setTimeout(r, 100));
+  t.match(err, /node-a:veth-sleep is veth[0-9a-f]{8}/, 'the learner name is resolved to the real one');
+  lab(['exec', '--lab', NOMESH, 'sleep', '--', 'curl', '-s', '-m', '5', '-o', '/dev/null', 'http://httpbin:8000/ip']);
+  const timer = setTimeout(() => cap.kill('SIGINT'), 10_000);
+  t.equal(await ended, 0, err);
+  clearTimeout(timer);
+  t.match(tshark(['-r', file, '-T', 'fields', '-e', 'ip.src', '-e', 'tcp.dstport']), /^10\.244\.0\.4\t8000$/m, 'the SYN from sleep, seen on its host veth');
   const bad = lab(['capture', '--lab', NOMESH, 'node-a:nope']);
   t.equal(bad.code, 2);
   t.match(bad.stderr, /known: .*veth-sleep/);
