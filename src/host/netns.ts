@@ -31,8 +31,10 @@ export function labOfNetnsName(netns: string): string | undefined {
 
 /**
  * Namespaces owned by `lab` (or by any lab): those whose `lo` carries our owner alias, plus
- * pristine ones with our naming (only an unmarked `lo`, no process): what a `lab up` killed
- * between `ip netns add` and marking leaves. Deleting a pristine namespace destroys nothing.
+ * unmarked ones with our naming and no process whose only links are `lo` and veths whose peer
+ * lives in a namespace of the same lab: what a `lab up` killed between stages leaves (a pod's
+ * eth0 is made by its node's batch, its `lo` is marked by its own). Deleting those destroys
+ * nothing that is not the lab's.
  */
 export async function findOwnedNetns(lab?: string): Promise<OwnedNetns[]> {
   const candidates = listNetns().filter((n) => n.startsWith(lab ? `al-${lab}-` : 'al-'));
@@ -42,10 +44,11 @@ export async function findOwnedNetns(lab?: string): Promise<OwnedNetns[]> {
       const m = /alias (\S+)/.exec(r.stdout.split('\n')[0] ?? '');
       const owner = m ? parseOwnerAlias(m[1]) : undefined;
       if (owner) return !lab || owner.lab === lab ? { netns, ...owner } : undefined;
-      const links = r.stdout.trim().split('\n').filter(Boolean);
-      const pristine = r.exitCode === 0 && links.length === 1 && /^1: lo:/.test(links[0]) && !(await netnsPids(netns)).length;
       const guess = labOfNetnsName(netns);
-      return pristine && guess && (!lab || guess === lab) ? { netns, lab: guess, kind: 'unmarked', name: netns } : undefined;
+      if (!guess || (lab && guess !== lab) || r.exitCode !== 0) return undefined;
+      const links = r.stdout.trim().split('\n').filter(Boolean).filter((l) => !/^\d+: lo:/.test(l));
+      const ours = links.every((l) => l.includes(`link-netns al-${guess}-`));
+      return ours && !(await netnsPids(netns)).length ? { netns, lab: guess, kind: 'unmarked', name: netns } : undefined;
     }),
   );
   return found.filter((x): x is OwnedNetns => !!x);

@@ -84,7 +84,7 @@ t.test('graph: mermaid and dot list nodes, pods with modes, Services', async (t)
   const m = lab(['graph', '--lab', NOMESH]);
   t.equal(m.code, 0, m.stderr);
   t.match(m.stdout, /flowchart TB/);
-  t.match(m.stdout, /default\/sleep<br\/>10\.244\.0\.4<br\/>mode ambient/);
+  t.match(m.stdout, /default\/sleep<br\/>10\.244\.0\.4<br\/>mode none/, 'a --no-mesh lab shows its pods as mode none');
   t.match(m.stdout, /Service default\/httpbin<br\/>10\.96\.0\.11 8000->80\/TCP/);
   const d = lab(['graph', '--lab', NOMESH, '--dot']);
   t.match(d.stdout, /subgraph cluster_node_a/);
