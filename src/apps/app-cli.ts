@@ -117,3 +117,14 @@ export function plainAddress(addr: string | undefined): string {
   if (!addr) return '';
   return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
 }
+
+/** server.listen() as a promise that rejects on EADDRINUSE and friends. */
+export function listen(server: { once: Function; off: Function; listen: Function }, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}

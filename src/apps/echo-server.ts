@@ -1,6 +1,7 @@
 // A TCP echo server for L4 tests through the mesh. In sink mode it reads and discards, then
 // answers the byte count once the client half-closes: the count is what arrived at this pod,
 // so a throughput test can check no byte was lost on the way.
+import { listen } from './app-cli.js';
 import { createServer, type Server, type Socket, type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { plainAddress } from './app-cli.js';
@@ -33,15 +34,6 @@ export async function startEcho(opts: EchoOptions): Promise<RunningApp> {
   };
 }
 
-function listen(server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
 
 function serve(sock: Socket, sink: boolean, log?: Logger): void {
   const started = process.hrtime.bigint();

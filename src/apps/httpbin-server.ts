@@ -1,5 +1,6 @@
 // An httpbin.org look-alike for the lab's pods. `/ip` reports the TCP peer the server saw
 // (never a header): that is how the lab proves the mesh preserves source addresses.
+import { listen } from './app-cli.js';
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import { randomFillSync } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -44,15 +45,6 @@ export async function startHttpbin(opts: HttpbinOptions): Promise<RunningApp> {
   };
 }
 
-function listen(server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
 
 interface Reply {
   bodyBytes: number;

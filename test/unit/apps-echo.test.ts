@@ -1,9 +1,8 @@
 // The echo app on loopback: what comes back is exactly what was sent; the sink counts.
 import t from 'tap';
+import { captureLogger } from './capture-logger.js';
 import { connect } from 'node:net';
 import { randomBytes, createHash } from 'node:crypto';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { startEcho } from '../../src/apps/echo-server.js';
 
 /** Sends `payload` in pieces, half-closes, and collects everything until the server closes. */
@@ -28,16 +27,6 @@ function exchange(port: number, payload: Buffer, piece = 64 * 1024): Promise<Buf
   });
 }
 
-function captureLogger() {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of String(chunk).split('\n')) if (l.trim()) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
-  return { log: pino({ base: null }, stream), lines };
-}
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 

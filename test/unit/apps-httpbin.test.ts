@@ -1,20 +1,9 @@
 // httpbin on loopback: what a client of the pod sees (status, body, byte counts, timing).
 import t from 'tap';
+import { captureLogger } from './capture-logger.js';
 import { request, Agent, type IncomingMessage } from 'node:http';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { startHttpbin } from '../../src/apps/httpbin-server.js';
 
-function captureLogger() {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of String(chunk).split('\n')) if (l.trim()) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
-  return { log: pino({ base: null }, stream), lines };
-}
 
 interface Got {
   status: number;

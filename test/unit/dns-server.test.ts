@@ -1,25 +1,14 @@
 // The cluster DNS on loopback, asked the way pods ask: c-ares (node:dns) over UDP, and TCP.
 import t from 'tap';
+import { captureLogger } from './capture-logger.js';
 import { Resolver } from 'node:dns/promises';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { TCPClient, UDPClient } from 'dns2';
 import { startDnsServer } from '../../src/apps/cluster-dns.js';
 import { buildDnsRecords } from '../../src/apps/dns-records.js';
 
-function captureLogger() {
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of String(chunk).split('\n')) if (l.trim()) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
-  return { log: pino({ base: null }, stream), lines };
-}
 
 const errCode = (p: Promise<unknown>): Promise<string | undefined> =>
   p.then(
