@@ -12,5 +12,10 @@ echo
 echo "\$ lab exec sleep -- curl -s http://httpbin:8000/ip"
 lab exec sleep -- curl -s --max-time 10 http://httpbin:8000/ip
 echo
-echo "The reply's origin is the sleep pod's own IP: the request crossed node-a -> node-b."
+echo "\$ lab exec node-a -- iptables -t mangle -L ztunnel-PREROUTING -v -n | grep 0x100   # istio-cni caught the SYN"
+lab exec node-a -- iptables -t mangle -L ztunnel-PREROUTING -v -n | grep 0x100 || true
+echo "\$ lab logs ztunnel-node-b --raw | tail -1                                     # node-b's ztunnel took it over HBONE"
+lab logs ztunnel-node-b --raw | tail -1 | cut -c1-400
+echo
+echo "The reply's origin is the sleep pod's own IP: the request crossed node-a -> node-b through both ztunnels (mTLS HBONE)."
 echo "Next: lab status · lab exec node-a -- iptables-save · lab down"
