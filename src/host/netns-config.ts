@@ -9,7 +9,7 @@ const heredoc = (cmd: string, body: string, tag: string): string => `${cmd} <<'$
 /** The shell script that applies `config`; pure, so it can be shown by `lab up --dry-run`. */
 export function configScript(config: NetnsConfig): string {
   const parts: string[] = ['set -e'];
-  const sysctls = Object.entries(config.sysctls).filter(([k]) => !k.includes('/'));
+  const sysctls = Object.entries(config.sysctls);
   if (sysctls.length) parts.push(`sysctl -q -w ${sysctls.map(([k, v]) => `${k}=${v}`).join(' ')} >/dev/null`);
   if (config.ipsets?.length) parts.push(heredoc('ipset restore -exist', renderIpsetRestore(config.ipsets), 'IPSET_EOF'));
   if (config.ruleset && config.ruleset.rules.length + config.ruleset.chains.length > 0) {

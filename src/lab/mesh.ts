@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import type { LabPlan, PlannedPod } from '../topology/address-plan.js';
 import type { LabBuild, NetnsBuild, ProcessSpec } from '../plan/lab-build.js';
 import type { GeneveSpec, NetnsConfig } from '../plan/types.js';
-import { ambientNodeConfig } from '../ambient/node-rules.js';
+import { ambientNodeConfig, DEFAULT_GENEVE_PORT } from '../ambient/node-rules.js';
 import { ztunnelPodConfig } from '../ambient/ztunnel-pod-rules.js';
 import { mergeRulesets } from '../plan/iptables-render.js';
 import { ownerAlias } from '../topology/naming.js';
@@ -13,12 +13,6 @@ import { createLabCa } from '../mesh/ca.js';
 import { ztunnelConfigFromPlan } from '../ztunnel/config-from-plan.js';
 
 export type TunnelKind = 'kernel' | 'userspace';
-export const GENEVE_PORT = 6081;
-
-export interface MeshContext {
-  tunnel: TunnelKind;
-  caDir: string;
-}
 
 /** Tries kernel Geneve in `netns` (a lab namespace, never the root one). */
 export async function kernelHasGeneve(netns: string): Promise<boolean> {
@@ -66,7 +60,7 @@ function geneveProcess(stateDir: string, distDir: string, nodeBin: string, id: s
   return {
     id, role: 'geneve', netns: ns.netns, node,
     argv: [nodeBin, `${distDir}/ambient/geneve-userspace.js`, ...taps.flatMap((t) => ['--tap', `${t.name}:${t.vni}`]),
-      '--remote', remote, '--local', local, '--port', String(GENEVE_PORT), '--ready-file', ready],
+      '--remote', remote, '--local', local, '--port', String(DEFAULT_GENEVE_PORT), '--ready-file', ready],
     readyFile: ready,
     log: `${stateDir}/logs/${id.replace(/\//g, '.')}.log`,
   };
@@ -82,10 +76,10 @@ export function planMesh(plan: LabPlan, build: LabBuild, tunnel: TunnelKind, pat
     const ztNs = nsOf.get(zt.netns)!;
 
     const nodeCfg = ambientNodeConfig({
-      zv: zt.hostVeth, zip: zt.ip, hostIp: node.hostIp, genevePort: GENEVE_PORT,
+      zv: zt.hostVeth, zip: zt.ip, hostIp: node.hostIp, genevePort: DEFAULT_GENEVE_PORT,
       pods: enrolled.map((p) => ({ ip: p.ip, uid: p.uid, hostVeth: p.hostVeth })),
     });
-    const ztCfg = ztunnelPodConfig({ zip: zt.ip, hostIp: node.hostIp, genevePort: GENEVE_PORT });
+    const ztCfg = ztunnelPodConfig({ zip: zt.ip, hostIp: node.hostIp, genevePort: DEFAULT_GENEVE_PORT });
 
     for (const g of nodeCfg.geneve) nodeNs.links.push(...geneveLinkLines(g, tunnel, ownerAlias(plan.lab, 'node', node.name)));
     for (const g of ztCfg.geneve) ztNs.links.push(...geneveLinkLines(g, tunnel, ownerAlias(plan.lab, 'pod', zt.key)));

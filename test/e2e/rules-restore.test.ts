@@ -4,23 +4,17 @@
 import t from 'tap';
 import { execa } from 'execa';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import {
   renderIptablesRestore, renderIpsetRestore, mergeRulesets, normalizeIptablesSave, expectedIptablesSave, ipRuleArgs, ipRouteArgs,
 } from '../../src/plan/iptables-render.js';
-import { kubeProxyRuleset, type KubeProxyService } from '../../src/plan/kube-proxy.js';
-import { ambientNodeConfig, type AmbientNodeInput } from '../../src/ambient/node-rules.js';
+import { kubeProxyRuleset } from '../../src/plan/kube-proxy.js';
+import { ambientNodeConfig } from '../../src/ambient/node-rules.js';
 import { ztunnelPodConfig } from '../../src/ambient/ztunnel-pod-rules.js';
 import { istioInitRuleset } from '../../src/sidecar/istio-iptables.js';
 import type { IpRuleSpec, RouteSpec } from '../../src/plan/types.js';
 
-const GOLDEN = join(dirname(fileURLToPath(import.meta.url)), '..', 'golden', 'rules');
-const example = JSON.parse(readFileSync(join(GOLDEN, 'example-node.json'), 'utf8')) as {
-  podCidr: string;
-  node: AmbientNodeInput;
-  services: KubeProxyService[];
-};
+import { GOLDEN, example } from '../unit/rules-example.js';
 
 const PREFIX = `alt-rules-${process.pid}`;
 const created: string[] = [];

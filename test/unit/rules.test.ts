@@ -3,23 +3,17 @@
 import t from 'tap';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   renderIptablesRestore, mergeRulesets, normalizeIptablesSave, expectedIptablesSave, renderIpsetRestore,
   ipRuleArgs, ipRouteArgs, splitArgs, ruleLine, iptRule,
 } from '../../src/plan/iptables-render.js';
-import { kubeProxyRuleset, serviceChainName, probability, type KubeProxyService } from '../../src/plan/kube-proxy.js';
-import { ambientNodeConfig, sysctlDevice, type AmbientNodeInput } from '../../src/ambient/node-rules.js';
+import { kubeProxyRuleset, serviceChainName, probability } from '../../src/plan/kube-proxy.js';
+import { ambientNodeConfig, sysctlDevice } from '../../src/ambient/node-rules.js';
 import { ztunnelPodConfig } from '../../src/ambient/ztunnel-pod-rules.js';
 import { istioInitRuleset } from '../../src/sidecar/istio-iptables.js';
 import type { IpRuleSpec, RouteSpec, Ruleset } from '../../src/plan/types.js';
 
-const GOLDEN = join(dirname(fileURLToPath(import.meta.url)), '..', 'golden', 'rules');
-const example = JSON.parse(readFileSync(join(GOLDEN, 'example-node.json'), 'utf8')) as {
-  podCidr: string;
-  node: AmbientNodeInput;
-  services: KubeProxyService[];
-};
+import { GOLDEN, example } from './rules-example.js';
 
 /** The subtest type (the last overload of t.test takes just the callback). */
 type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
