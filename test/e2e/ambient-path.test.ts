@@ -64,10 +64,19 @@ t.test('ambient -> mode:none (passthrough) and none -> ambient (plaintext inboun
 });
 
 t.test('a mode:none pod is not redirected: its traffic never reaches istioout', async (t) => {
-  const out0 = linkStats(NA, 'istioout');
+  // A capture, not the link counter: the tunnel devices also carry IPv6 neighbour chatter.
+  const plainIp = podIp(s, 'default/plain');
+  const file = `/tmp/${NAME}-plain.pcap`;
+  const cap = await startCapture(NA, 'istioout', file, `host ${plainIp}`);
+  const sleepCap = await startCapture(NA, 'istioout', `${file}.sleep`, `host ${podIp(s, 'default/sleep')}`);
   const r = curlIn(NAME, 'plain', 'http://web:8080/ip');
-  t.same(JSON.parse(r.stdout || '{}'), { origin: podIp(s, 'default/plain') });
-  t.equal(linkStats(NA, 'istioout').tx, out0.tx, 'istioout sent nothing');
+  t.same(JSON.parse(r.stdout || '{}'), { origin: plainIp });
+  t.equal(curlIn(NAME, 'sleep', 'http://web:8080/ip').code, 0, 'control: an ambient pod\'s request in the same window');
+  await Promise.all([cap.stop(), sleepCap.stop()]);
+  const count = (f: string) => Number(sh(`tcpdump -r ${f} -nn 2>/dev/null | wc -l`).trim());
+  t.equal(count(file), 0, 'istioout carried no packet of the mode:none pod');
+  t.ok(count(`${file}.sleep`) > 0, 'while the ambient pod\'s SYN did go through istioout (the capture works)');
+  sh(`rm -f ${file} ${file}.sleep`);
 });
 
 t.test('Geneve on the wire: VNI 1001 outbound, 1000 inbound, on the node-to-ztunnel veth', async (t) => {

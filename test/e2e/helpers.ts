@@ -88,14 +88,14 @@ export const podIp = (summary: any, key: string): string => summary.pods.find((p
 /** Starts tcpdump in a netns and resolves once it is capturing; stop() flushes and waits for exit. */
 export async function startCapture(netns: string, iface: string, file: string, filter: string): Promise<{ stop: () => Promise<void> }> {
   const { spawn } = await import('node:child_process');
-  const p = spawn('ip', ['netns', 'exec', netns, 'tcpdump', '-Z', 'root', '-i', iface, '-U', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const p = spawn('ip', ['netns', 'exec', netns, 'tcpdump', '-Z', 'root', '--immediate-mode', '-B', '8192', '-i', iface, '-U', '-w', file, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
     let err = '';
     p.stderr!.on('data', (d) => { err += String(d); if (err.includes('listening on')) resolve(); });
     p.once('exit', () => reject(new Error(`tcpdump exited: ${err}`)));
   });
-  // tcpdump prints "listening on" a moment before packets reach its socket (measured here:
-  // packets in the first few hundred ms can be missed), so give it time to settle.
+  // Without --immediate-mode, packets still in libpcap's ring block when SIGINT arrives are
+  // never written; and "listening on" comes a moment before capture is live, so let it settle.
   await new Promise((r) => setTimeout(r, 700));
   return {
     stop: async () => {
