@@ -3,6 +3,7 @@ import { Listr } from 'listr2';
 import { prepareUp, upSteps, type UpContext } from '../lab/up.js';
 import { downLab } from '../lab/down.js';
 import { table, printJson, ms } from './output.js';
+import { checkedLabArg } from './select.js';
 
 export const upCommand = {
   command: 'up <file> [name]',
@@ -16,7 +17,9 @@ export const upCommand = {
       .option('keep-on-failure', { type: 'boolean', describe: 'leave a failed lab in place for inspection (remove it with `lab down`)' })
       .example('$0 up topologies/demo.yaml', 'two nodes, sleep and httpbin, ambient mode'),
   handler: async (argv: { file: string; name?: string; json?: boolean; keepOnFailure?: boolean; mesh?: boolean }) => {
-    const ctx = await prepareUp(argv.file, { name: argv.name, noMesh: argv.mesh === false });
+    // NAME replaces the topology's `name:` (prepareUp takes it as given), so it gets the same rule here.
+    const name = checkedLabArg(argv.name, 'NAME');
+    const ctx = await prepareUp(argv.file, { name, noMesh: argv.mesh === false });
     const t0 = performance.now();
     const onSignal = () => {
       process.stderr.write(`\ninterrupted: removing the half-built lab "${ctx.plan.lab}"...\n`);
