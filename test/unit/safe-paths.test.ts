@@ -38,9 +38,11 @@ t.test('insideDir: joins and resolves, and refuses anything not strictly inside 
 t.test('state directory: a direct child of the state root; removed only when it holds state.json', async (t) => {
   const tmp = mkdtempSync(join(tmpdir(), 'sf-store-'));
   t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
-  const root = join(tmp, 'state');
-  mkdirSync(root);
-  writeFileSync(join(tmp, 'sentinel'), 'beside the state root');
+  // Two levels of padding: were removeStateDir ever to follow `../..`, it would stay inside tmp.
+  const beside = join(tmp, 'd1', 'd2');
+  const root = join(beside, 'state');
+  mkdirSync(root, { recursive: true });
+  writeFileSync(join(beside, 'sentinel'), 'beside the state root');
   const saved = process.env.AMBIENT_LAB_STATE_DIR;
   process.env.AMBIENT_LAB_STATE_DIR = root;
   t.teardown(() => { if (saved === undefined) delete process.env.AMBIENT_LAB_STATE_DIR; else process.env.AMBIENT_LAB_STATE_DIR = saved; });
@@ -49,11 +51,11 @@ t.test('state directory: a direct child of the state root; removed only when it 
   t.equal(labStateDir('demo'), join(root, 'demo'));
   t.equal(labStateFile('demo', 'logs', 'default.sleep.log'), join(root, 'demo', 'logs', 'default.sleep.log'));
   for (const bad of ['..', '../..', 'a/../..', '/etc', '.', '', 'a/b']) {
-    t.throws(() => labStateDir(bad), undefined, `labStateDir(${JSON.stringify(bad)}) throws`);
-    t.throws(() => removeStateDir(bad), undefined, `removeStateDir(${JSON.stringify(bad)}) throws`);
+    t.throws(() => labStateDir(bad), Error, `labStateDir(${JSON.stringify(bad)}) throws`);
+    t.throws(() => removeStateDir(bad), Error, `removeStateDir(${JSON.stringify(bad)}) throws`);
   }
   t.throws(() => labStateFile('demo', '..', 'other', 'state.json'), PathEscapeError, 'a file of one lab cannot name another lab');
-  t.ok(existsSync(join(tmp, 'sentinel')), 'the sentinel beside the state root survives');
+  t.ok(existsSync(join(beside, 'sentinel')), 'the sentinel beside the state root survives');
 
   // A lab's directory with its owner mark: removed, with everything in it.
   writeState({ lab: 'sf-a', file: 'x.yaml', phase: 'up', createdAt: '', netns: [], files: [], processes: [] });
@@ -73,14 +75,14 @@ t.test('state directory: a direct child of the state root; removed only when it 
   t.equal(removeStateDir('sf-empty'), true, 'an empty directory is removed (rmdir, not recursive)');
 
   // A symlink in the state root, even to a directory holding a state.json, is not followed.
-  const elsewhere = join(tmp, 'elsewhere');
+  const elsewhere = join(beside, 'elsewhere');
   mkdirSync(elsewhere);
   writeFileSync(join(elsewhere, 'state.json'), '{}');
   symlinkSync(elsewhere, join(root, 'sf-link'));
   t.equal(removeStateDir('sf-link'), false, 'a symlinked lab directory is left alone');
   t.ok(existsSync(join(elsewhere, 'state.json')), 'its target survives');
   t.equal(removeStateDir('sf-never-was'), true, 'a lab with no directory: nothing to do');
-  t.same(readdirSync(tmp).sort(), ['elsewhere', 'sentinel', 'state']);
+  t.same(readdirSync(beside).sort(), ['elsewhere', 'sentinel', 'state']);
 });
 
 t.test('capture -w FILE: an absolute path in an existing directory, no symlink, not the lab\'s own files', async (t) => {
