@@ -80,7 +80,7 @@ function planZtunnelPod(ctx: PlanContext, zt: PlannedPod): void {
     id: `ztunnel/${node.name}`, role: 'ztunnel', netns: zt.netns, pod: zt.key, node: node.name,
     argv: [paths.node, `${paths.distDir}/ztunnel/main.js`, '--config', config, '--ready-file', ready],
     readyFile: ready,
-    log: `${paths.stateDir}/logs/ztunnel-${node.name}.log`,
+    log: ctx.logFile(`ztunnel-${node.name}`),
   });
 }
 
