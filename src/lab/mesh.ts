@@ -1,6 +1,6 @@
 // Adds the ambient mesh to a lab build: istio-cni node rules, the ztunnel pod's TPROXY
 // rules, the Geneve pairs (kernel or userspace TAP), the lab CA and the ztunnel processes.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import type { LabPlan, PlannedPod } from '../topology/address-plan.js';
 import type { LabBuild, NetnsBuild, ProcessSpec } from '../plan/lab-build.js';
 import type { GeneveSpec, NetnsConfig } from '../plan/types.js';
@@ -9,8 +9,8 @@ import { ztunnelPodConfig } from '../ambient/ztunnel-pod-rules.js';
 import { mergeRulesets } from '../plan/iptables-render.js';
 import { ownerAlias } from '../topology/naming.js';
 import { run } from '../host/run.js';
-import { createLabCa } from '../mesh/ca.js';
-import { ztunnelConfigFromPlan } from '../ztunnel/config-from-plan.js';
+import { createLabCa, issueProxyCerts } from '../mesh/ca.js';
+import { ztunnelConfigFromPlan, ztunnelIdentities } from '../ztunnel/config-from-plan.js';
 
 export type TunnelKind = 'kernel' | 'userspace';
 
@@ -104,17 +104,26 @@ export function planMesh(plan: LabPlan, build: LabBuild, tunnel: TunnelKind, pat
 
 export const keyLogPath = (stateDir: string, node: string): string => `${stateDir}/keylog/ztunnel-${node}.keys`;
 
-/** Files the mesh needs before its processes start: the CA and each ztunnel's config. */
+/**
+ * Files the mesh needs before its processes start: the CA (its key stays in `ca/`), each
+ * proxy's issued certificates (istiod's role: a ztunnel gets its node's HBONE workloads'
+ * keys and the root, nothing else) and each ztunnel's config.
+ */
 export async function writeMeshFiles(plan: LabPlan, stateDir: string): Promise<string> {
   const caDir = `${stateDir}/ca`;
   await createLabCa(caDir);
   mkdirSync(`${stateDir}/ztunnel`, { recursive: true });
   mkdirSync(`${stateDir}/keylog`, { recursive: true });
   for (const node of plan.nodes) {
+    const certDir = `${stateDir}/certs/ztunnel-${node.name}`;
+    await issueProxyCerts(caDir, certDir, ztunnelIdentities(plan, node.name));
     // A lab is for looking inside: every ztunnel logs its TLS secrets so `lab trace` and
     // Wireshark can decrypt HBONE. Never do this on a real mesh.
-    const cfg = ztunnelConfigFromPlan(plan, node.name, { caDir, keyLogFile: keyLogPath(stateDir, node.name) });
-    writeFileSync(`${stateDir}/ztunnel/${node.name}.json`, JSON.stringify(cfg, null, 2));
+    const cfg = ztunnelConfigFromPlan(plan, node.name, { certDir, keyLogFile: keyLogPath(stateDir, node.name) });
+    // By rename: a running ztunnel watching the file must never read half of it.
+    const file = `${stateDir}/ztunnel/${node.name}.json`;
+    writeFileSync(`${file}.tmp`, JSON.stringify(cfg, null, 2));
+    renameSync(`${file}.tmp`, file);
   }
   return caDir;
 }
