@@ -89,6 +89,15 @@ async function rig(t: Test, opts: { deny?: (r: HboneRequest) => boolean; keyLogF
 
 const key = { source: CLIENT, expected: SERVER, address: { ip: DST_IP, port: 15008 } };
 
+/** Polls until `pred` holds; session teardown and idle timers finish after the stream does. */
+async function waitFor(what: string, pred: () => boolean, timeoutMs = 3000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 t.test('mTLS CONNECT carries bytes both ways and propagates half-close', async (t) => {
   const r = await rig(t);
   const { stream } = await r.pool.connect(key, `${DST_IP}:7`, { baggage: 'k8s.namespace.name=default', forwardedFor: '10.244.0.9' });
@@ -241,8 +250,9 @@ t.test('a closed session is evicted and replaced', async (t) => {
   const { stream } = await r.pool.connect(key, `${DST_IP}:7`);
   stream.end();
   await readAll(stream);
+  t.equal(r.pool.size, 1);
   r.server.close(); // drops every server-side socket: the client session sees the close
-  await new Promise((res) => setTimeout(res, 50));
+  await waitFor('dead session evicted', () => r.pool.size === 0);
   t.equal(r.pool.size, 0, 'dead session evicted');
   const again = await r.pool.connect(key, `${DST_IP}:7`);
   again.stream.end();
@@ -258,8 +268,10 @@ t.test('idle sessions are closed after the idle timeout', async (t) => {
   stream.end();
   await readAll(stream);
   t.equal(pool.size, 1);
-  await new Promise((res) => setTimeout(res, 300));
+  const t0 = Date.now();
+  await waitFor('idle session closed', () => pool.size === 0);
   t.equal(pool.size, 0, 'idle session gone');
+  t.ok(Date.now() - t0 >= 90, 'not before the idle timeout');
 });
 
 t.test('TLS key log lines are written in SSLKEYLOGFILE format', async (t) => {
