@@ -102,6 +102,8 @@ export function planMesh(plan: LabPlan, build: LabBuild, tunnel: TunnelKind, pat
   }
 }
 
+const LAB_CERT_TTL_MS = 30 * 24 * 3600_000;
+
 export const keyLogPath = (stateDir: string, node: string): string => `${stateDir}/keylog/ztunnel-${node}.keys`;
 
 /**
@@ -116,7 +118,9 @@ export async function writeMeshFiles(plan: LabPlan, stateDir: string): Promise<s
   mkdirSync(`${stateDir}/keylog`, { recursive: true });
   for (const node of plan.nodes) {
     const certDir = `${stateDir}/certs/ztunnel-${node.name}`;
-    await issueProxyCerts(caDir, certDir, ztunnelIdentities(plan, node.name));
+    // Istio's 24 h certificates live because istiod rotates them; nothing rotates here, and a
+    // lab left up over a weekend must keep working.
+    await issueProxyCerts(caDir, certDir, ztunnelIdentities(plan, node.name), { ttlMs: LAB_CERT_TTL_MS });
     // A lab is for looking inside: every ztunnel logs its TLS secrets so `lab trace` and
     // Wireshark can decrypt HBONE. Never do this on a real mesh.
     const cfg = ztunnelConfigFromPlan(plan, node.name, { certDir, keyLogFile: keyLogPath(stateDir, node.name) });
