@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { pino, destination } from 'pino';
 import { exitOnSignals, runMain, writeReadyFile } from '../apps/app-cli.js';
+import { crashOnUncaught } from '../proxy/crash.js';
 import { loadZtunnelConfig } from './config.js';
 import { startZtunnel } from './ztunnel.js';
 
@@ -16,15 +17,7 @@ runMain('ztunnel', async () => {
   if (!values.config) throw new Error('usage: ztunnel --config <file> [--ready-file <file>]');
   const { cfg, hash } = loadZtunnelConfig(values.config);
   const log = pino({ name: 'ztunnel', base: { node: cfg.node, pid: process.pid } }, destination({ dest: 1, sync: true }));
-  // A bug that escapes a connection's handling leaves the process in a state nobody
-  // reasoned about: say why (the log is synchronous, so the line is written) and exit
-  // non-zero; the lab's supervisor restarts the ztunnel, as a DaemonSet would.
-  const die = (kind: string) => (err: unknown): never => {
-    log.fatal({ err }, `${kind}; exiting`);
-    process.exit(70);
-  };
-  process.on('uncaughtException', die('uncaught exception'));
-  process.on('unhandledRejection', die('unhandled rejection'));
+  crashOnUncaught(log);
   const zt = await startZtunnel(cfg, log, { configFile: values.config, configHash: hash });
   process.on('SIGHUP', () => void zt.reload('SIGHUP'));
   exitOnSignals(log, () => zt.close());
