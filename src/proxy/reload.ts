@@ -9,6 +9,9 @@ import { loadProxyConfig, meshStateOf, type ProxyConfig } from './config.js';
 import type { ProxyInputs } from './inputs.js';
 import type { ConfigVersion } from './control-plane.js';
 
+/** Read once at start (sockets, dialer, pool, key log, cert dir): a reload cannot change them. */
+const RESTART_ONLY = ['node', 'instanceIp', 'certDir', 'keyLogFile', 'enableOrigSrc', 'poolIdleTimeoutMs', 'listen', 'dnsCapture'] as const;
+
 export type ReloadTrigger = 'SIGHUP' | 'file' | 'api';
 
 export type ReloadResult = { applied: true; version: ConfigVersion } | { applied: false; reason: string };
@@ -40,6 +43,10 @@ export function createReloader<C extends ProxyConfig>(z: ProxyInputs<C>, file: s
       z.log.error({ err: (e as Error).message, trigger, file, version: z.xds.version.version }, 'config reload failed; keeping the running config');
       return { applied: false, reason: (e as Error).message };
     }
+    const was = z.cfg as unknown as Record<string, unknown>;
+    const now = next.cfg as unknown as Record<string, unknown>;
+    const stuck = RESTART_ONLY.filter((k) => JSON.stringify(now[k]) !== JSON.stringify(was[k]));
+    if (stuck.length) z.log.warn({ fields: stuck, trigger }, 'config fields changed that only apply after a restart');
     // Both swaps happen in one turn of the event loop: no connection sees half of them.
     z.xds.apply(meshStateOf(next.cfg), next.hash);
     z.cfg = next.cfg;

@@ -1,11 +1,13 @@
 // One ztunnel: builds the proxy inputs (proxy/inputs.ts) as a shared node proxy and starts
 // every listener. main.ts is the process wrapper; tests start this in-process.
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import type { Logger } from 'pino';
 import { transparentListenFd } from '../host/sys.js';
 import { meshTlsFromCertDir } from '../mesh/cert-dir.js';
 import { keyLogFromEnv } from '../mesh/keylog.js';
+import { contentHash } from '../proxy/control-plane.js';
 import { createProxyInputs, type InputsOptions } from '../proxy/inputs.js';
 import { createReloader, type Reloader, type ReloadResult, type ReloadTrigger } from '../proxy/reload.js';
 import { portsOf, type ZtunnelConfig, type ZtunnelInputs, type ZtunnelPorts } from './config.js';
@@ -55,7 +57,9 @@ export async function startZtunnel(cfg: ZtunnelConfig, log: Logger, opts: StartO
   const keyLog = keyLogFromEnv(cfg.keyLogFile);
   // Only what the lab issued to this ztunnel: the trust root and its node's workloads' keys.
   const tls = meshTlsFromCertDir(cfg.certDir, keyLog);
-  const z = createProxyInputs('ztunnel', cfg, tls, log, opts);
+  // The hash of the file as read, so a watch event echoing the same bytes is not a new version.
+  const configHash = opts.configHash ?? (opts.configFile ? contentHash(readFileSync(opts.configFile)) : undefined);
+  const z = createProxyInputs('ztunnel', cfg, tls, log, { ...opts, ...(configHash ? { configHash } : {}) });
   const want = portsOf(cfg);
   const host = cfg.listen?.host ?? '0.0.0.0';
   let reloader: Reloader | undefined;
