@@ -3,9 +3,9 @@
 import type { LabPlan, PlannedPod } from '../topology/address-plan.js';
 import { labelsMatch } from '../topology/address-plan.js';
 import type { Service, Workload } from '../mesh/workloads.js';
-import { ROOT_NAMESPACE } from '../mesh/workloads.js';
+import { ROOT_NAMESPACE, workloadIdentity } from '../mesh/workloads.js';
 import { convertPolicy } from '../mesh/authz-convert.js';
-import { DEFAULT_TRUST_DOMAIN } from '../mesh/identity.js';
+import { DEFAULT_TRUST_DOMAIN, type SpiffeId } from '../mesh/identity.js';
 import type { ZtunnelConfig } from './config.js';
 
 export const CLUSTER_ID = 'Kubernetes';
@@ -69,7 +69,19 @@ export function servicesFromPlan(plan: LabPlan): Service[] {
   }));
 }
 
-export function ztunnelConfigFromPlan(plan: LabPlan, node: string, opts: { caDir: string; keyLogFile?: string; dnsCapture?: boolean }): ZtunnelConfig {
+/**
+ * The identities a node's ztunnel holds keys for: the HBONE workloads it terminates HBONE
+ * for, i.e. the ambient pods on its node. A pod with its own HBONE (a sidecar) holds its own.
+ */
+export function ztunnelIdentities(plan: LabPlan, node: string): SpiffeId[] {
+  return plan.pods
+    .filter((p) => p.node === node)
+    .map((p) => workloadFromPod(plan, p))
+    .filter((w) => w.protocol === 'HBONE' && !w.nativeHbone)
+    .map(workloadIdentity);
+}
+
+export function ztunnelConfigFromPlan(plan: LabPlan, node: string, opts: { certDir: string; keyLogFile?: string; dnsCapture?: boolean }): ZtunnelConfig {
   const zt = plan.pods.find((p) => p.role === 'ztunnel' && p.node === node);
   if (!zt) throw new Error(`no ztunnel pod planned on node ${node}`);
   return {
@@ -77,7 +89,7 @@ export function ztunnelConfigFromPlan(plan: LabPlan, node: string, opts: { caDir
     clusterId: CLUSTER_ID,
     trustDomain: DEFAULT_TRUST_DOMAIN,
     instanceIp: zt.ip,
-    caDir: opts.caDir,
+    certDir: opts.certDir,
     ...(opts.keyLogFile ? { keyLogFile: opts.keyLogFile } : {}),
     ...(opts.dnsCapture !== undefined ? { dnsCapture: opts.dnsCapture } : {}),
     workloads: plan.pods.map((p) => workloadFromPod(plan, p)),

@@ -5,7 +5,7 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { lab, leftovers, ruleCounters, counterOf, linkStats, curlIn, upJson, podIp, sh, startCapture } from './helpers.js';
 
-const NAME = 'e2e-amb';
+const NAME = 'pc-amb';
 const NA = `al-${NAME}-node-node-a`;
 const NB = `al-${NAME}-node-node-b`;
 const ZA = `al-${NAME}-pod-istio-system.ztunnel-node-a`;
