@@ -11,7 +11,7 @@ import { authorizeRequest } from './authz.js';
 import { chooseBackend, LoadBalancerState, subsetEndpoints, endpointKey, type L7Endpoint, type RandomSource } from './backends.js';
 import { faultDecision } from './fault.js';
 import { applyHeaderOps, type HeaderMap } from './header-ops.js';
-import type { Backend, DestinationPolicy, HeaderOps, HttpRequestFacts, L7AuthorizationPolicy, RetryPolicy, ServiceRoutes } from './model.js';
+import type { Backend, DestinationPolicy, HeaderOps, HttpRequestFacts, L7AuthorizationPolicy, LoadBalancer, RetryPolicy, ServiceRoutes } from './model.js';
 import { RequestBody, DEFAULT_RETRY_BUFFER_LIMIT } from './request-body.js';
 import { formatFlags, LOCAL_REPLY, type EngineFlag, type L7RequestResult } from './result.js';
 import { retryDecision, type AttemptOutcome } from './retry.js';
@@ -245,7 +245,7 @@ export class L7Engine {
     else if (info.service) backends = [{ host: info.service.host, port: info.service.port, weight: 100 }];
     else backends = [];
     let endpoints: L7Endpoint[];
-    let lbKind;
+    let lbKind: LoadBalancer | undefined;
     let cluster: string;
     if (backends.length > 0) {
       const choice = chooseBackend(backends, this.random)!;
@@ -309,11 +309,12 @@ export class L7Engine {
         result.upstreamHost = endpointKey(ep);
         const outcome = await this.attempt(x, ep, rewritten.path, headers, retries?.perTryTimeoutMs, routeTimer, current, respOps);
         if (outcome === 'done') return;
+        if (routeTimer.fired || x.gone) outcome.discard();
+        if (x.gone) return;
         if (routeTimer.fired) {
           x.flags.push('UT');
           return this.localReply(x, 504, LOCAL_REPLY.timeout, 'upstream_response_timeout', respOps);
         }
-        if (x.gone) return;
         const decision = retryDecision(retries, outcome.outcome, attempt, x.body.replayable, this.random);
         if (decision.retry) {
           outcome.discard();
@@ -331,11 +332,12 @@ export class L7Engine {
     } finally {
       routeTimer.clear();
       x.onGone.delete(goneHook);
-      x.body.detach();
+      // An upstream may answer before reading the whole body: drop the rest so the client's connection stays usable.
+      x.body.discard();
     }
   }
 
-  /** A failed or not-yet-forwarded attempt: the outcome for the retry decision and how to answer if it is final. */
+  /** The final attempt: forward its response, or answer its failure as Envoy's router does. */
   private finish(x: Exchange, o: PendingOutcome, respOps: HeaderOps | undefined): Promise<void> | void {
     switch (o.outcome.kind) {
       case 'response':

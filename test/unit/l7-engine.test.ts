@@ -5,6 +5,7 @@
 // attempts counted by the upstream, elapsed time, and the result handed to onResult.
 import t from 'tap';
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -26,7 +27,7 @@ interface Upstream {
   last?: { url: string; headers: http.IncomingHttpHeaders };
 }
 
-/** An httpbin-like endpoint: /status/N, /delay/ms, /echo, /bytes/n, /upload, /flaky/N (503 for the first N tries). */
+/** An httpbin-like endpoint: /reset (closes the connection), /status/N, /delay/ms, /echo, /bytes/n, /upload, /flaky/N (503 for the first N tries). */
 async function startUpstream(version: string): Promise<Upstream> {
   const seen = new Map<string, number>();
   const u: Upstream = { version, port: 0, server: http.createServer(), seen };
@@ -38,7 +39,9 @@ async function startUpstream(version: string): Promise<Upstream> {
     res.setHeader('x-version', version);
     res.setHeader('server', 'upstream-server');
     const [, verb, arg] = path.split('/');
-    if (verb === 'status') {
+    if (verb === 'reset') {
+      req.socket.destroy();
+    } else if (verb === 'status') {
       res.writeHead(Number(arg));
       res.end(`status ${arg}`);
     } else if (verb === 'delay') {
@@ -134,7 +137,8 @@ t.test('engine over loopback', async (t) => {
         rule({ origin: `${VS} http[12]`, matches: [{ path: { kind: 'Prefix', value: '/empty' } }], backends: [{ host: 'nowhere.default.svc.cluster.local', weight: 100 }] }),
         rule({ origin: `${VS} http[13]`, matches: [{ path: { kind: 'Prefix', value: '/dead' } }], backends: [{ host: 'dead.default.svc.cluster.local', weight: 100 }], retries: { attempts: 2, retryOn: ['connect-failure'], retriableStatusCodes: [] } }),
         rule({ origin: `${VS} http[14]`, matches: [{ path: { kind: 'Prefix', value: '/nosubset' } }], backends: [{ host: HOST, subset: 'v9', weight: 100 }] }),
-        rule({ origin: `${VS} http[15]`, matches: [{ path: { kind: 'Prefix', value: '/echo' } }, { path: { kind: 'Prefix', value: '/status' } }], backends: [{ host: HOST, subset: 'v1', weight: 100 }] }),
+        rule({ origin: `${VS} http[15]`, matches: [{ path: { kind: 'Prefix', value: '/echo' } }, { path: { kind: 'Prefix', value: '/status' } }, { path: { kind: 'Prefix', value: '/delay/5000' } }], backends: [{ host: HOST, subset: 'v1', weight: 100 }] }),
+        rule({ origin: `${VS} http[16]`, matches: [{ path: { kind: 'Exact', value: '/reset' } }], backends: [{ host: HOST, subset: 'v1', weight: 100 }], retries: { attempts: 1, retryOn: ['reset'], retriableStatusCodes: [] } }),
       ],
     },
   ];
@@ -252,6 +256,40 @@ t.test('engine over loopback', async (t) => {
     t.equal(r.result.responseFlags, '-');
   });
 
+  t.test('a body over the retry buffer limit is not retried', async (t) => {
+    const before = v1.seen.get('/flaky/1') ?? 0;
+    const r = await call('/flaky/1', { method: 'POST', body: Buffer.alloc(200 * 1024, 1) });
+    t.equal(r.status, 503, 'the first answer stands');
+    t.equal(r.result.attempts, 1);
+    t.equal((v1.seen.get('/flaky/1') ?? 0) - before, 1, 'the upstream saw one try');
+    t.equal(r.result.responseFlags, '-', 'not URX: the limit was never reached');
+  });
+
+  t.test('upstream reset before headers: 503 UC, retried on reset', async (t) => {
+    const before = v1.seen.get('/reset') ?? 0;
+    const r = await call('/reset');
+    t.equal(r.status, 503);
+    t.equal(r.body, 'upstream connect error or disconnect/reset before headers. reset reason: connection termination');
+    t.equal((v1.seen.get('/reset') ?? 0) - before, 2, 'retryOn reset, attempts 1 -> 2 tries');
+    t.equal(r.result.responseFlags, 'UC,URX');
+  });
+
+  t.test('client goes away while the upstream works: the upstream request is cancelled, DC', async (t) => {
+    const n = results.length;
+    const ac = new AbortController();
+    const closed = new Promise<void>((resolve) => v1.server.once('request', (_req, res) => res.on('close', () => resolve())));
+    const p = request(`${base}/delay/5000`, { dispatcher: client, signal: ac.signal }).catch((e: Error) => e);
+    setTimeout(() => ac.abort(), 100);
+    t.ok((await p) instanceof Error, 'client aborted');
+    await closed;
+    t.pass('the upstream saw its request closed');
+    while (results.length === n) await new Promise((resolve) => setTimeout(resolve, 5));
+    const last = results[results.length - 1];
+    t.match(last.responseFlags, /DC/);
+    t.equal(last.status, 0, 'nothing was sent downstream');
+    t.ok(last.durationMs < 2000, `ended at once (${last.durationMs} ms)`);
+  });
+
   t.test('connect failure: 503 UF after retries', async (t) => {
     const r = await call('/dead');
     t.equal(r.status, 503);
@@ -322,6 +360,7 @@ t.test('engine over loopback', async (t) => {
     t.equal(d.result.authzPolicy, 'AuthorizationPolicy default/deny-delete');
     t.equal(v1.seen.get('/echo') ?? 0, before, 'the upstream never saw it');
     for (const method of ['GET', 'POST', 'PUT']) t.equal((await call('/echo', { method, body: method === 'GET' ? undefined : 'x' })).status, 200, `${method} 200`);
+    t.equal((await call('/echo', { method: 'POST', body: '' })).status, 200, 'POST with an empty body 200');
     // RBAC runs before fault: a denied request to the abort route gets 403, not 418.
     t.equal((await call('/abort', { method: 'DELETE' })).status, 403, 'RBAC before fault');
   });
@@ -429,4 +468,74 @@ t.test('default route: no VirtualService for the Service, and a direct workload'
   const d = await request(`${base}/echo`, { dispatcher: client });
   t.equal(d.statusCode, 200, 'workload addressed directly: its own address');
   t.equal(JSON.parse(await d.body.text()).version, 'v1');
+});
+
+// The waypoint hands the engine HTTP/2 CONNECT streams (HBONE without the TLS here): the same
+// engine must speak HTTP/1.1 through them, reuse one stream for sequential requests, and stream bodies.
+t.test('upstream over HTTP/2 CONNECT streams', async (t) => {
+  const v1 = await startUpstream('v1');
+  const authorities: string[] = [];
+  const tunnel = http2.createServer();
+  tunnel.on('stream', (stream, headers) => {
+    if (headers[':method'] !== 'CONNECT') {
+      stream.respond({ ':status': 405 });
+      stream.end();
+      return;
+    }
+    const authority = headers[':authority'] as string;
+    authorities.push(authority);
+    const [host, port] = authority.split(':');
+    const sock = net.connect(Number(port), host, () => {
+      stream.respond({ ':status': 200 });
+      sock.pipe(stream);
+      stream.pipe(sock);
+    });
+    sock.on('error', () => stream.close(http2.constants.NGHTTP2_CONNECT_ERROR));
+    stream.on('error', () => sock.destroy());
+    stream.on('close', () => sock.destroy());
+  });
+  tunnel.listen(0, '127.0.0.1');
+  await once(tunnel, 'listening');
+  const session = http2.connect(`http://127.0.0.1:${(tunnel.address() as net.AddressInfo).port}`);
+  session.on('error', () => undefined);
+
+  const engine = new L7Engine({
+    config: { routes: [], destinationPolicies: [], authorization: [] },
+    endpoints: () => [{ address: '127.0.0.1', port: v1.port, labels: {} }],
+    connect: (ep) =>
+      new Promise((resolve, reject) => {
+        const stream = session.request({ ':method': 'CONNECT', ':authority': `${ep.address}:${ep.port}` });
+        stream.once('response', (h) => (h[':status'] === 200 ? resolve(stream) : reject(new Error(`CONNECT ${h[':status']}`))));
+        stream.once('error', reject);
+      }),
+  });
+  const info: DownstreamInfo = { service: { host: HOST, port: PORT }, srcIp: '127.0.0.1', dstIp: '10.96.0.20', dstPort: PORT };
+  const proxy = http.createServer((req, res) => void engine.handle(req, res, info));
+  proxy.listen(0, '127.0.0.1');
+  await once(proxy, 'listening');
+  const base = `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+  const client = new Agent();
+  t.teardown(async () => {
+    await client.close();
+    await engine.close();
+    session.close();
+    tunnel.close();
+    proxy.close();
+    v1.server.close();
+    proxy.closeAllConnections();
+    v1.server.closeAllConnections();
+  });
+
+  for (let i = 0; i < 3; i++) {
+    const r = await request(`${base}/echo?i=${i}`, { dispatcher: client });
+    t.equal(r.statusCode, 200, `request ${i} through the tunnel`);
+    t.equal(JSON.parse(await r.body.text()).url, `/echo?i=${i}`);
+  }
+  t.same(authorities, [`127.0.0.1:${v1.port}`], 'one CONNECT stream, reused (pooled) for sequential requests');
+
+  const payload = randomBytes(4 * 1024 * 1024);
+  const up = await request(`${base}/upload`, { dispatcher: client, method: 'POST', body: payload });
+  const got = JSON.parse(await up.body.text());
+  t.equal(got.len, payload.length, '4 MiB through the CONNECT stream');
+  t.equal(got.sha256, createHash('sha256').update(payload).digest('hex'), 'same bytes');
 });
