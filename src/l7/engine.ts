@@ -58,6 +58,8 @@ export interface L7EngineOptions {
   /** Request bytes kept for retries; a larger body disables retries for its request. */
   retryBufferLimit?: number;
   connectTimeoutMs?: number;
+  /** Send x-envoy-attempt-count upstream (Istio sets include_request_attempt_count on sidecar outbound vhosts only). */
+  includeAttemptCount?: boolean;
   /** Envoy %UPSTREAM_CLUSTER% for a backend; default outbound|<port>|<subset>|<host>. */
   clusterName?(b: { host: string; port: number; subset?: string }): string;
 }
@@ -307,7 +309,8 @@ export class L7Engine {
         tried.add(endpointKey(ep));
         result.attempts = attempt;
         result.upstreamHost = endpointKey(ep);
-        const outcome = await this.attempt(x, ep, rewritten.path, headers, retries?.perTryTimeoutMs, routeTimer, current, respOps);
+        const attemptHeaders = this.opts.includeAttemptCount ? { ...headers, 'x-envoy-attempt-count': String(attempt) } : headers;
+        const outcome = await this.attempt(x, ep, rewritten.path, attemptHeaders, retries?.perTryTimeoutMs, routeTimer, current, respOps);
         if (outcome === 'done') return;
         if (routeTimer.fired || x.gone) outcome.discard();
         if (x.gone) return;

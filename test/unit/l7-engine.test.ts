@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { Agent, request } from 'undici';
 import { L7Engine, type DownstreamInfo, type L7Config } from '../../src/l7/engine.js';
 import { seededRandom, type L7Endpoint } from '../../src/l7/backends.js';
-import type { HttpRouteRule, L7AuthorizationPolicy, ServiceRoutes } from '../../src/l7/model.js';
+import { DEFAULT_RETRY_POLICY, type HttpRouteRule, type L7AuthorizationPolicy, type ServiceRoutes } from '../../src/l7/model.js';
 import type { L7RequestResult } from '../../src/l7/result.js';
 
 const HOST = 'reviews.default.svc.cluster.local';
@@ -420,6 +420,16 @@ t.test('engine over loopback', async (t) => {
     t.equal(results[results.length - 1].bytesSent, n);
   });
 
+  t.test('50 concurrent requests over the split', async (t) => {
+    const before = results.length;
+    const replies = await Promise.all(Array.from({ length: 50 }, () => call('/split')));
+    t.ok(replies.every((r) => r.status === 200), 'all 200');
+    while (results.length < before + 50) await new Promise((resolve) => setImmediate(resolve));
+    const mine = results.slice(before);
+    t.equal(new Set(mine.map((r) => r.requestId)).size, 50, 'one result per request, each with its own x-request-id');
+    t.ok(mine.every((r) => r.status === 200 && r.responseFlags === '-'), 'every result 200, no flags');
+  });
+
   t.test('client goes away during a fault delay: DC, nothing upstream', async (t) => {
     const before = v1.seen.get('/echo') ?? 0;
     const n = results.length;
@@ -463,6 +473,34 @@ t.test('default route: no VirtualService for the Service, and a direct workload'
   t.equal(r.statusCode, 503);
   await r.body.text();
   t.equal(v1.seen.get('/status/503'), 1, 'waypoint default route: no retries');
+
+  // A sidecar's outbound default route carries Istio's default retry policy (503 retried twice) and the attempt count.
+  const sidecar = new L7Engine({
+    config: { routes: [], destinationPolicies: [], authorization: [] },
+    endpoints: () => [{ address: '127.0.0.1', port: v1.port, labels: {} }],
+    connect: (ep) =>
+      new Promise((resolve, reject) => {
+        const s = net.connect(ep.port, ep.address);
+        s.once('connect', () => resolve(s));
+        s.once('error', reject);
+      }),
+    defaultRouteRetries: DEFAULT_RETRY_POLICY,
+    includeAttemptCount: true,
+    serverName: 'envoy',
+  });
+  t.teardown(() => sidecar.close());
+  const sidecarProxy = http.createServer((req, res) => void sidecar.handle(req, res, info));
+  sidecarProxy.listen(0, '127.0.0.1');
+  await once(sidecarProxy, 'listening');
+  t.teardown(() => {
+    sidecarProxy.close();
+    sidecarProxy.closeAllConnections();
+  });
+  const sc = await request(`http://127.0.0.1:${(sidecarProxy.address() as net.AddressInfo).port}/flaky/2`, { dispatcher: client, method: 'POST', body: 'hi' });
+  t.equal(sc.statusCode, 200, 'sidecar default route: 503 retried until it succeeds');
+  t.equal(JSON.parse(await sc.body.text()).try, 3);
+  t.equal(v1.last?.headers['x-envoy-attempt-count'], '3', 'the upstream saw attempt 3');
+  t.equal(sc.headers.server, 'envoy', 'sidecar outbound server name');
 
   info = { srcIp: '127.0.0.1', dstIp: '127.0.0.1', dstPort: v1.port };
   const d = await request(`${base}/echo`, { dispatcher: client });
