@@ -238,4 +238,6 @@ export type ResponseFlag =
   | 'DI' // fault delay injected
   | 'FI' // fault abort injected
   | 'RBAC' // (Envoy writes response_code_details rbac_access_denied; flag UAEX is ext-authz) kept readable
-  | 'DC'; // downstream connection termination
+  | 'DC' // downstream connection termination
+  | 'UC' // upstream connection termination (closed or reset before/while answering)
+  | 'NC'; // no cluster found (e.g. a route names a subset no DestinationRule defines)
