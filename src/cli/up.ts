@@ -3,6 +3,7 @@ import { Listr } from 'listr2';
 import { prepareUp, upSteps, type UpContext } from '../lab/up.js';
 import { downLab } from '../lab/down.js';
 import { table, printJson, ms } from './output.js';
+import { renderBuild } from './dry-run.js';
 
 export const upCommand = {
   command: 'up <file> [name]',
@@ -13,10 +14,17 @@ export const upCommand = {
       .positional('name', { type: 'string', describe: 'lab name (default: the topology\'s `name`, else the file name)' })
       .option('json', { type: 'boolean', describe: 'print the summary as JSON' })
       .option('mesh', { type: 'boolean', default: true, describe: 'install the ambient mesh; --no-mesh gives a plain cluster (every pod as mode none), the baseline for comparisons' })
+      .option('dry-run', { type: 'boolean', describe: 'print everything `up` would create (namespaces, links, rules, files, certificates, processes) and create nothing; with --json, the build as data' })
       .option('keep-on-failure', { type: 'boolean', describe: 'leave a failed lab in place for inspection (remove it with `lab down`)' })
-      .example('$0 up topologies/demo.yaml', 'two nodes, sleep and httpbin, ambient mode'),
-  handler: async (argv: { file: string; name?: string; json?: boolean; keepOnFailure?: boolean; mesh?: boolean }) => {
-    const ctx = await prepareUp(argv.file, { name: argv.name, noMesh: argv.mesh === false });
+      .example('$0 up topologies/demo.yaml', 'two nodes, sleep and httpbin, ambient mode')
+      .example('$0 up topologies/demo.yaml --dry-run', 'what that would create, without creating it'),
+  handler: async (argv: { file: string; name?: string; json?: boolean; keepOnFailure?: boolean; mesh?: boolean; dryRun?: boolean }) => {
+    const ctx = await prepareUp(argv.file, { name: argv.name, noMesh: argv.mesh === false, dryRun: argv.dryRun });
+    if (argv.dryRun) {
+      if (argv.json) printJson(ctx.build);
+      else process.stdout.write(renderBuild(ctx.build));
+      return;
+    }
     const t0 = performance.now();
     const onSignal = () => {
       process.stderr.write(`\ninterrupted: removing the half-built lab "${ctx.plan.lab}"...\n`);
@@ -50,7 +58,7 @@ function summary(ctx: UpContext, totalMs: number, json: boolean): void {
   const { plan } = ctx;
   if (json) {
     printJson({
-      lab: plan.lab, tunnel: ctx.tunnel, totalMs: Math.round(totalMs), timingsMs: ctx.timings,
+      lab: plan.lab, tunnel: ctx.build.tunnel, totalMs: Math.round(totalMs), timingsMs: ctx.timings,
       nodes: plan.nodes.map((n) => ({ name: n.name, ip: n.ip, podCidr: n.podCidr, netns: n.netns })),
       pods: plan.pods.map((p) => ({ name: p.key, node: p.node, ip: p.ip, mode: p.mode, role: p.role, netns: p.netns })),
       services: plan.services.map((s) => ({ name: s.key, vip: s.vip, ports: s.ports, endpoints: s.endpoints.map((e) => e.ip) })),
@@ -58,7 +66,7 @@ function summary(ctx: UpContext, totalMs: number, json: boolean): void {
     return;
   }
   const out: string[] = [];
-  out.push(`lab "${plan.lab}" is up in ${ms(totalMs)} (${ctx.noMesh ? 'no mesh' : `Geneve: ${ctx.tunnel}`})`, '');
+  out.push(`lab "${plan.lab}" is up in ${ms(totalMs)} (${ctx.noMesh ? 'no mesh' : `Geneve: ${ctx.build.tunnel}`})`, '');
   out.push(table(['pod', 'node', 'ip', 'mode', 'netns'],
     plan.pods.map((p) => [p.key, p.node, p.ip, p.role === 'workload' ? p.mode : p.role, p.netns])), '');
   out.push(table(['service', 'cluster ip', 'ports', 'endpoints'],

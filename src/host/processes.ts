@@ -15,7 +15,12 @@ export function startProcess(lab: string, spec: ProcessSpec, extraEnv: Record<st
   mkdirSync(dirname(spec.log), { recursive: true });
   const fd = openSync(spec.log, 'a');
   try {
-    const child = spawn('ip', ['netns', 'exec', spec.netns, ...spec.argv], {
+    // A pod's processes may run as another user (a sidecar proxy is uid/gid 1337, which its
+    // pod's iptables rules exempt from capture): setpriv drops to it after entering the netns.
+    const argv = spec.user
+      ? ['setpriv', `--reuid=${spec.user.uid}`, `--regid=${spec.user.gid}`, '--clear-groups', '--', ...spec.argv]
+      : spec.argv;
+    const child = spawn('ip', ['netns', 'exec', spec.netns, ...argv], {
       detached: true,
       stdio: ['ignore', fd, fd],
       env: { ...process.env, ...extraEnv, [OWNER_ENV]: `${lab}:${spec.id}` },

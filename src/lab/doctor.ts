@@ -1,7 +1,7 @@
 // `lab doctor`: tries every tool and kernel feature the lab relies on, in a scratch
 // namespace of its own (never the root one), and says what a missing piece means.
 import { run } from '../host/run.js';
-import { ownerAlias } from '../topology/naming.js';
+import { withScratchNetns } from '../host/probe.js';
 
 export interface Check {
   name: string;
@@ -36,36 +36,29 @@ async function tool(name: string, args: string[], impact: string): Promise<Check
 
 export async function runDoctor(): Promise<{ checks: Check[]; tunnel: 'kernel' | 'userspace' | 'none' }> {
   const checks = await Promise.all(TOOLS.map(([n, a, i]) => tool(n, a, i)));
-  const ns = `al-doctor-${process.pid}`;
-  const sh = (script: string) => run('sh', ['-c', script], { netns: ns, reject: false });
-  const kernel = async (name: string, script: string, impact: string, fix: string): Promise<Check> => {
-    const r = await sh(script);
-    return { name, kind: 'kernel', ok: r.exitCode === 0, detail: r.exitCode === 0 ? 'works' : r.stderr.trim().split('\n').pop() ?? 'failed', impact, fix };
-  };
-  const add = await run('ip', ['netns', 'add', ns], { reject: false });
-  checks.push({ name: 'netns', kind: 'kernel', ok: add.exitCode === 0, detail: add.exitCode === 0 ? 'works' : add.stderr.trim(), impact: 'the lab cannot run at all', fix: 'run as root on Linux with network namespaces' });
-  if (add.exitCode === 0) {
-    try {
-      await run('ip', ['-n', ns, 'link', 'set', 'lo', 'alias', ownerAlias('doctor', 'scratch', ns)], { reject: false });
-      await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up'], { reject: false });
-      const noMod = 'the kernel lacks the module and cannot load it';
-      checks.push(
-        await kernel('veth', 'ip link add dv0 type veth peer name dv1', 'no pods or nodes can be wired', noMod),
-        await kernel('bridge', 'ip link add dbr0 type bridge', 'no underlay between nodes', noMod),
-        await kernel('geneve', 'ip link add dg0 type geneve id 1000 remote 10.0.0.1', 'the lab uses its userspace Geneve (TAP devices, same names, VNIs and wire format)', 'optional: a kernel with CONFIG_GENEVE (most distros; the Vagrant boxes)'),
-        await kernel('vxlan', 'ip link add dx0 type vxlan id 1 remote 10.0.0.1 dstport 4789', 'nothing today (informational)', noMod),
-        await kernel('tun/tap', 'ip tuntap add dev dt0 mode tap', 'the userspace Geneve cannot run (needed where the kernel has no Geneve)', 'load the tun module / give access to /dev/net/tun'),
-        await kernel('ipset', 'ipset create dset hash:ip comment && iptables -t mangle -A PREROUTING -m set --match-set dset src -j RETURN', 'ambient pods cannot be matched (ztunnel-pods-ips)', 'kernel ip_set + xt_set'),
-        await kernel('TPROXY', 'iptables -t mangle -A PREROUTING -p tcp -j TPROXY --on-port 15001 --on-ip 127.0.0.1 --tproxy-mark 0x400/0xfff', 'ztunnel cannot receive captured traffic', 'kernel xt_TPROXY / nft_tproxy'),
-        await kernel('xt_socket', 'iptables -t mangle -A PREROUTING -p tcp -m socket --transparent -j RETURN', 'informational (the lab uses the 0x4d3 mark rule instead)', 'kernel xt_socket'),
-        await kernel('conntrack marks', 'iptables -t mangle -A PREROUTING -m connmark --mark 0x220/0x220 -j RETURN && iptables -t mangle -A FORWARD -j CONNMARK --save-mark --nfmask 0x220 --ctmask 0x220', 'return traffic of ztunnel connections is misrouted', 'kernel xt_connmark'),
-        await kernel('policy routing', 'ip rule add fwmark 0x100/0x100 lookup 101 && ip route add local 0.0.0.0/0 dev lo table 100', 'no redirection to istioin/istioout', 'kernel CONFIG_IP_MULTIPLE_TABLES'),
-        await kernel('nat (kube-proxy)', 'iptables -t nat -A PREROUTING -d 10.96.0.11 -p tcp -j DNAT --to-destination 10.244.0.3:80', 'Services (cluster IPs) do not work', 'kernel nf_nat'),
-      );
-    } finally {
-      await run('ip', ['netns', 'delete', ns], { reject: false });
-    }
-  }
+  const kernelChecks = await withScratchNetns('doctor', async (ns) => {
+    const sh = (script: string) => run('sh', ['-c', script], { netns: ns, reject: false });
+    const kernel = async (name: string, script: string, impact: string, fix: string): Promise<Check> => {
+      const r = await sh(script);
+      return { name, kind: 'kernel', ok: r.exitCode === 0, detail: r.exitCode === 0 ? 'works' : r.stderr.trim().split('\n').pop() ?? 'failed', impact, fix };
+    };
+    const noMod = 'the kernel lacks the module and cannot load it';
+    return [
+      { name: 'netns', kind: 'kernel', ok: true, detail: 'works', impact: 'the lab cannot run at all', fix: 'run as root on Linux with network namespaces' } as Check,
+      await kernel('veth', 'ip link add dv0 type veth peer name dv1', 'no pods or nodes can be wired', noMod),
+      await kernel('bridge', 'ip link add dbr0 type bridge', 'no underlay between nodes', noMod),
+      await kernel('geneve', 'ip link add dg0 type geneve id 1000 remote 10.0.0.1', 'the lab uses its userspace Geneve (TAP devices, same names, VNIs and wire format)', 'optional: a kernel with CONFIG_GENEVE (most distros; the Vagrant boxes)'),
+      await kernel('vxlan', 'ip link add dx0 type vxlan id 1 remote 10.0.0.1 dstport 4789', 'nothing today (informational)', noMod),
+      await kernel('tun/tap', 'ip tuntap add dev dt0 mode tap', 'the userspace Geneve cannot run (needed where the kernel has no Geneve)', 'load the tun module / give access to /dev/net/tun'),
+      await kernel('ipset', 'ipset create dset hash:ip comment && iptables -t mangle -A PREROUTING -m set --match-set dset src -j RETURN', 'ambient pods cannot be matched (ztunnel-pods-ips)', 'kernel ip_set + xt_set'),
+      await kernel('TPROXY', 'iptables -t mangle -A PREROUTING -p tcp -j TPROXY --on-port 15001 --on-ip 127.0.0.1 --tproxy-mark 0x400/0xfff', 'ztunnel cannot receive captured traffic', 'kernel xt_TPROXY / nft_tproxy'),
+      await kernel('xt_socket', 'iptables -t mangle -A PREROUTING -p tcp -m socket --transparent -j RETURN', 'informational (the lab uses the 0x4d3 mark rule instead)', 'kernel xt_socket'),
+      await kernel('conntrack marks', 'iptables -t mangle -A PREROUTING -m connmark --mark 0x220/0x220 -j RETURN && iptables -t mangle -A FORWARD -j CONNMARK --save-mark --nfmask 0x220 --ctmask 0x220', 'return traffic of ztunnel connections is misrouted', 'kernel xt_connmark'),
+      await kernel('policy routing', 'ip rule add fwmark 0x100/0x100 lookup 101 && ip route add local 0.0.0.0/0 dev lo table 100', 'no redirection to istioin/istioout', 'kernel CONFIG_IP_MULTIPLE_TABLES'),
+      await kernel('nat (kube-proxy)', 'iptables -t nat -A PREROUTING -d 10.96.0.11 -p tcp -j DNAT --to-destination 10.244.0.3:80', 'Services (cluster IPs) do not work', 'kernel nf_nat'),
+    ];
+  }).catch((e: Error): Check[] => [{ name: 'netns', kind: 'kernel', ok: false, detail: e.message.split('\n').pop() ?? 'failed', impact: 'the lab cannot run at all', fix: 'run as root on Linux with network namespaces' }]);
+  checks.push(...kernelChecks);
   const gen = checks.find((c) => c.name === 'geneve');
   const tap = checks.find((c) => c.name === 'tun/tap');
   return { checks, tunnel: gen?.ok ? 'kernel' : tap?.ok ? 'userspace' : 'none' };

@@ -1,47 +1,57 @@
-// `lab up` as one straight line: load -> validate -> plan -> apply -> start -> ready.
-// Each step is data for the CLI's progress display; state is written before anything
-// is created, so `lab down` can always remove what an interrupted `up` left.
+// `lab up` as one straight line: load -> validate -> probe the host -> plan -> record state ->
+// apply -> start processes -> ready. Everything up to the plan touches nothing (prepareUp);
+// the state is recorded from the finished build before the first object is created, so
+// `lab down` can always remove what an interrupted `up` left.
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { loadTopology } from '../topology/load.js';
 import { planAddresses, type LabPlan } from '../topology/address-plan.js';
-import { buildLab, type LabBuild } from '../plan/lab-build.js';
+import { planLab, type LabBuild } from '../plan/lab-build.js';
+import type { HostFacts } from '../plan/host-facts.js';
 import { labStateDir, readState, writeState, type LabState } from '../state/store.js';
 import { ipBatch } from '../host/run.js';
 import { netnsExists, findOwnedNetns } from '../host/netns.js';
 import { applyNetnsConfig } from '../host/netns-config.js';
+import { probeHost } from '../host/probe.js';
 import { startProcess, waitReady } from '../host/processes.js';
 import { UserError } from '../util/errors.js';
 import { fileLogger } from '../util/log.js';
 import { distDir } from './paths.js';
-import { buildDnsRecords } from '../apps/dns-records.js';
-import type { TunnelKind } from './mesh.js';
+import { issueCertificates } from './certificates.js';
 
 export interface UpStep {
+  /** Stable key (`AMBIENT_LAB_KILL_AT_STEP`, timings). */
+  key: UpStepKey;
   title: string;
   run: () => Promise<void>;
 }
 
+/** The steps that change the machine, in order. */
+export const UP_STEP_KEYS = ['state', 'netns', 'links', 'rules', 'files', 'processes', 'ready', 'supervisor'] as const;
+export type UpStepKey = (typeof UP_STEP_KEYS)[number];
+
 export interface UpContext {
   plan: LabPlan;
   build: LabBuild;
+  facts: HostFacts;
   state: LabState;
   stateDir: string;
   log: Logger;
-  tunnel?: TunnelKind;
   noMesh: boolean;
   timings: Record<string, number>;
 }
 
 export interface UpOptions {
-  /** Overrides the topology's name (positional NAME of `lab up`). */
+  /** Overrides the topology's name (positional NAME of `lab up`, validated by the CLI). */
   name?: string;
   /** No istio-cni rules, no ztunnels: every pod behaves as `mode: none` (a baseline). */
   noMesh?: boolean;
+  /** Only plan (`--dry-run`): skip the checks against labs that are already up. */
+  dryRun?: boolean;
 }
 
-/** Everything that can be checked before touching the machine; throws UserError. */
+/** load -> validate -> probe -> plan. Throws UserError; creates nothing. */
 export async function prepareUp(file: string, opts: UpOptions = {}): Promise<UpContext> {
   const topology = loadTopology(file);
   if (opts.name) topology.name = opts.name;
@@ -49,121 +59,112 @@ export async function prepareUp(file: string, opts: UpOptions = {}): Promise<UpC
   if (opts.noMesh) for (const p of topology.pods) p.mode = 'none';
   const plan = planAddresses(topology);
   const lab = plan.lab;
-  if (readState(lab)) {
+  if (!opts.dryRun && readState(lab)) {
     throw new UserError(`lab "${lab}" is already up (state in ${labStateDir(lab)})`, `run \`lab down ${lab}\` first, or give this one another name: \`lab up ${file} NAME\``);
   }
   const stateDir = labStateDir(lab);
-  const build = buildLab(plan, { stateDir, distDir: distDir(), node: process.execPath });
-  const clash = build.netns.map((n) => n.netns).filter(netnsExists);
-  const owned = await findOwnedNetns(lab);
-  if (clash.length || owned.length) {
-    throw new UserError(
-      `network namespaces of lab "${lab}" already exist: ${[...new Set([...clash, ...owned.map((o) => o.netns)])].slice(0, 5).join(', ')}`,
-      `a previous lab "${lab}" was not removed: run \`lab down ${lab}\``,
-    );
+  const facts = await probeHost();
+  const build = planLab(plan, facts, { stateDir, distDir: distDir(), node: process.execPath }, { mesh: !opts.noMesh });
+  if (!opts.dryRun) {
+    const clash = build.netns.map((n) => n.netns).filter(netnsExists);
+    const owned = await findOwnedNetns(lab);
+    if (clash.length || owned.length) {
+      throw new UserError(
+        `network namespaces of lab "${lab}" already exist: ${[...new Set([...clash, ...owned.map((o) => o.netns)])].slice(0, 5).join(', ')}`,
+        `a previous lab "${lab}" was not removed: run \`lab down ${lab}\``,
+      );
+    }
   }
   const state: LabState = {
     lab, file: topology.file, phase: 'creating', createdAt: new Date().toISOString(),
-    netns: build.netns.map((n) => n.netns), files: build.files.map((f) => f.path), processes: [],
+    netns: build.netns.map((n) => n.netns),
+    // Only what lives outside the state directory; the directory itself goes whole.
+    files: build.files.map((f) => f.path).filter((p) => !p.startsWith(`${stateDir}/`)),
+    processes: [],
+    ...(build.tunnel ? { tunnel: build.tunnel } : {}),
   };
-  return { plan, build, state, stateDir, log: undefined as unknown as Logger, timings: {}, noMesh: !!opts.noMesh };
+  return { plan, build, facts, state, stateDir, log: undefined as unknown as Logger, timings: {}, noMesh: !!opts.noMesh };
 }
 
-const timed = (ctx: UpContext, key: string, fn: () => Promise<void>) => async () => {
-  const t0 = performance.now();
-  await fn();
-  ctx.timings[key] = Math.round((performance.now() - t0) * 10) / 10;
-};
+/**
+ * For the SIGKILL tests: AMBIENT_LAB_KILL_AT_STEP=<key> makes `up` note the step in
+ * AMBIENT_LAB_KILL_MARKER and kill itself as that step starts, so each step's cleanup is proven.
+ */
+function killPoint(key: UpStepKey): void {
+  if (process.env.AMBIENT_LAB_KILL_AT_STEP !== key) return;
+  const marker = process.env.AMBIENT_LAB_KILL_MARKER;
+  if (marker) writeFileSync(marker, `${key}\n`, { flag: 'a' });
+  process.kill(process.pid, 'SIGKILL');
+}
+
+const step = (ctx: UpContext, key: UpStepKey, title: string, fn: () => Promise<void>): UpStep => ({
+  key, title,
+  run: async () => {
+    killPoint(key);
+    const t0 = performance.now();
+    await fn();
+    ctx.timings[key] = Math.round((performance.now() - t0) * 10) / 10;
+  },
+});
 
 export function upSteps(ctx: UpContext): UpStep[] {
   const { build, plan } = ctx;
   const byStage = (s: number) => build.netns.filter((n) => n.stage === s);
+  const waited = build.processes.filter((p) => p.readyFile);
   return [
-    {
-      title: 'Record state',
-      run: timed(ctx, 'state', async () => {
-        mkdirSync(`${ctx.stateDir}/logs`, { recursive: true });
-        mkdirSync(`${ctx.stateDir}/ready`, { recursive: true });
-        ctx.log = fileLogger(`${ctx.stateDir}/logs/lab.log`, 'lab');
-        ctx.log.info({ file: ctx.state.file, netns: ctx.state.netns.length }, 'lab up');
-        writeState(ctx.state);
-        writeFileSync(`${ctx.stateDir}/plan.json`, JSON.stringify(ctx.plan, null, 2));
-      }),
-    },
-    {
-      title: `Create ${build.netns.length} network namespaces`,
-      run: timed(ctx, 'netns', async () => {
-        await ipBatch(undefined, build.netns.map((n) => `netns add ${n.netns}`));
-      }),
-    },
-    {
-      title: 'Plan the ambient mesh (Geneve: kernel or userspace)',
-      run: timed(ctx, 'mesh', async () => {
-        if (ctx.noMesh) return;
-        const { chooseTunnel, planMesh } = await import('./mesh.js');
-        ctx.tunnel = await chooseTunnel(plan.topology.tunnel, plan.underlay.netns);
-        ctx.state.tunnel = ctx.tunnel;
-        planMesh(plan, build, ctx.tunnel, { stateDir: ctx.stateDir, distDir: distDir(), node: process.execPath });
-      }),
-    },
-    {
-      title: `Wire underlay, ${plan.nodes.length} nodes and ${plan.pods.length} pods`,
-      run: timed(ctx, 'links', async () => {
-        for (const stage of [0, 1, 2]) {
-          await Promise.all(byStage(stage).map((n) => ipBatch(n.netns, n.links)));
-        }
-      }),
-    },
-    {
-      title: 'Services (kube-proxy rules), sysctls and routes',
-      run: timed(ctx, 'rules', async () => {
-        await Promise.all(build.netns.map((n) => applyNetnsConfig(n.netns, n.config)));
-      }),
-    },
-    {
-      title: 'Lab CA, ztunnel configs, cluster DNS, resolv.conf',
-      run: timed(ctx, 'files', async () => {
-        if (!ctx.noMesh) await (await import('./mesh.js')).writeMeshFiles(plan, ctx.stateDir);
-        const dns = buildDnsRecords(plan.services.map((s) => ({ name: s.name, namespace: s.namespace, vip: s.vip })));
-        writeFileSync(`${ctx.stateDir}/dns.json`, JSON.stringify(dns, null, 2));
-        for (const f of build.files) {
-          mkdirSync(dirname(f.path), { recursive: true });
-          writeFileSync(f.path, f.content);
-        }
-      }),
-    },
-    {
-      title: `Start ${build.processes.length} processes`,
-      run: timed(ctx, 'processes', async () => {
-        for (const spec of build.processes) {
-          rmSync(spec.readyFile ?? '/nonexistent', { force: true });
-          ctx.state.processes.push(startProcess(plan.lab, spec));
-        }
-        writeState(ctx.state);
-      }),
-    },
-    {
-      title: 'Wait until ready',
-      run: timed(ctx, 'ready', async () => {
-        const waits = build.processes.flatMap((spec) => {
-          const rec = ctx.state.processes.find((p) => p.id === spec.id)!;
-          return spec.readyFile ? [{ readyFile: spec.readyFile, pid: rec.pid, log: spec.log, id: spec.id }] : [];
-        });
-        await waitReady(waits);
-        if (!ctx.noMesh) {
-          writeFileSync(`${ctx.stateDir}/build.json`, JSON.stringify(build, null, 2));
-          ctx.state.processes.push(startProcess(plan.lab, {
-            id: 'supervisor', role: 'supervisor', netns: plan.underlay.netns,
-            argv: [process.execPath, `${distDir()}/lab/supervisor.js`, '--lab', plan.lab],
-            log: `${ctx.stateDir}/logs/supervisor.log.stdout`,
-          }));
-        }
-        ctx.state.phase = 'up';
-        ctx.state.timings = ctx.timings;
-        writeState(ctx.state);
-        ctx.log.info({ timings: ctx.timings }, 'lab is up');
-      }),
-    },
+    step(ctx, 'state', 'Record state', async () => {
+      for (const d of build.dirs) mkdirSync(d, { recursive: true });
+      ctx.log = fileLogger(`${ctx.stateDir}/logs/lab.log`, 'lab');
+      ctx.log.info({ file: ctx.state.file, netns: ctx.state.netns.length, tunnel: build.tunnel }, 'lab up');
+      writeState(ctx.state);
+      writeFileSync(`${ctx.stateDir}/plan.json`, JSON.stringify(ctx.plan, null, 2));
+      // The supervisor and `lab down` read what was planned, processes included.
+      writeFileSync(`${ctx.stateDir}/build.json`, JSON.stringify(build, null, 2));
+    }),
+    step(ctx, 'netns', `Create ${build.netns.length} network namespaces`, async () => {
+      await ipBatch(undefined, build.netns.map((n) => `netns add ${n.netns}`));
+    }),
+    step(ctx, 'links', `Wire underlay, ${plan.nodes.length} nodes and ${plan.pods.length} pods${build.tunnel ? ` (Geneve: ${build.tunnel})` : ''}`, async () => {
+      for (const stage of [0, 1, 2]) {
+        await Promise.all(byStage(stage).map((n) => ipBatch(n.netns, n.links)));
+      }
+    }),
+    step(ctx, 'rules', 'Services (kube-proxy rules), istio-cni rules, sysctls and routes', async () => {
+      await Promise.all(build.netns.map((n) => applyNetnsConfig(n.netns, n.config)));
+    }),
+    step(ctx, 'files', `Lab CA, ${build.certificates.length ? 'proxy certificates, ' : ''}configs, resolv.conf`, async () => {
+      await issueCertificates(build);
+      for (const f of build.files) {
+        mkdirSync(dirname(f.path), { recursive: true });
+        writeFileSync(f.path, f.content);
+      }
+    }),
+    step(ctx, 'processes', `Start ${build.processes.length} processes`, async () => {
+      for (const spec of build.processes) {
+        if (spec.readyFile) rmSync(spec.readyFile, { force: true });
+        ctx.state.processes.push(startProcess(plan.lab, spec));
+      }
+      writeState(ctx.state);
+    }),
+    step(ctx, 'ready', `Wait until ${waited.length} processes are ready`, async () => {
+      await waitReady(waited.map((spec) => {
+        const rec = ctx.state.processes.find((p) => p.id === spec.id)!;
+        return { readyFile: spec.readyFile!, pid: rec.pid, log: spec.log, id: spec.id };
+      }));
+    }),
+    step(ctx, 'supervisor', ctx.noMesh ? 'Done' : 'Start the supervisor (restarts dead proxies)', async () => {
+      if (!ctx.noMesh) {
+        ctx.state.processes.push(startProcess(plan.lab, {
+          id: 'supervisor', role: 'supervisor', netns: plan.underlay.netns,
+          argv: [process.execPath, `${distDir()}/lab/supervisor.js`, '--lab', plan.lab],
+          log: `${ctx.stateDir}/logs/supervisor.log.stdout`,
+        }));
+      }
+      ctx.state.phase = 'up';
+      ctx.state.timings = ctx.timings;
+      writeState(ctx.state);
+      ctx.log.info({ timings: ctx.timings }, 'lab is up');
+    }),
   ];
 }
 

@@ -1,10 +1,18 @@
-// LabPlan -> what to build, as data: per-netns ip batches and config, files, processes.
-// Pure, so it is golden-testable and `lab up --dry-run` can print it.
+// (LabPlan, HostFacts) -> LabBuild: everything `lab up` will create, as data. Pure, so it is
+// golden-tested (test/golden/builds/), printed by `lab up --dry-run`, and recorded in the
+// state directory before anything exists, so `lab down` knows all a lab may have created.
+//
+// The cluster's skeleton (underlay, nodes, one netns and veth per pod, kube-proxy rules,
+// resolv.conf) is built here; what a pod runs and adds beyond that comes from the planner of
+// its kind (plan/pod-kinds.ts), the way containerlab registers node kinds.
 import type { LabPlan, PlannedNode, PlannedPod } from '../topology/address-plan.js';
 import type { NetnsConfig } from './types.js';
 import { ownerAlias, OWNER_PREFIX, UNDERLAY_BRIDGE } from '../topology/naming.js';
 import { parseCidr } from '../util/ip.js';
 import { kubeProxyRuleset } from './kube-proxy.js';
+import { resolveTunnel, type HostFacts, type TunnelKind } from './host-facts.js';
+import { POD_KINDS } from './pod-kinds.js';
+import { mergeRulesets } from './iptables-render.js';
 
 export type NetnsKind = 'underlay' | 'node' | 'pod';
 
@@ -25,22 +33,43 @@ export interface FileSpec {
   content: string;
 }
 
+export type ProcessRole = 'app' | 'dns' | 'ztunnel' | 'geneve' | 'waypoint' | 'sidecar' | 'supervisor';
+
 export interface ProcessSpec {
   /** Unique within the lab, e.g. `pod/default/httpbin`, `ztunnel/node-a`. */
   id: string;
-  role: 'app' | 'dns' | 'ztunnel' | 'geneve' | 'waypoint' | 'sidecar' | 'supervisor';
+  role: ProcessRole;
   netns: string;
   pod?: string;
   node?: string;
   argv: string[];
+  /** Run as this uid/gid inside the netns (a sidecar proxy runs as 1337); default root. */
+  user?: { uid: number; gid: number };
   /** The process writes this file when it is ready to serve. */
   readyFile?: string;
   log: string;
 }
 
+/** Certificates the lab issues at `up` (istiod's role): one key pair per identity, in `dir`. */
+export interface CertSpec {
+  /** Who gets them, e.g. `ztunnel/node-a`. */
+  owner: string;
+  dir: string;
+  /** SPIFFE URIs. */
+  identities: string[];
+}
+
 export interface LabBuild {
+  lab: string;
+  /** Which Geneve the mesh uses; absent without the mesh. */
+  tunnel?: TunnelKind;
   netns: NetnsBuild[];
+  /** Directories to create under the state directory before files are written. */
+  dirs: string[];
   files: FileSpec[];
+  /** The lab CA (created at `up`; its private key never leaves `dir`). */
+  ca?: { dir: string };
+  certificates: CertSpec[];
   processes: ProcessSpec[];
 }
 
@@ -50,6 +79,32 @@ export interface BuildPaths {
   /** Compiled JS root (dist/), where apps and proxies live. */
   distDir: string;
   node: string;
+}
+
+export interface BuildOptions {
+  /** false: no istio-cni rules and no proxies (`lab up --no-mesh`). */
+  mesh: boolean;
+}
+
+/** What a pod-kind planner sees and adds to. Planners only append; they never remove. */
+export interface PlanContext {
+  plan: LabPlan;
+  facts: HostFacts;
+  paths: BuildPaths;
+  mesh: boolean;
+  /** Resolved Geneve kind (only meaningful with the mesh). */
+  tunnel: TunnelKind;
+  build: LabBuild;
+  /** The netns build of a node or pod already in the skeleton. */
+  ns(netns: string): NetnsBuild;
+  /** Merges rules, routes, sysctls and ipsets into a netns' config. */
+  configure(netns: string, add: Partial<NetnsConfig>): void;
+  process(spec: ProcessSpec): void;
+  file(spec: FileSpec): void;
+  dir(path: string): void;
+  /** `<stateDir>/<kind>/<name>` without escaping it (names are validated DNS labels). */
+  logFile(name: string): string;
+  readyFile(name: string): string;
 }
 
 const emptyConfig = (): NetnsConfig => ({ sysctls: {}, rules: [], routes: [] });
@@ -137,37 +192,55 @@ export function resolvConf(lab: string, namespace: string, dnsIp: string): strin
   return `${etcMarker(lab)}\nsearch ${namespace}.svc.cluster.local svc.cluster.local cluster.local\nnameserver ${dnsIp}\noptions ndots:5\n`;
 }
 
-const APP_PORTS: Record<string, number> = { httpbin: 80, echo: 9000 };
-
-function podProcess(pod: PlannedPod, paths: BuildPaths): ProcessSpec | undefined {
-  const id = `pod/${pod.key}`;
-  const log = `${paths.stateDir}/logs/${pod.namespace}.${pod.name}.log`;
-  const ready = `${paths.stateDir}/ready/${pod.namespace}.${pod.name}`;
-  const base = { id, role: 'app' as const, netns: pod.netns, pod: pod.key, node: pod.node, log };
-  if (pod.role === 'dns') {
-    return {
-      ...base, role: 'dns',
-      argv: [paths.node, `${paths.distDir}/apps/dns-server.js`, '--config', `${paths.stateDir}/dns.json`, '--port', '53', '--ready-file', ready],
-      readyFile: ready,
-    };
-  }
-  if (pod.role !== 'workload') return undefined;
-  if (pod.command) return { ...base, argv: pod.command };
-  if (pod.app === 'sleep' || !pod.app) return { ...base, argv: ['sleep', 'infinity'] };
-  return {
-    ...base,
-    argv: [paths.node, `${paths.distDir}/apps/${pod.app}.js`, '--port', String(APP_PORTS[pod.app]), '--name', pod.name, '--ready-file', ready],
-    readyFile: ready,
-  };
+function mergeConfig(into: NetnsConfig, add: Partial<NetnsConfig>): void {
+  Object.assign(into.sysctls, add.sysctls ?? {});
+  into.rules.push(...(add.rules ?? []));
+  into.routes.push(...(add.routes ?? []));
+  if (add.ipsets) into.ipsets = [...(into.ipsets ?? []), ...add.ipsets];
+  // What a planner adds goes first: istio-cni inserts its jumps at position 1, ahead of kube-proxy's.
+  if (add.ruleset) into.ruleset = into.ruleset ? mergeRulesets(add.ruleset, into.ruleset) : add.ruleset;
 }
 
-export function buildLab(plan: LabPlan, paths: BuildPaths): LabBuild {
+export function planLab(plan: LabPlan, facts: HostFacts, paths: BuildPaths, opts: BuildOptions = { mesh: true }): LabBuild {
+  // The tunnel is decided (and a kernel-only topology refused) before anything else is planned.
+  const tunnel = resolveTunnel(plan.topology.tunnel, facts, plan.topology.file);
   const netns: NetnsBuild[] = [underlayBuild(plan), ...plan.nodes.map((n) => nodeBuild(plan, n)), ...plan.pods.map((p) => podBuild(plan, p))];
-  const files: FileSpec[] = [];
+  const build: LabBuild = {
+    lab: plan.lab,
+    ...(opts.mesh ? { tunnel } : {}),
+    netns,
+    dirs: [`${paths.stateDir}/logs`, `${paths.stateDir}/ready`],
+    files: [],
+    certificates: [],
+    processes: [],
+  };
+  const byName = new Map(netns.map((n) => [n.netns, n]));
+  const ctx: PlanContext = {
+    plan, facts, paths, mesh: opts.mesh, tunnel, build,
+    ns(name) {
+      const n = byName.get(name);
+      if (!n) throw new Error(`planner asked for netns ${name}, which the skeleton does not have`);
+      return n;
+    },
+    configure(name, add) { mergeConfig(ctx.ns(name).config, add); },
+    process(spec) {
+      if (build.processes.some((p) => p.id === spec.id)) throw new Error(`two processes planned with id ${spec.id}`);
+      build.processes.push(spec);
+    },
+    file(spec) { build.files.push(spec); },
+    dir(path) { if (!build.dirs.includes(path)) build.dirs.push(path); },
+    logFile: (name) => `${paths.stateDir}/logs/${name}.log`,
+    readyFile: (name) => `${paths.stateDir}/ready/${name}`,
+  };
   for (const p of plan.pods) {
-    files.push({ path: `/etc/netns/${p.netns}/resolv.conf`, content: resolvConf(plan.lab, p.namespace, plan.dns.vip) });
-    files.push({ path: `/etc/netns/${p.netns}/hosts`, content: `${etcMarker(plan.lab)}\n127.0.0.1\tlocalhost\n${p.ip}\t${p.name}\n` });
+    ctx.file({ path: `/etc/netns/${p.netns}/resolv.conf`, content: resolvConf(plan.lab, p.namespace, plan.dns.vip) });
+    ctx.file({ path: `/etc/netns/${p.netns}/hosts`, content: `${etcMarker(plan.lab)}\n127.0.0.1\tlocalhost\n${p.ip}\t${p.name}\n` });
   }
-  const processes = plan.pods.map((p) => podProcess(p, paths)).filter((x): x is ProcessSpec => !!x);
-  return { netns, files, processes };
+  // Kinds run in table order, each over its pods: the order of rules and processes in the
+  // build (and so on the machine) does not depend on the order of pods in the file.
+  for (const kind of POD_KINDS) {
+    kind.planLab?.(ctx);
+    for (const p of plan.pods.filter((x) => x.role === kind.role)) kind.planPod?.(ctx, p);
+  }
+  return build;
 }

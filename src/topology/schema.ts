@@ -28,7 +28,7 @@ export const MAX_POD_NAME = 63;
 /** The lab runs its own pods there (ztunnel, coredns); user objects would collide with them. */
 export const RESERVED_NAMESPACES = ['istio-system', 'kube-system'];
 
-const TOP_KEYS = ['name', 'tunnel', 'network', 'nodes', 'pods', 'services', 'policies', 'waypoints'] as const;
+const TOP_KEYS = ['name', 'tunnel', 'dnsCapture', 'network', 'nodes', 'pods', 'services', 'policies', 'waypoints'] as const;
 const NETWORK_KEYS = ['nodeCidr', 'podCidr', 'serviceCidr', 'dnsIp'] as const;
 const NODE_KEYS = ['name'] as const;
 const POD_KEYS = ['name', 'node', 'namespace', 'serviceAccount', 'labels', 'app', 'command', 'mode'] as const;
@@ -128,7 +128,11 @@ function readPod(src: YamlSource, item: Field): PodDraft {
       case 'namespace': pod.namespace = namespaceOf(src, value); break;
       case 'serviceAccount': pod.serviceAccount = checked(src, value, src.string(value), dns1123SubdomainProblem); break;
       case 'labels': pod.labels = labelMap(src, value); break;
-      case 'mode': pod.mode = src.oneOf(value, MODES); break;
+      case 'mode':
+        pod.mode = src.oneOf(value, MODES);
+        // Accepting it would publish an HBONE workload with nothing listening on its 15008.
+        if (pod.mode === 'sidecar') src.fail(value.at, value.path, 'sidecar pods are not supported yet (expected ambient or none)');
+        break;
       case 'app':
         if (pod.command) src.fail(value.at, value.path, 'give either "app" or "command", not both');
         pod.app = src.oneOf(value, APPS);
@@ -321,6 +325,7 @@ export function readTopology(src: YamlSource, file: string): Topology {
   required(src, root, fields, 'nodes', `a list of 1 to ${MAX_NODES} nodes, e.g. nodes: [{name: node-a}]`);
   let name: string | undefined;
   let tunnel: TunnelMode = 'auto';
+  let dnsCapture = false;
   let network: NetworkPlan = { ...DEFAULT_NETWORK };
   let nodes: NodeSpec[] = [];
   let services: ServiceSpec[] = [];
@@ -334,6 +339,7 @@ export function readTopology(src: YamlSource, file: string): Topology {
     switch (key) {
       case 'name': name = labName(src, value, file); break;
       case 'tunnel': tunnel = src.oneOf(value, TUNNELS); break;
+      case 'dnsCapture': dnsCapture = src.boolean(value); break;
       case 'network': network = readNetwork(src, value); break;
       case 'nodes': nodes = readNodes(src, value); break;
       case 'pods': pods.push(...src.list(value, 'a list of pods').map((p) => readPod(src, p))); break;
@@ -346,7 +352,7 @@ export function readTopology(src: YamlSource, file: string): Topology {
   }
   const lab = name as string;
   return {
-    name: lab, file, network, tunnel, nodes,
+    name: lab, file, network, tunnel, dnsCapture, nodes,
     pods: pods.map((p) => ({ ...p, uid: podUid(lab, p.namespace, p.name) })),
     services, policies,
   };

@@ -80,6 +80,11 @@ export interface Topology {
   file: string;
   network: NetworkPlan;
   tunnel: TunnelMode;
+  /**
+   * Istio's ISTIO_META_DNS_CAPTURE on the ztunnels (ztunnel 1.19+): istio-cni DNATs ambient pods'
+   * UDP DNS to their ztunnel's :15053, which answers for Services and forwards the rest.
+   */
+  dnsCapture?: boolean;
   nodes: NodeSpec[];
   pods: PodSpec[];
   services: ServiceSpec[];

@@ -168,6 +168,12 @@ export class YamlSource {
     this.fail(f.at, f.path, `expected an integer ${min}-${max}, got ${describe(n)}`);
   }
 
+  boolean(f: Field): boolean {
+    const n = this.deref(f);
+    if (isScalar(n) && typeof n.value === 'boolean') return n.value;
+    this.fail(f.at, f.path, `expected true or false, got ${describe(n)}`);
+  }
+
   oneOf<T extends string>(f: Field, values: readonly T[]): T {
     const s = this.string(f, `one of ${values.join(', ')}`);
     if ((values as readonly string[]).includes(s)) return s as T;

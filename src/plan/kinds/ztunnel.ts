@@ -1,0 +1,98 @@
+// The ztunnel pod of a node, and with it istio-cni's node part (reference §1-§2): the node's
+// ipset, chains, marks, ip rules and routes; the Geneve pair istioin/istioout <-> pistioin/
+// pistioout (kernel devices, or TAPs plus a userspace Geneve daemon at each end); the TPROXY
+// rules in the pod; the ztunnel's config, certificates and process.
+import type { PodKind } from '../pod-kinds.js';
+import type { PlanContext } from '../lab-build.js';
+import type { GeneveSpec } from '../types.js';
+import type { TunnelKind } from '../host-facts.js';
+import type { PlannedPod } from '../../topology/address-plan.js';
+import { ambientNodeConfig, DEFAULT_GENEVE_PORT } from '../../ambient/node-rules.js';
+import { ztunnelPodConfig } from '../../ambient/ztunnel-pod-rules.js';
+import { ownerAlias } from '../../topology/naming.js';
+import { formatSpiffe, DEFAULT_TRUST_DOMAIN } from '../../mesh/identity.js';
+import { ztunnelConfigFromPlan } from '../../ztunnel/config-from-plan.js';
+
+/** ip batch lines creating one Geneve endpoint, as a kernel device or as a persistent TAP. */
+export function geneveLinkLines(g: GeneveSpec, tunnel: TunnelKind, owner: string): string[] {
+  const create = tunnel === 'kernel'
+    ? `link add ${g.name} type geneve id ${g.vni} remote ${g.remote} dstport ${g.dstport}`
+    : `tuntap add dev ${g.name} mode tap`;
+  return [
+    create,
+    `link set ${g.name} alias ${owner}`,
+    `link set ${g.name} mtu ${g.mtu ?? 1450}`,
+    `addr add ${g.address} dev ${g.name}`,
+    `link set ${g.name} up`,
+  ];
+}
+
+export const keyLogPath = (stateDir: string, node: string): string => `${stateDir}/keylog/ztunnel-${node}.keys`;
+export const ztunnelConfigPath = (stateDir: string, node: string): string => `${stateDir}/ztunnel/${node}.json`;
+export const ztunnelCertDir = (stateDir: string, node: string): string => `${stateDir}/certs/ztunnel-${node}`;
+
+function geneveDaemon(ctx: PlanContext, name: string, netns: string, node: string, taps: GeneveSpec[], remote: string, local: string): void {
+  const id = `geneve/${name}`;
+  const ready = ctx.readyFile(`geneve.${name}`);
+  ctx.process({
+    id, role: 'geneve', netns, node,
+    argv: [ctx.paths.node, `${ctx.paths.distDir}/ambient/geneve-userspace.js`, ...taps.flatMap((t) => ['--tap', `${t.name}:${t.vni}`]),
+      '--remote', remote, '--local', local, '--port', String(DEFAULT_GENEVE_PORT), '--ready-file', ready],
+    readyFile: ready,
+    log: ctx.logFile(`geneve.${name}`),
+  });
+}
+
+function planZtunnelPod(ctx: PlanContext, zt: PlannedPod): void {
+  const { plan, paths, tunnel } = ctx;
+  const node = plan.nodes[zt.nodeIndex];
+  const enrolled = plan.pods.filter((p) => p.role === 'workload' && p.mode === 'ambient' && p.node === node.name);
+  const dnsCapture = !!plan.topology.dnsCapture;
+
+  const nodeCfg = ambientNodeConfig({
+    zv: zt.hostVeth, zip: zt.ip, hostIp: node.hostIp, genevePort: DEFAULT_GENEVE_PORT, dnsCapture,
+    pods: enrolled.map((p) => ({ ip: p.ip, uid: p.uid, hostVeth: p.hostVeth })),
+  });
+  const ztCfg = ztunnelPodConfig({ zip: zt.ip, hostIp: node.hostIp, genevePort: DEFAULT_GENEVE_PORT });
+  const { geneve: nodeTunnels, ...nodeRest } = nodeCfg;
+  const { geneve: podTunnels, ...podRest } = ztCfg;
+  ctx.ns(node.netns).links.push(...nodeTunnels.flatMap((g) => geneveLinkLines(g, tunnel, ownerAlias(plan.lab, 'node', node.name))));
+  ctx.ns(zt.netns).links.push(...podTunnels.flatMap((g) => geneveLinkLines(g, tunnel, ownerAlias(plan.lab, 'pod', zt.key))));
+  ctx.configure(node.netns, nodeRest);
+  ctx.configure(zt.netns, podRest);
+
+  if (tunnel === 'userspace') {
+    geneveDaemon(ctx, node.name, node.netns, node.name, nodeTunnels, zt.ip, node.hostIp);
+    geneveDaemon(ctx, zt.name, zt.netns, node.name, podTunnels, node.hostIp, zt.ip);
+  }
+
+  // istiod's part: the node's ztunnel holds the identities of the HBONE workloads on its node.
+  const identities = [...new Set(enrolled.map((p) => formatSpiffe({ trustDomain: DEFAULT_TRUST_DOMAIN, namespace: p.namespace, serviceAccount: p.serviceAccount })))];
+  const certDir = ztunnelCertDir(paths.stateDir, node.name);
+  ctx.build.certificates.push({ owner: `ztunnel/${node.name}`, dir: certDir, identities });
+  const config = ztunnelConfigPath(paths.stateDir, node.name);
+  // A lab is for looking inside: every ztunnel logs its TLS secrets so `lab trace` and
+  // Wireshark can decrypt HBONE. Never do this on a real mesh.
+  const cfg = ztunnelConfigFromPlan(plan, node.name, { caDir: `${paths.stateDir}/ca`, keyLogFile: keyLogPath(paths.stateDir, node.name), dnsCapture });
+  ctx.file({ path: config, content: JSON.stringify(cfg, null, 2) });
+  const ready = ctx.readyFile(`ztunnel.${node.name}`);
+  ctx.process({
+    id: `ztunnel/${node.name}`, role: 'ztunnel', netns: zt.netns, pod: zt.key, node: node.name,
+    argv: [paths.node, `${paths.distDir}/ztunnel/main.js`, '--config', config, '--ready-file', ready],
+    readyFile: ready,
+    log: `${paths.stateDir}/logs/ztunnel-${node.name}.log`,
+  });
+}
+
+export const ztunnelKind: PodKind = {
+  role: 'ztunnel',
+  description: 'ztunnel (one per node) with istio-cni\'s node rules, the Geneve pair and TPROXY',
+  planLab(ctx) {
+    if (!ctx.mesh) return;
+    ctx.build.ca = { dir: `${ctx.paths.stateDir}/ca` };
+    for (const d of ['ztunnel', 'keylog', 'certs']) ctx.dir(`${ctx.paths.stateDir}/${d}`);
+  },
+  planPod(ctx, pod) {
+    if (ctx.mesh) planZtunnelPod(ctx, pod);
+  },
+};
