@@ -4,6 +4,7 @@
 // istio-cni's `--set-mark 0x200/0x200`), so the saved rules read like the input.
 import type { GeneveSpec, IpRuleSpec, IpsetSpec, IptRule, RouteSpec, Ruleset } from '../plan/types.js';
 import { iptRule } from '../plan/iptables-render.js';
+import { DNS_CAPTURE_PORT } from '../mesh/ports.js';
 
 export const ZTUNNEL_IPSET = 'ztunnel-pods-ips';
 export const INBOUND_TUN = 'istioin';
@@ -18,7 +19,7 @@ export const TUN_PREFIX = 30;
 export const DEFAULT_GENEVE_PORT = 6081;
 /** What the kernel gives a Geneve link over a 1500-byte underlay; S16 shows it on a node. */
 export const GENEVE_MTU = 1450;
-export const DNS_CAPTURE_PORT = 15053;
+export { DNS_CAPTURE_PORT };
 
 /** Route tables istio-cni uses on the node. */
 export const RouteTable = { inbound: 100, outbound: 101, proxy: 102 } as const;

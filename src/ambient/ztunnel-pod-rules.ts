@@ -7,6 +7,7 @@ import {
   DEFAULT_GENEVE_PORT, GENEVE_MTU, INBOUND_TUN_IP, INBOUND_TUN_VNI, OUTBOUND_TUN_IP, OUTBOUND_TUN_VNI, RouteTable,
   TUN_PREFIX, ZTUNNEL_INBOUND_TUN_IP, ZTUNNEL_OUTBOUND_TUN_IP,
 } from './node-rules.js';
+import { HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_CAPTURE_PORT } from '../mesh/ports.js';
 
 export const POD_INBOUND_TUN = 'pistioin';
 export const POD_OUTBOUND_TUN = 'pistioout';
@@ -14,7 +15,7 @@ export const TPROXY_MARK = '0x400/0xfff';
 export const ORG_SRC_RET_MARK = '0x4d3/0xfff';
 
 /** ztunnel listener ports (reference §3.1). */
-export const ZtunnelPort = { outbound: 15001, inboundPlaintext: 15006, hbone: 15008 } as const;
+export const ZtunnelPort = { outbound: OUTBOUND_CAPTURE_PORT, inboundPlaintext: INBOUND_PLAINTEXT_PORT, hbone: HBONE_PORT } as const;
 
 export interface ZtunnelPodInput {
   /** ztunnel pod IP. */

@@ -1,7 +1,8 @@
 import type { Argv } from 'yargs';
-import { downLab, listLabs } from '../lab/down.js';
-import { resolveLab } from './select.js';
+import { downLab, labExists, listLabs } from '../lab/down.js';
+import { checkedLabArg, resolveLab } from './select.js';
 import { printJson, ms } from './output.js';
+import { UserError } from '../util/errors.js';
 
 export const downCommand = {
   command: 'down [name]',
@@ -13,12 +14,23 @@ export const downCommand = {
       .option('all', { type: 'boolean', describe: 'remove every lab, including leftovers found only by their owner marks' })
       .option('json', { type: 'boolean' }),
   handler: async (argv: { name?: string; lab?: string; all?: boolean; json?: boolean }) => {
+    // Both spellings are checked before anything else: the name becomes a path that is deleted.
+    const name = checkedLabArg(argv.name, 'NAME');
+    const opt = checkedLabArg(argv.lab, '--lab');
+    if (name !== undefined && opt !== undefined && name !== opt) {
+      throw new UserError(`two different lab names: NAME "${name}" and --lab "${opt}"`, 'give one of them');
+    }
     const t0 = performance.now();
     let labs: string[];
     if (argv.all) labs = await listLabs();
     else {
-      const requested = argv.name ?? argv.lab;
-      labs = requested ? [requested] : (await listLabs()).length === 0 ? [] : [await resolveLab()];
+      const requested = name ?? opt;
+      if (requested !== undefined && !(await labExists(requested))) {
+        const known = await listLabs();
+        throw new UserError(`no lab "${requested}": no state directory and no network namespaces of it`,
+          known.length ? `labs: ${known.join(', ')}` : 'no lab is up');
+      }
+      labs = requested !== undefined ? [requested] : (await listLabs()).length === 0 ? [] : [await resolveLab()];
     }
     const results = [];
     for (const lab of labs) results.push(await downLab(lab));
@@ -27,6 +39,7 @@ export const downCommand = {
     if (!results.length) return void process.stdout.write('no lab to remove\n');
     for (const r of results) {
       process.stdout.write(`lab "${r.lab}" removed: ${r.processes} processes, ${r.netns} namespaces, ${r.files} files (${ms(total)})\n`);
+      if (r.keptStateDir) process.stderr.write(`lab: left ${r.keptStateDir} in place: it holds no state.json, so \`lab up\` did not make it\n`);
     }
   },
 };

@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { spawnSync } from 'node:child_process';
-import { resolveLab, loadLab, resolveTarget } from './select.js';
+import { checkedLabArg, resolveLab, loadLab, resolveTarget } from './select.js';
 import { UserError } from '../util/errors.js';
 
 export const execCommand = {
@@ -14,6 +14,7 @@ export const execCommand = {
       .example('$0 exec sleep -- curl -s http://httpbin:8000/ip', 'request from the sleep pod')
       .example('$0 exec node-a -- iptables-save -t mangle', 'rules on a node'),
   handler: async (argv: { target: string; cmd?: string[]; lab?: string; '--'?: string[] }) => {
+    checkedLabArg(argv.lab);
     const cmd = [...(argv.cmd ?? []), ...(argv['--'] ?? [])];
     if (!cmd.length) throw new UserError('no command given', 'usage: lab exec TARGET -- COMMAND [ARGS...]');
     const { plan } = loadLab(await resolveLab(argv.lab));

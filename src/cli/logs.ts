@@ -2,7 +2,8 @@ import type { Argv } from 'yargs';
 import { createReadStream, existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { resolveLab, loadLab } from './select.js';
-import { labStateDir } from '../state/store.js';
+import { labStateDir, labStateFile } from '../state/store.js';
+import { insideDir } from '../util/inside-dir.js';
 import { UserError } from '../util/errors.js';
 
 export const logsCommand = {
@@ -19,11 +20,12 @@ export const logsCommand = {
     const { state } = loadLab(lab);
     const t = argv.target;
     let file: string | undefined;
-    if (t === 'lab') file = `${labStateDir(lab)}/logs/lab.log`;
+    if (t === 'lab') file = labStateFile(lab, 'logs', 'lab.log');
     else {
       const p = state.processes.find((x) =>
         x.id === `pod/${t}` || x.pod?.endsWith(`/${t}`) && x.role !== 'ztunnel' || x.id === t.replace(/^(ztunnel|geneve)-/, '$1/'));
-      file = p?.log;
+      // Every log the lab writes lives in its state directory; a recorded path elsewhere is not followed.
+      file = p?.log && insideLabDir(lab, p.log);
     }
     if (!file || !existsSync(file)) {
       throw new UserError(`no log for "${t}"`, `targets: lab, ${state.processes.map((p) => p.id.replace(/^pod\/[^/]+\//, '').replace('/', '-')).join(', ')}`);
@@ -34,3 +36,7 @@ export const logsCommand = {
     src.pipe(pretty({ colorize: process.stdout.isTTY, translateTime: 'HH:MM:ss.l', ignore: 'hostname' })).pipe(process.stdout);
   },
 };
+
+function insideLabDir(lab: string, file: string): string | undefined {
+  try { return insideDir(labStateDir(lab), file); } catch { return undefined; }
+}

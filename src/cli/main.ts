@@ -27,6 +27,12 @@ function fail(e: unknown): never {
   process.exit(1);
 }
 
+// `lab ... | head` closes the pipe early: that is the reader being done, not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 function requireRoot(): void {
   if (process.getuid && process.getuid() !== 0) {
     fail(new UserError('lab must run as root (it creates network namespaces, links and iptables rules)', 'use sudo'));

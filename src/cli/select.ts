@@ -1,12 +1,23 @@
 // Which lab a verb acts on, and what a TARGET names (pod, node, ztunnel, underlay).
 import { readFileSync } from 'node:fs';
 import { listLabs } from '../lab/down.js';
-import { labStateDir, readState, type LabState } from '../state/store.js';
+import { labStateFile, readState, type LabState } from '../state/store.js';
 import type { LabPlan, PlannedPod } from '../topology/address-plan.js';
 import { UserError } from '../util/errors.js';
+import { checkLabName } from '../topology/lab-name.js';
 
+/**
+ * Validates a lab name from the command line with the topology's `name:` rule, before
+ * anything uses it as a path or a namespace prefix. `what` says where it came from.
+ * Undefined (not given) passes through; an empty string is given, and invalid.
+ */
+export function checkedLabArg(name: string | undefined, what = '--lab'): string | undefined {
+  return name === undefined ? undefined : checkLabName(String(name), `lab name given with ${what}`);
+}
+
+/** The lab a verb acts on: `--lab NAME` (validated), else the only lab that is up. */
 export async function resolveLab(name?: string): Promise<string> {
-  if (name) return name;
+  if (name !== undefined) return checkedLabArg(name)!;
   const labs = await listLabs();
   if (labs.length === 1) return labs[0];
   if (labs.length === 0) throw new UserError('no lab is up', 'start one with `lab up topologies/demo.yaml`');
@@ -23,7 +34,7 @@ export function loadLab(lab: string): LoadedLab {
   if (!state) throw new UserError(`lab "${lab}" has no state (is it up?)`, '`lab status` lists labs; `lab down --all` removes leftovers');
   let plan: LabPlan;
   try {
-    plan = JSON.parse(readFileSync(`${labStateDir(lab)}/plan.json`, 'utf8')) as LabPlan;
+    plan = JSON.parse(readFileSync(labStateFile(lab, 'plan.json'), 'utf8')) as LabPlan;
   } catch {
     throw new UserError(`lab "${lab}" is incomplete (no plan.json): it is still coming up or failed`, `run \`lab down ${lab}\``);
   }

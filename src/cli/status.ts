@@ -1,16 +1,16 @@
 import type { Argv } from 'yargs';
 import { listLabs } from '../lab/down.js';
-import { loadLab } from './select.js';
+import { checkedLabArg, loadLab } from './select.js';
 import { isAlive, processOwner } from '../host/processes.js';
 import { table, printJson } from './output.js';
 import { existsSync } from 'node:fs';
-import { labStateDir } from '../state/store.js';
+import { labStateFile } from '../state/store.js';
 
 export async function labStatus(lab: string) {
   const { state, plan } = loadLab(lab);
   const procs = state.processes.map((p) => {
     const alive = isAlive(p.pid) && processOwner(p.pid)?.startsWith(`${lab}:`) === true;
-    const ready = existsSync(`${labStateDir(lab)}/ready/${p.id.replace(/^pod\//, '').replace(/\//g, '.')}`);
+    const ready = existsSync(labStateFile(lab, 'ready', p.id.replace(/^pod\//, '').replace(/\//g, '.')));
     return { id: p.id, role: p.role, pid: p.pid, pod: p.pod, node: p.node, alive, ready: alive && ready, restarts: p.restarts ?? 0, log: p.log };
   });
   const healthy = state.phase === 'up' && procs.every((p) => p.alive);
@@ -31,12 +31,13 @@ export const statusCommand = {
   describe: 'Show labs, nodes, pods, IPs, processes and health',
   builder: (y: Argv) => y.option('lab', { type: 'string', describe: 'only this lab' }).option('json', { type: 'boolean' }),
   handler: async (argv: { lab?: string; json?: boolean }) => {
-    const labs = argv.lab ? [argv.lab] : await listLabs();
+    const one = checkedLabArg(argv.lab);
+    const labs = one !== undefined ? [one] : await listLabs();
     const all = [];
     for (const l of labs) {
       try { all.push(await labStatus(l)); } catch (e) { all.push({ lab: l, phase: 'broken', healthy: false, error: (e as Error).message }); }
     }
-    if (argv.json) return printJson(argv.lab ? all[0] : { labs: all });
+    if (argv.json) return printJson(one !== undefined ? all[0] : { labs: all });
     if (!all.length) return void process.stdout.write('no lab is up\n');
     for (const s of all) {
       if (!('nodes' in s)) { process.stdout.write(`lab ${s.lab}: ${s.phase} (${'error' in s ? s.error : ''})\n`); continue; }

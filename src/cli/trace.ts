@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
 import { writeFileSync } from 'node:fs';
-import { resolveLab, loadLab, resolveTarget } from './select.js';
+import { checkedLabArg, resolveLab, loadLab, resolveTarget } from './select.js';
 import { UserError } from '../util/errors.js';
 import { parseRequestTarget } from '../trace/request.js';
 import { runTrace } from '../trace/run-trace.js';
@@ -22,6 +22,7 @@ export const traceCommand = {
       .example('$0 trace sleep http://httpbin:8000/ip', 'follow a request through both ztunnels')
       .example('$0 trace sleep 10.244.1.3:80 --out /tmp/t', 'keep the captures; open /tmp/t/merged.pcapng in Wireshark'),
   handler: async (argv: { src: string; target: string; lab?: string; json?: boolean; out?: string; svg?: string; html?: string }) => {
+    checkedLabArg(argv.lab);
     const target = parseRequestTarget(argv.target);
     if (!target) throw new UserError(`"${argv.target}" is neither a URL nor IP:PORT`, 'e.g. http://httpbin:8000/ip or 10.96.0.11:8000');
     const { plan } = loadLab(await resolveLab(argv.lab));

@@ -4,6 +4,7 @@ import { prepareUp, upSteps, type UpContext } from '../lab/up.js';
 import { downLab } from '../lab/down.js';
 import { table, printJson, ms } from './output.js';
 import { renderBuild } from './dry-run.js';
+import { checkedLabArg } from './select.js';
 
 export const upCommand = {
   command: 'up <file> [name]',
@@ -19,7 +20,9 @@ export const upCommand = {
       .example('$0 up topologies/demo.yaml', 'two nodes, sleep and httpbin, ambient mode')
       .example('$0 up topologies/demo.yaml --dry-run', 'what that would create, without creating it'),
   handler: async (argv: { file: string; name?: string; json?: boolean; keepOnFailure?: boolean; mesh?: boolean; dryRun?: boolean }) => {
-    const ctx = await prepareUp(argv.file, { name: argv.name, noMesh: argv.mesh === false, dryRun: argv.dryRun });
+    // NAME replaces the topology's `name:` (prepareUp takes it as given), so it gets the same rule here.
+    const name = checkedLabArg(argv.name, 'NAME');
+    const ctx = await prepareUp(argv.file, { name, noMesh: argv.mesh === false, dryRun: argv.dryRun });
     if (argv.dryRun) {
       if (argv.json) printJson(ctx.build);
       else process.stdout.write(renderBuild(ctx.build));

@@ -3,11 +3,12 @@ import { resolveLab, loadLab } from './select.js';
 import { run } from '../host/run.js';
 import { printJson, table } from './output.js';
 import { UserError } from '../util/errors.js';
+import { ADMIN_PORT } from '../mesh/ports.js';
 
-/** Reads a ztunnel's admin endpoint (127.0.0.1:15000 inside its pod, like `istioctl zc`). */
+/** Reads a ztunnel's admin endpoint (127.0.0.1:ADMIN_PORT inside its pod, like `istioctl zc`). */
 async function configDump(netns: string): Promise<any> {
-  const r = await run('curl', ['-s', '--max-time', '5', 'http://127.0.0.1:15000/config_dump'], { netns, reject: false });
-  if (r.exitCode !== 0) throw new UserError(`the ztunnel in ${netns} does not answer on 127.0.0.1:15000`, 'check `lab status` and `lab logs ztunnel-NODE`');
+  const r = await run('curl', ['-s', '--max-time', '5', `http://127.0.0.1:${ADMIN_PORT}/config_dump`], { netns, reject: false });
+  if (r.exitCode !== 0) throw new UserError(`the ztunnel in ${netns} does not answer on 127.0.0.1:${ADMIN_PORT}`, 'check `lab status` and `lab logs ztunnel-NODE`');
   return JSON.parse(r.stdout);
 }
 
@@ -29,7 +30,8 @@ export const ztunnelCommand = {
     const dump = await configDump(zt.netns);
     if (argv.json) return printJson(dump);
     const ws = Object.values(dump.workloads ?? {}) as any[];
-    process.stdout.write(`ztunnel ${zt.key} on ${node.name}\n\n`);
+    const v = dump.config;
+    process.stdout.write(`ztunnel ${zt.key} on ${node.name}${v ? ` (config version ${v.version}, ${v.hash}, loaded ${v.loadedAt})` : ''}\n\n`);
     process.stdout.write(table(['workload ip', 'name', 'namespace', 'service account', 'protocol', 'node', 'waypoint', 'policies'],
       ws.map((w) => [w.workloadIp, w.name, w.namespace, w.serviceAccount, w.protocol, w.node, (w.waypointAddresses ?? []).join(','), (w.authorizationPolicies ?? []).join(',')])) + '\n\n');
     const svcs = (dump.services ?? []) as any[];

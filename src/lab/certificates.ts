@@ -1,10 +1,25 @@
-// istiod's part at `lab up`: the lab CA, and the certificates of every proxy's identities.
+// istiod's part at `lab up`: the lab CA, then each proxy's certificates for the identities the
+// build gives it (CertSpec). The CA's private key stays in its directory; proxies read only
+// their own cert directory.
 import type { LabBuild } from '../plan/lab-build.js';
-import { createLabCa } from '../mesh/ca.js';
+import { createLabCa, issueProxyCerts } from '../mesh/ca.js';
+import { parseSpiffe, type SpiffeId } from '../mesh/identity.js';
+
+/**
+ * Istio's 24 h certificates live because istiod rotates them; nothing rotates here, and a lab
+ * left up over a weekend must keep working.
+ */
+export const LAB_CERT_TTL_MS = 30 * 24 * 3600_000;
 
 export async function issueCertificates(build: LabBuild): Promise<void> {
   if (!build.ca) return;
   await createLabCa(build.ca.dir);
-  // Per-proxy issuance (build.certificates) lands with the proxy core: until then each
-  // ztunnel signs its workloads' certificates from the CA directory itself.
+  for (const spec of build.certificates) {
+    const ids = spec.identities.map((uri): SpiffeId => {
+      const id = parseSpiffe(uri);
+      if (!id) throw new Error(`${spec.owner}: ${uri} is not a SPIFFE identity`);
+      return id;
+    });
+    await issueProxyCerts(build.ca.dir, spec.dir, ids, { ttlMs: LAB_CERT_TTL_MS });
+  }
 }

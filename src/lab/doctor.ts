@@ -2,6 +2,7 @@
 // namespace of its own (never the root one), and says what a missing piece means.
 import { run } from '../host/run.js';
 import { withScratchNetns } from '../host/probe.js';
+import { OUTBOUND_CAPTURE_PORT } from '../mesh/ports.js';
 
 export interface Check {
   name: string;
@@ -51,7 +52,7 @@ export async function runDoctor(): Promise<{ checks: Check[]; tunnel: 'kernel' |
       await kernel('vxlan', 'ip link add dx0 type vxlan id 1 remote 10.0.0.1 dstport 4789', 'nothing today (informational)', noMod),
       await kernel('tun/tap', 'ip tuntap add dev dt0 mode tap', 'the userspace Geneve cannot run (needed where the kernel has no Geneve)', 'load the tun module / give access to /dev/net/tun'),
       await kernel('ipset', 'ipset create dset hash:ip comment && iptables -t mangle -A PREROUTING -m set --match-set dset src -j RETURN', 'ambient pods cannot be matched (ztunnel-pods-ips)', 'kernel ip_set + xt_set'),
-      await kernel('TPROXY', 'iptables -t mangle -A PREROUTING -p tcp -j TPROXY --on-port 15001 --on-ip 127.0.0.1 --tproxy-mark 0x400/0xfff', 'ztunnel cannot receive captured traffic', 'kernel xt_TPROXY / nft_tproxy'),
+      await kernel('TPROXY', `iptables -t mangle -A PREROUTING -p tcp -j TPROXY --on-port ${OUTBOUND_CAPTURE_PORT} --on-ip 127.0.0.1 --tproxy-mark 0x400/0xfff`, 'ztunnel cannot receive captured traffic', 'kernel xt_TPROXY / nft_tproxy'),
       await kernel('xt_socket', 'iptables -t mangle -A PREROUTING -p tcp -m socket --transparent -j RETURN', 'informational (the lab uses the 0x4d3 mark rule instead)', 'kernel xt_socket'),
       await kernel('conntrack marks', 'iptables -t mangle -A PREROUTING -m connmark --mark 0x220/0x220 -j RETURN && iptables -t mangle -A FORWARD -j CONNMARK --save-mark --nfmask 0x220 --ctmask 0x220', 'return traffic of ztunnel connections is misrouted', 'kernel xt_connmark'),
       await kernel('policy routing', 'ip rule add fwmark 0x100/0x100 lookup 101 && ip route add local 0.0.0.0/0 dev lo table 100', 'no redirection to istioin/istioout', 'kernel CONFIG_IP_MULTIPLE_TABLES'),

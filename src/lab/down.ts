@@ -3,7 +3,7 @@
 // from the state directory, and without it from the owner marks on the objects.
 import { existsSync, readdirSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { readState, removeStateDir, listStateLabs, writeState } from '../state/store.js';
+import { labStateDir, readState, removeStateDir, listStateLabs, writeState } from '../state/store.js';
 import { findOwnedNetns, netnsExists, netnsPids } from '../host/netns.js';
 import { processOwner, stopProcesses } from '../host/processes.js';
 import { ipBatch } from '../host/run.js';
@@ -14,12 +14,30 @@ export interface DownResult {
   processes: number;
   netns: number;
   files: number;
+  /** The state directory, when it was left in place because it holds no state.json (not ours). */
+  keptStateDir?: string;
 }
 
 /** Labs that exist in any form: a state directory or owned namespaces. */
 export async function listLabs(): Promise<string[]> {
   const owned = await findOwnedNetns();
   return [...new Set([...listStateLabs(), ...owned.map((o) => o.lab)])].sort();
+}
+
+/**
+ * Whether anything of `lab` is left for `down` to remove: its state directory, a namespace
+ * carrying its owner mark, a process with its tag, or its /etc/netns directories.
+ * `lab down NAME` of a lab with none of these is a typo, not a no-op.
+ */
+export async function labExists(lab: string): Promise<boolean> {
+  if (existsSync(labStateDir(lab))) return true;
+  if ((await findOwnedNetns(lab)).length) return true;
+  if (scanOwnedProcesses(lab).length) return true;
+  try {
+    return readdirSync('/etc/netns').some((d) => d.startsWith(`al-${lab}-`) && ['resolv.conf', 'hosts'].some((f) => {
+      try { return readFileSync(`/etc/netns/${d}/${f}`, 'utf8').split('\n')[0] === etcMarker(lab); } catch { return false; }
+    }));
+  } catch { return false; }
 }
 
 export async function downLab(lab: string): Promise<DownResult> {
@@ -51,13 +69,14 @@ export async function downLab(lab: string): Promise<DownResult> {
   if (sorted.length) await ipBatch(undefined, sorted.map((n) => `netns delete ${n}`));
 
   const files = removeEtcNetns(lab, state?.files ?? []);
-  removeStateDir(lab);
-  return { lab, processes: stopped, netns: sorted.length, files };
+  const removed = removeStateDir(lab);
+  return { lab, processes: stopped, netns: sorted.length, files, ...(removed ? {} : { keptStateDir: labStateDir(lab) }) };
 }
 
 /** Files under /etc/netns/<ns>/ are ours when their first line is the lab's marker. */
 function removeEtcNetns(lab: string, recorded: string[]): number {
-  const dirs = new Set(recorded.map((f) => dirname(f)));
+  // Only directories directly under /etc/netns, whatever state.json says.
+  const dirs = new Set(recorded.map((f) => dirname(f)).filter((d) => dirname(d) === '/etc/netns'));
   try {
     for (const d of readdirSync('/etc/netns')) if (d.startsWith(`al-${lab}-`)) dirs.add(`/etc/netns/${d}`);
   } catch { /* no /etc/netns */ }

@@ -16,6 +16,7 @@ import { applyNetnsConfig } from '../host/netns-config.js';
 import { probeHost } from '../host/probe.js';
 import { startProcess, waitReady } from '../host/processes.js';
 import { UserError } from '../util/errors.js';
+import { checkLabName } from '../topology/lab-name.js';
 import { fileLogger } from '../util/log.js';
 import { distDir } from './paths.js';
 import { issueCertificates } from './certificates.js';
@@ -54,7 +55,8 @@ export interface UpOptions {
 /** load -> validate -> probe -> plan. Throws UserError; creates nothing. */
 export async function prepareUp(file: string, opts: UpOptions = {}): Promise<UpContext> {
   const topology = loadTopology(file);
-  if (opts.name) topology.name = opts.name;
+  // NAME replaces the validated `name:`, so it must pass the same rule (callers besides the CLI too).
+  if (opts.name !== undefined) topology.name = checkLabName(opts.name, 'NAME');
   // Without the mesh nothing redirects or proxies, so every pod really is `mode: none`.
   if (opts.noMesh) for (const p of topology.pods) p.mode = 'none';
   const plan = planAddresses(topology);
@@ -113,10 +115,11 @@ export function upSteps(ctx: UpContext): UpStep[] {
   const waited = build.processes.filter((p) => p.readyFile);
   return [
     step(ctx, 'state', 'Record state', async () => {
+      // state.json first: it is the owner mark `lab down` needs before it removes the directory.
+      writeState(ctx.state);
       for (const d of build.dirs) mkdirSync(d, { recursive: true });
       ctx.log = fileLogger(`${ctx.stateDir}/logs/lab.log`, 'lab');
       ctx.log.info({ file: ctx.state.file, netns: ctx.state.netns.length, tunnel: build.tunnel }, 'lab up');
-      writeState(ctx.state);
       writeFileSync(`${ctx.stateDir}/plan.json`, JSON.stringify(ctx.plan, null, 2));
       // The supervisor and `lab down` read what was planned, processes included.
       writeFileSync(`${ctx.stateDir}/build.json`, JSON.stringify(build, null, 2));

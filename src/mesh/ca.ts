@@ -1,11 +1,13 @@
-// The lab CA: what istiod's CA does for ztunnel, minus the CSR round trip (ztunnel's
-// FAKE_CA local mode signs for itself too). One ECDSA P-256 root per lab; workload
-// certificates carry only the SPIFFE URI SAN, like Istio's.
+// The lab CA: what istiod's CA does for the proxies, minus the CSR round trip. One ECDSA
+// P-256 root per lab, whose key stays in the lab's state directory (ca/): at `lab up` the lab
+// issues each proxy the certificates of the identities it serves (issueProxyCerts) and the
+// proxy only ever reads those. Workload certificates carry only the SPIFFE URI SAN, like Istio's.
 import * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { formatSpiffe, type SpiffeId } from './identity.js';
+import { identityDir, MANIFEST_FILE, ROOT_CERT_FILE, type CertManifest } from './cert-dir.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -81,10 +83,10 @@ export async function loadLabCa(dir: string): Promise<LabCa> {
   return { dir, certPem, cert: new x509.X509Certificate(certPem), key, issued: new Map() };
 }
 
-async function signWorkloadCert(ca: LabCa, spiffe: string): Promise<WorkloadCert> {
+async function signWorkloadCert(ca: LabCa, spiffe: string, ttlMs = WORKLOAD_CERT_TTL_MS): Promise<WorkloadCert> {
   const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
   const now = Date.now();
-  const notAfter = new Date(now + WORKLOAD_CERT_TTL_MS);
+  const notAfter = new Date(now + ttlMs);
   const cert = await x509.X509CertificateGenerator.create({
     // Istio workload certs have an empty subject; the identity is only in the (critical) SAN.
     subject: '',
@@ -123,4 +125,31 @@ export function issueWorkloadCert(ca: LabCa, id: SpiffeId | string): Promise<Wor
     p.catch(() => ca.issued.delete(spiffe));
     return p;
   }
+}
+
+/**
+ * Issues one proxy its certificates (istiod's role): a workload certificate and key per
+ * identity in `identities`, plus the root certificate, into `outDir` (layout: cert-dir.ts).
+ * The CA key is read from `caDir` and never written anywhere else. Replaces what `outDir`
+ * held, so a proxy never keeps the key of an identity it no longer serves.
+ */
+export async function issueProxyCerts(caDir: string, outDir: string, identities: SpiffeId[], opts: { ttlMs?: number } = {}): Promise<CertManifest> {
+  const ca = await loadLabCa(caDir);
+  const unique = [...new Map(identities.map((id) => [formatSpiffe(id), id])).values()];
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(outDir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(outDir, ROOT_CERT_FILE), ca.certPem);
+  const manifest: CertManifest = {};
+  for (const id of unique) {
+    const c = await signWorkloadCert(ca, formatSpiffe(id), opts.ttlMs);
+    const rel = identityDir(id);
+    mkdirSync(join(outDir, rel), { recursive: true, mode: 0o700 });
+    writeFileSync(join(outDir, rel, 'cert-chain.pem'), c.certPem);
+    writeFileSync(join(outDir, rel, 'key.pem'), c.keyPem, { mode: 0o600 });
+    manifest[c.spiffe] = { cert: join(rel, 'cert-chain.pem'), key: join(rel, 'key.pem') };
+  }
+  const tmp = join(dirname(join(outDir, MANIFEST_FILE)), `.${MANIFEST_FILE}.tmp`);
+  writeFileSync(tmp, JSON.stringify(manifest, null, 2) + '\n');
+  renameSync(tmp, join(outDir, MANIFEST_FILE));
+  return manifest;
 }

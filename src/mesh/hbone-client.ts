@@ -10,7 +10,7 @@ import { HBONE_ALPN, expectIdentity, secureContextFor, type MeshTls } from './tl
 import { hboneSessionOptions, widenConnectionWindow } from './h2-settings.js';
 import type { Address } from './hbone-server.js';
 
-export const HBONE_PORT = 15008;
+export { HBONE_PORT } from './ports.js';
 
 export interface HboneSessionOptions {
   tls: MeshTls;

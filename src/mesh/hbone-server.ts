@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { SpiffeId } from './identity.js';
 import { HBONE_ALPN, secureContextFor, verifyPeer, type MeshTls } from './tls.js';
 import { hboneSessionOptions, widenConnectionWindow } from './h2-settings.js';
+import { resetWrapped } from './tcp-reset.js';
 
 export interface Address {
   ip: string;
@@ -198,22 +199,23 @@ export function createHboneServer(opts: HboneServerOptions): HboneServer {
       if (!handshaken) sock.destroy(new Error('TLS handshake timeout'));
     }, opts.handshakeTimeoutMs ?? 10_000);
     timer.unref();
+    // Node completes a TLS 1.3 handshake whatever the client's chain (its verify callback
+    // accepts all and leaves the verdict to us), so a bad peer can no longer get a handshake
+    // alert as from ztunnel's BoringSSL: reset the TCP connection instead, which the client
+    // sees at once (ECONNRESET) rather than as a quiet close of a session it thinks is fine.
+    const reject = (reason: string): void => {
+      refuse({ reason, peerIp, origDst });
+      resetWrapped(raw, sock);
+    };
     sock.once('secure', () => {
       handshaken = true;
       clearTimeout(timer);
       stats.handshakes++;
-      if (sock.alpnProtocol !== HBONE_ALPN) {
-        refuse({ reason: `ALPN ${sock.alpnProtocol || '(none)'} is not h2`, peerIp, origDst });
-        return void sock.destroy();
-      }
+      if (sock.alpnProtocol !== HBONE_ALPN) return reject(`ALPN ${sock.alpnProtocol || '(none)'} is not h2`);
       const peer = verifyPeer(sock, opts.tls.caPem);
-      if (!peer.ok) {
-        refuse({ reason: peer.reason, peerIp, origDst });
-        return void sock.destroy();
-      }
+      if (!peer.ok) return reject(peer.reason);
       if (peer.identity.trustDomain !== localIdentity.trustDomain) {
-        refuse({ reason: `client trust domain ${peer.identity.trustDomain} != ${localIdentity.trustDomain}`, peerIp, origDst });
-        return void sock.destroy();
+        return reject(`client trust domain ${peer.identity.trustDomain} != ${localIdentity.trustDomain}`);
       }
       const info: ConnInfo = { origDst, localIdentity, peer: { identity: peer.identity, ip: peerIp, port: peerPort } };
       // 'session' fires synchronously inside emit('connection'), so the session can be tagged there.

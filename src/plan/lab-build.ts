@@ -13,6 +13,7 @@ import { kubeProxyRuleset } from './kube-proxy.js';
 import { resolveTunnel, type HostFacts, type TunnelKind } from './host-facts.js';
 import { POD_KINDS } from './pod-kinds.js';
 import { mergeRulesets } from './iptables-render.js';
+import { insideDir } from '../util/inside-dir.js';
 
 export type NetnsKind = 'underlay' | 'node' | 'pod';
 
@@ -229,8 +230,9 @@ export function planLab(plan: LabPlan, facts: HostFacts, paths: BuildPaths, opts
     },
     file(spec) { build.files.push(spec); },
     dir(path) { if (!build.dirs.includes(path)) build.dirs.push(path); },
-    logFile: (name) => `${paths.stateDir}/logs/${name}.log`,
-    readyFile: (name) => `${paths.stateDir}/ready/${name}`,
+    // Names come from validated DNS names; insideDir is the second line of defence.
+    logFile: (name) => insideDir(paths.stateDir, 'logs', `${name}.log`),
+    readyFile: (name) => insideDir(paths.stateDir, 'ready', name),
   };
   for (const p of plan.pods) {
     ctx.file({ path: `/etc/netns/${p.netns}/resolv.conf`, content: resolvConf(plan.lab, p.namespace, plan.dns.vip) });

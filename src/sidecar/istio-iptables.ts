@@ -3,6 +3,7 @@
 // the proxy's own traffic (uid/gid 1337). Rules are in istio-iptables' generated order.
 import type { IptRule, Ruleset } from '../plan/types.js';
 import { iptRule } from '../plan/iptables-render.js';
+import { ENVOY_PROMETHEUS_PORT, HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_CAPTURE_PORT, READINESS_PORT, STATS_PORT } from '../mesh/ports.js';
 
 export interface IstioInitOptions {
   proxyUid?: number;
@@ -19,10 +20,10 @@ export const INBOUND_PASSTHROUGH_SRC = '127.0.0.6';
 export function istioInitRuleset(opts: IstioInitOptions = {}): Ruleset {
   const uid = opts.proxyUid ?? 1337;
   const gid = opts.proxyGid ?? 1337;
-  const inbound = opts.inboundPort ?? 15006;
-  const outbound = opts.outboundPort ?? 15001;
-  const exclude = opts.excludeInboundPorts ?? [15090, 15021, 15020];
-  const tunnel = opts.tunnelPort ?? 15008;
+  const inbound = opts.inboundPort ?? INBOUND_PLAINTEXT_PORT;
+  const outbound = opts.outboundPort ?? OUTBOUND_CAPTURE_PORT;
+  const exclude = opts.excludeInboundPorts ?? [ENVOY_PROMETHEUS_PORT, READINESS_PORT, STATS_PORT];
+  const tunnel = opts.tunnelPort ?? HBONE_PORT;
   const nat = (chain: string, args: string): IptRule => iptRule('nat', chain, args);
 
   const ownerRules = (match: '--uid-owner' | '--gid-owner', id: number): IptRule[] => [

@@ -62,6 +62,9 @@ export const ZTUNNEL_NAMESPACE = 'istio-system';
 export const DNS_NAMESPACE = 'kube-system';
 export const DNS_POD = 'coredns';
 export const ztunnelPodName = (node: string): string => `ztunnel-${node}`;
+/** Istio names a waypoint's Deployment and ServiceAccount `<gateway>-istio-waypoint`. */
+export const waypointPodName = (gateway: string): string => `${gateway}-istio-waypoint`;
+export const WAYPOINT_GATEWAY_LABEL = 'istio.io/gateway-name';
 
 export function podUid(lab: string, ns: string, name: string): string {
   const h = createHash('sha256').update(`${lab}/${ns}/${name}`).digest('hex');
@@ -89,6 +92,22 @@ function systemPods(t: Topology): Array<PodSpec & { role: PodRole }> {
   return sys;
 }
 
+/**
+ * One pod per waypoint Gateway, named and labelled as Istio's deployment controller does. Its
+ * node: the lab's `ambient-lab.io/node` annotation, else the first node (documented default).
+ * Redirection is disabled for it (mode none): a waypoint is never in ztunnel-pods-ips.
+ */
+function waypointPods(t: Topology): Array<PodSpec & { role: PodRole }> {
+  return (t.resources?.waypoints ?? []).map((w) => {
+    const name = waypointPodName(w.gateway);
+    return {
+      name, namespace: w.namespace, node: w.node ?? t.nodes[0].name, serviceAccount: name,
+      labels: { [WAYPOINT_GATEWAY_LABEL]: w.gateway, 'gateway.istio.io/managed': 'istio.io-mesh-controller' },
+      mode: 'none', uid: podUid(t.name, w.namespace, name), role: 'waypoint',
+    };
+  });
+}
+
 export function planAddresses(t: Topology): LabPlan {
   const lab = t.name;
   const pod16 = parseCidr(t.network.podCidr).base;
@@ -107,7 +126,8 @@ export function planAddresses(t: Topology): LabPlan {
   });
   const byNode = new Map(nodes.map((n) => [n.name, n]));
   const nextHost = new Map(nodes.map((n) => [n.name, 2]));
-  const all = [...systemPods(t), ...t.pods.map((p) => ({ ...p, role: 'workload' as PodRole }))];
+  // Waypoints come last, so adding one never renumbers the pods before it.
+  const all = [...systemPods(t), ...t.pods.map((p) => ({ ...p, role: 'workload' as PodRole })), ...waypointPods(t)];
   const pods: PlannedPod[] = all.map((p) => {
     const node = byNode.get(p.node)!;
     const host = nextHost.get(p.node)!;

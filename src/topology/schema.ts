@@ -13,6 +13,7 @@ import { childPath } from './yaml-source.js';
 import {
   dns1123LabelProblem, dns1123SubdomainProblem, labelKeyProblem, labelValueProblem, portNameProblem,
 } from './k8s-names.js';
+import { labNameProblem } from './lab-name.js';
 import { isCidr, isIpv4, parseCidr, intToIp } from '../util/ip.js';
 
 export const DEFAULT_NETWORK: Readonly<NetworkPlan> = {
@@ -22,7 +23,7 @@ export const DEFAULT_NETWORK: Readonly<NetworkPlan> = {
   dnsIp: '10.96.0.10',
 };
 export const MAX_NODES = 64;
-export const MAX_LAB_NAME = 20;
+export { MAX_LAB_NAME } from './lab-name.js';
 export const MAX_NODE_NAME = 30;
 export const MAX_POD_NAME = 63;
 /** The lab runs its own pods there (ztunnel, coredns); user objects would collide with them. */
@@ -300,11 +301,6 @@ function labelMapOrHint(src: YamlSource, f: Field): Record<string, string> {
   }
   return labelMap(src, f);
 }
-
-const labNameProblem = (v: string): string | undefined => {
-  const p = dns1123LabelProblem(v, MAX_LAB_NAME);
-  return p && `${p}; the lab name goes into network namespace names`;
-};
 
 function labName(src: YamlSource, f: Field | undefined, file: string): string {
   if (f) return checked(src, f, src.string(f), labNameProblem);

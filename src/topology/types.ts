@@ -1,5 +1,6 @@
 // The normalized topology: what a topology file means once defaults are applied.
 // Every other layer (plan, ambient, proxies, trace) reads only this shape, never raw YAML.
+import type { MeshResources } from '../l7/model.js';
 
 export type PodMode = 'ambient' | 'sidecar' | 'none';
 export type BuiltinApp = 'sleep' | 'httpbin' | 'echo';
@@ -89,6 +90,8 @@ export interface Topology {
   pods: PodSpec[];
   services: ServiceSpec[];
   policies: PolicySpec[];
+  /** Waypoints, routes, L7 policies...: the Istio/Gateway API objects of `resources:`/`manifests:`, converted. */
+  resources?: MeshResources;
 }
 
 export const podKey = (p: { namespace: string; name: string }): string => `${p.namespace}/${p.name}`;

@@ -10,7 +10,9 @@ import {
 import { learnerInterface, ROLE_TRAITS, whereLabel, type ObservationPoint, type Role } from './roles.js';
 
 export type Encap = 'none' | 'geneve' | 'hbone';
-export const HBONE_PORT = 15008;
+import { HBONE_PORT } from '../mesh/ports.js';
+
+export { HBONE_PORT };
 
 export interface Observation {
   ts: bigint;

@@ -1,8 +1,8 @@
 // The TLS secrets the ztunnels log (SSLKEYLOGFILE format), gathered into one keys.log so
 // `tshark -o tls.keylog_file:keys.log` can open the HBONE tunnels of a trace.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { labStateDir } from '../state/store.js';
+import { labStateFile } from '../state/store.js';
+import { insideDir } from '../util/inside-dir.js';
 import type { LabPlan } from '../topology/address-plan.js';
 
 /** Key log files named in the lab's ztunnel configs (`keyLogFile`) that exist. */
@@ -10,7 +10,7 @@ export function keyLogFiles(plan: LabPlan): { configured: string[]; present: str
   const configured: string[] = [];
   for (const n of plan.nodes) {
     try {
-      const cfg = JSON.parse(readFileSync(join(labStateDir(plan.lab), 'ztunnel', `${n.name}.json`), 'utf8')) as { keyLogFile?: string };
+      const cfg = JSON.parse(readFileSync(labStateFile(plan.lab, 'ztunnel', `${n.name}.json`), 'utf8')) as { keyLogFile?: string };
       if (cfg.keyLogFile) configured.push(cfg.keyLogFile);
     } catch {
       // no mesh, or no config for this node
@@ -37,7 +37,7 @@ export function mergeKeyLogs(texts: string[]): string {
 export function copyKeyLog(plan: LabPlan, dir: string): string | undefined {
   const { present } = keyLogFiles(plan);
   if (!present.length) return undefined;
-  const file = join(dir, 'keys.log');
+  const file = insideDir(dir, 'keys.log');
   writeFileSync(file, mergeKeyLogs(present.map((f) => readFileSync(f, 'utf8'))), { mode: 0o600 });
   return file;
 }

@@ -1,5 +1,6 @@
 // `lab trace` end to end: snapshot rule counters, capture in every namespace of the lab,
 // make the one request, stop, reconstruct the hops, explain them, and write the captures.
+import { insideDir } from '../util/inside-dir.js';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,7 +108,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
     }
     if (opts.outDir) {
       report.files = writeCaptures(plan, opts.outDir, captures, byNetns, rec.hops);
-      writeFileSync(join(opts.outDir, 'trace.json'), JSON.stringify(report, null, 2));
+      writeFileSync(insideDir(opts.outDir, 'trace.json'), JSON.stringify(report, null, 2));
     }
     return report;
   } finally {
@@ -159,10 +160,10 @@ function writeCaptures(plan: LabPlan, dir: string, captures: NetnsFrames[], poin
     const n = firstHop.get(key);
     const name = `${n !== undefined ? String(n).padStart(2, '0') : 'xx'}-${fileSafe(point ? whereLabel(point) : netns)}-${fileSafe(point ? learnerInterface(point, ifname) : ifname)}.pcap`;
     const g = perIface.get(key)!;
-    writeFileSync(join(dir, name), writePcap(g.linktype, g.frames));
+    writeFileSync(insideDir(dir, name), writePcap(g.linktype, g.frames));
     perHop.push(name);
   }
-  const mergedFile = join(dir, 'merged.pcapng');
+  const mergedFile = insideDir(dir, 'merged.pcapng');
   writeFileSync(mergedFile, writePcapng(interfaces, merged));
   const keyLog = copyKeyLog(plan, dir);
   return { dir, merged: 'merged.pcapng', perHop, ...(keyLog ? { keyLog: 'keys.log' } : {}) };

@@ -1,11 +1,11 @@
 // LabPlan -> one ztunnel's config: istiod's job of turning pods, Services and
 // AuthorizationPolicies into ztunnel's workload/policy view (ambientindex.go).
 import type { LabPlan, PlannedPod } from '../topology/address-plan.js';
-import { labelsMatch } from '../topology/address-plan.js';
+import { labelsMatch, waypointPodName } from '../topology/address-plan.js';
 import type { Service, Workload } from '../mesh/workloads.js';
-import { ROOT_NAMESPACE } from '../mesh/workloads.js';
+import { ROOT_NAMESPACE, workloadIdentity } from '../mesh/workloads.js';
 import { convertPolicy } from '../mesh/authz-convert.js';
-import { DEFAULT_TRUST_DOMAIN } from '../mesh/identity.js';
+import { DEFAULT_TRUST_DOMAIN, type SpiffeId } from '../mesh/identity.js';
 import type { ZtunnelConfig } from './config.js';
 
 export const CLUSTER_ID = 'Kubernetes';
@@ -22,10 +22,24 @@ export function workloadNameOf(podName: string): { workloadName: string; workloa
 }
 
 function protocolOf(p: PlannedPod): { protocol: 'HBONE' | 'TCP'; nativeHbone: boolean } {
+  // A waypoint terminates HBONE itself (Istio marks waypoint endpoints tunnel-capable).
+  if (p.role === 'waypoint') return { protocol: 'HBONE', nativeHbone: true };
   if (p.role !== 'workload') return { protocol: 'TCP', nativeHbone: false };
   if (p.mode === 'ambient') return { protocol: 'HBONE', nativeHbone: false };
   if (p.mode === 'sidecar') return { protocol: 'HBONE', nativeHbone: true };
   return { protocol: 'TCP', nativeHbone: false };
+}
+
+/**
+ * The waypoint that serves an ambient pod (istiod's ambient index): the one for its service
+ * account if there is one, else its namespace's. Sidecar and mode:none pods have none.
+ */
+export function waypointOf(plan: LabPlan, p: PlannedPod): PlannedPod | undefined {
+  if (p.role !== 'workload' || p.mode !== 'ambient') return undefined;
+  const specs = (plan.topology.resources?.waypoints ?? []).filter((w) => w.namespace === p.namespace);
+  const spec = specs.find((w) => w.forServiceAccount === p.serviceAccount) ?? specs.find((w) => !w.forServiceAccount);
+  if (!spec) return undefined;
+  return plan.pods.find((x) => x.role === 'waypoint' && x.namespace === spec.namespace && x.name === waypointPodName(spec.gateway));
 }
 
 export function workloadFromPod(plan: LabPlan, p: PlannedPod): Workload {
@@ -38,7 +52,7 @@ export function workloadFromPod(plan: LabPlan, p: PlannedPod): Workload {
     .map((pol) => `${pol.namespace}/${pol.name}`);
   return {
     workloadIp: p.ip,
-    waypointAddresses: [],
+    waypointAddresses: [waypointOf(plan, p)?.ip].filter((ip): ip is string => !!ip),
     gatewayAddress: null,
     protocol,
     name: p.name,
@@ -69,7 +83,19 @@ export function servicesFromPlan(plan: LabPlan): Service[] {
   }));
 }
 
-export function ztunnelConfigFromPlan(plan: LabPlan, node: string, opts: { caDir: string; keyLogFile?: string; dnsCapture?: boolean }): ZtunnelConfig {
+/**
+ * The identities a node's ztunnel holds keys for: the HBONE workloads it terminates HBONE
+ * for, i.e. the ambient pods on its node. A pod with its own HBONE (a sidecar) holds its own.
+ */
+export function ztunnelIdentities(plan: LabPlan, node: string): SpiffeId[] {
+  return plan.pods
+    .filter((p) => p.node === node)
+    .map((p) => workloadFromPod(plan, p))
+    .filter((w) => w.protocol === 'HBONE' && !w.nativeHbone)
+    .map(workloadIdentity);
+}
+
+export function ztunnelConfigFromPlan(plan: LabPlan, node: string, opts: { certDir: string; keyLogFile?: string; dnsCapture?: boolean }): ZtunnelConfig {
   const zt = plan.pods.find((p) => p.role === 'ztunnel' && p.node === node);
   if (!zt) throw new Error(`no ztunnel pod planned on node ${node}`);
   return {
@@ -77,7 +103,7 @@ export function ztunnelConfigFromPlan(plan: LabPlan, node: string, opts: { caDir
     clusterId: CLUSTER_ID,
     trustDomain: DEFAULT_TRUST_DOMAIN,
     instanceIp: zt.ip,
-    caDir: opts.caDir,
+    certDir: opts.certDir,
     ...(opts.keyLogFile ? { keyLogFile: opts.keyLogFile } : {}),
     ...(opts.dnsCapture !== undefined ? { dnsCapture: opts.dnsCapture } : {}),
     workloads: plan.pods.map((p) => workloadFromPod(plan, p)),

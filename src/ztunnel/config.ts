@@ -1,7 +1,9 @@
 /**
  * The ztunnel process's configuration file (`--config <file>`, JSON). The lab writes one per
  * node (ztunnel/config-from-plan.ts); it plays the part of ztunnel's local (non-xDS) mode:
- * NODE_NAME, INSTANCE_IP, CLUSTER_ID, FAKE_CA and LOCAL_XDS_PATH in one file.
+ * NODE_NAME, INSTANCE_IP, CLUSTER_ID and LOCAL_XDS_PATH in one file, plus the directory of
+ * the certificates the lab issued to this ztunnel (istiod's CA role). The common fields are
+ * every proxy's (proxy/config.ts); the file is reloaded on SIGHUP and when it changes.
  *
  * ```jsonc
  * {
@@ -9,7 +11,7 @@
  *   "clusterId": "Kubernetes",
  *   "trustDomain": "cluster.local",
  *   "instanceIp": "10.244.0.2",       // INSTANCE_IP: outbound calls to it are refused (SelfCall)
- *   "caDir": "/var/lib/ambient-lab/x/ca", // ca.pem + ca-key.pem; ztunnel signs its workloads' certs
+ *   "certDir": "/run/ambient-lab/x/certs/ztunnel-node-a", // root-cert.pem + the node's HBONE workloads' certs and keys
  *   "keyLogFile": "...",              // optional; else env SSLKEYLOGFILE; TLS secrets for tshark
  *   "enableOrigSrc": null,            // ENABLE_ORIG_SRC: null/absent = best effort, true = required, false = off
  *   "dnsCapture": true,               // serve DNS on 15053
@@ -20,9 +22,11 @@
  * }
  * ```
  */
-import { readFileSync } from 'node:fs';
-import type { Authorization } from '../mesh/authz.js';
-import type { Service, Workload } from '../mesh/workloads.js';
+import {
+  ADMIN_PORT, DNS_CAPTURE_PORT, HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_CAPTURE_PORT, READINESS_PORT, STATS_PORT,
+} from '../mesh/ports.js';
+import { loadProxyConfig, type ProxyConfig } from '../proxy/config.js';
+import type { ProxyInputs } from '../proxy/inputs.js';
 
 export interface ZtunnelPorts {
   /** 15001: TPROXY from this node's ambient pods */
@@ -42,35 +46,20 @@ export interface ZtunnelPorts {
 }
 
 export const DEFAULT_PORTS: Readonly<ZtunnelPorts> = {
-  outbound: 15001, inboundPlaintext: 15006, inbound: 15008, admin: 15000, stats: 15020, readiness: 15021, dns: 15053,
+  outbound: OUTBOUND_CAPTURE_PORT, inboundPlaintext: INBOUND_PLAINTEXT_PORT, inbound: HBONE_PORT,
+  admin: ADMIN_PORT, stats: STATS_PORT, readiness: READINESS_PORT, dns: DNS_CAPTURE_PORT,
 };
 
-export interface ZtunnelConfig {
-  node: string;
-  clusterId: string;
-  trustDomain: string;
-  instanceIp: string;
-  caDir: string;
-  keyLogFile?: string;
-  enableOrigSrc?: boolean | null;
+export interface ZtunnelConfig extends ProxyConfig {
   dnsCapture?: boolean;
-  /** How long an HBONE session with no streams stays open. */
-  poolIdleTimeoutMs?: number;
-  workloads: Workload[];
-  services: Service[];
-  policies: Authorization[];
   listen?: Partial<ZtunnelPorts> & { host?: string };
 }
 
-export function loadZtunnelConfig(file: string): ZtunnelConfig {
-  const cfg = JSON.parse(readFileSync(file, 'utf8')) as ZtunnelConfig;
-  for (const k of ['node', 'instanceIp', 'caDir'] as const) {
-    if (typeof cfg[k] !== 'string' || !cfg[k]) throw new Error(`${file}: "${k}" is required`);
-  }
-  cfg.workloads ??= [];
-  cfg.services ??= [];
-  cfg.policies ??= [];
-  return cfg;
+/** What every ztunnel listener gets. */
+export type ZtunnelInputs = ProxyInputs<ZtunnelConfig>;
+
+export function loadZtunnelConfig(file: string): { cfg: ZtunnelConfig; hash: string } {
+  return loadProxyConfig<ZtunnelConfig>(file);
 }
 
 export function portsOf(cfg: ZtunnelConfig): ZtunnelPorts {

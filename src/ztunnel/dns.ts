@@ -5,7 +5,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { Packet, type Resource } from 'dns2';
-import type { ZtunnelContext } from './context.js';
+import type { ZtunnelInputs } from './config.js';
 
 export interface DnsServer {
   port: number;
@@ -22,13 +22,13 @@ export function upstreamNameserver(resolvConf = '/etc/resolv.conf'): string | un
 }
 
 /** The VIP of a known Service for an A question, or undefined. */
-export function lookupService(z: ZtunnelContext, name: string): string | undefined {
+export function lookupService(z: ZtunnelInputs, name: string): string | undefined {
   const n = name.replace(/\.$/, '').toLowerCase();
-  return z.cfg.services.find((s) => s.hostname === n)?.vips[0];
+  return z.xds.store.state.services.find((s) => s.hostname === n)?.vips[0];
 }
 
 /** Answers from the store, or undefined to forward. */
-function localAnswer(z: ZtunnelContext, query: Buffer): Buffer | undefined {
+function localAnswer(z: ZtunnelInputs, query: Buffer): Buffer | undefined {
   let req;
   try {
     req = Packet.parse(query);
@@ -66,7 +66,7 @@ function forwardUdp(server: string, query: Buffer): Promise<Buffer> {
   });
 }
 
-export async function startDns(z: ZtunnelContext, host: string, port: number, upstream = upstreamNameserver()): Promise<DnsServer> {
+export async function startDns(z: ZtunnelInputs, host: string, port: number, upstream = upstreamNameserver()): Promise<DnsServer> {
   const answer = async (q: Buffer): Promise<Buffer | undefined> => {
     const local = localAnswer(z, q);
     if (local) return local;

@@ -3,63 +3,56 @@
 import type net from 'node:net';
 import { authorize } from '../mesh/authz.js';
 import { copyBidirectional } from '../mesh/copy.js';
-import { fmtAddr, plainIp, type ZtunnelContext } from './context.js';
-import { recordConnection, recordOpened, type AccessRecord } from './logs.js';
+import { ConnectionResult, type AccessRecord } from '../proxy/connection.js';
+import { fmtAddr, plainIp } from '../proxy/inputs.js';
+import type { ZtunnelInputs } from './config.js';
 import { handleOutbound, type ConnMeta } from './outbound.js';
 
-export async function handleInboundPassthrough(z: ZtunnelContext, down: net.Socket, meta: ConnMeta = {}): Promise<AccessRecord> {
-  const start = performance.now();
+export async function handleInboundPassthrough(z: ZtunnelInputs, down: net.Socket, meta: ConnMeta = {}): Promise<AccessRecord> {
   down.on('error', () => undefined);
+  const { store } = z.xds.snapshot;
   const origDst = meta.origDst ?? { ip: plainIp(down.localAddress), port: down.localPort ?? 0 };
   const peer = meta.peer ?? { ip: plainIp(down.remoteAddress), port: down.remotePort ?? 0 };
-  const srcWorkload = z.store.workload(peer.ip);
-  const rec: AccessRecord = {
+  const srcWorkload = store.workload(peer.ip);
+  const dst = store.workload(origDst.ip);
+
+  if (dst && dst.waypointAddresses.length > 0 && srcWorkload) {
+    // Hairpin: plaintext callers still go through the waypoint, via the outbound logic
+    // (which writes its own result), with spoofing off.
+    return handleOutbound({ ...z, dialer: { ...z.dialer, mode: 'off' } }, down, { origDst, peer });
+  }
+  const result = new ConnectionResult(z, {
     direction: 'inbound_passthrough',
     src: { addr: fmtAddr(peer), ...(srcWorkload ? { workload: srcWorkload } : {}) },
     dst: { addr: fmtAddr(origDst) },
-    outcome: 'failed',
-    durationMs: 0,
     via: 'tcp',
-  };
-  const done = (outcome: AccessRecord['outcome'], extra: Partial<AccessRecord> = {}): AccessRecord => {
-    Object.assign(rec, extra, { outcome, durationMs: performance.now() - start });
-    recordConnection(z.log, z.metrics, rec);
-    return rec;
-  };
-
-  const dst = z.store.workload(origDst.ip);
+  });
   if (!dst) {
     down.destroy();
-    return done('failed', { reason: `unknown destination ${origDst.ip}` });
+    return result.failed(`unknown destination ${origDst.ip}`);
   }
-  rec.dst.workload = dst;
-  const svc = z.store.serviceForWorkload(dst);
-  if (svc) rec.dst.service = svc.hostname;
-
+  result.rec.dst.workload = dst;
+  const svc = store.serviceForWorkload(dst);
+  if (svc) result.rec.dst.service = svc.hostname;
   if (dst.waypointAddresses.length > 0) {
-    // Hairpin: plaintext callers still go through the waypoint, via the outbound logic.
-    if (!srcWorkload) {
-      down.destroy();
-      return done('failed', { reason: 'destination has a waypoint; hairpin needs a known source workload' });
-    }
-    return handleOutbound({ ...z, dialer: { ...z.dialer, mode: 'off' } }, down, { origDst, peer });
+    down.destroy();
+    return result.failed('destination has a waypoint; hairpin needs a known source workload');
   }
 
   // Plaintext has no identity: namespace/principal matches fail, IP/port ones still apply.
-  const d = authorize({ srcIp: peer.ip, dstIp: origDst.ip, dstPort: origDst.port }, z.store.policiesFor(dst));
+  const d = authorize({ srcIp: peer.ip, dstIp: origDst.ip, dstPort: origDst.port }, store.policiesFor(dst));
   if (!d.allowed) {
-    down.destroy();
-    return done('denied', { reason: d.reason, ...(d.policy ? { policy: d.policy } : {}) });
+    down.resetAndDestroy();
+    return result.denied(d.reason, d.policy ? { policy: d.policy } : {});
   }
   let upstream;
   try {
     upstream = await z.dialer.connected(origDst, peer.ip);
   } catch (e) {
     down.destroy();
-    return done('failed', { reason: `connect ${fmtAddr(origDst)}: ${(e as Error).message}` });
+    return result.failed(`connect ${fmtAddr(origDst)}: ${(e as Error).message}`);
   }
-  rec.spoofed = upstream.spoofed;
-  recordOpened(z.metrics, rec);
-  const r = await copyBidirectional(down, upstream.socket);
-  return done('complete', { bytesSent: r.aToB, bytesRecv: r.bToA, ...(r.error ? { reason: r.error.message } : {}) });
+  result.rec.spoofed = upstream.spoofed;
+  result.opened();
+  return result.complete(await copyBidirectional(down, upstream.socket));
 }

@@ -1,15 +1,16 @@
-// One ztunnel: builds the shared context and starts every listener. main.ts is the process
-// wrapper; tests start this in-process.
+// One ztunnel: builds the proxy inputs (proxy/inputs.ts) as a shared node proxy and starts
+// every listener. main.ts is the process wrapper; tests start this in-process.
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import type { Logger } from 'pino';
 import { transparentListenFd } from '../host/sys.js';
-import { loadLabCa } from '../mesh/ca.js';
+import { meshTlsFromCertDir } from '../mesh/cert-dir.js';
 import { keyLogFromEnv } from '../mesh/keylog.js';
-import { meshTlsFromCa } from '../mesh/tls.js';
-import { workloadIdentity } from '../mesh/workloads.js';
-import { portsOf, type ZtunnelConfig, type ZtunnelPorts } from './config.js';
-import { createContext, type ContextOptions, type ZtunnelContext } from './context.js';
+import { contentHash } from '../proxy/control-plane.js';
+import { createProxyInputs, type InputsOptions } from '../proxy/inputs.js';
+import { createReloader, type Reloader, type ReloadResult, type ReloadTrigger } from '../proxy/reload.js';
+import { portsOf, type ZtunnelConfig, type ZtunnelInputs, type ZtunnelPorts } from './config.js';
 import { handleOutbound } from './outbound.js';
 import { createInbound } from './inbound.js';
 import { handleInboundPassthrough } from './inbound-passthrough.js';
@@ -19,10 +20,17 @@ import { startDns, type DnsServer } from './dns.js';
 export type RunningPorts = Omit<ZtunnelPorts, 'dns'> & { dns?: number };
 
 export interface RunningZtunnel {
-  ctx: ZtunnelContext;
+  ctx: ZtunnelInputs;
   /** Actual ports (differ from the config when it asked for 0); dns only when DNS capture is on. */
   ports: RunningPorts;
+  /** Re-reads the config file and the certificates (SIGHUP); needs opts.configFile. */
+  reload(trigger?: ReloadTrigger): ReloadResult;
   close(): Promise<void>;
+}
+
+export interface StartOptions extends InputsOptions {
+  /** The file `cfg` came from: reloaded when it changes and on reload(). */
+  configFile?: string;
 }
 
 function listenFd(server: net.Server, fd: number): Promise<number> {
@@ -45,16 +53,16 @@ function listenTcp(server: net.Server | http.Server, host: string, port: number)
   });
 }
 
-export async function startZtunnel(cfg: ZtunnelConfig, log: Logger, opts: ContextOptions = {}): Promise<RunningZtunnel> {
-  const ca = await loadLabCa(cfg.caDir);
+export async function startZtunnel(cfg: ZtunnelConfig, log: Logger, opts: StartOptions = {}): Promise<RunningZtunnel> {
   const keyLog = keyLogFromEnv(cfg.keyLogFile);
-  const tls = meshTlsFromCa(ca, keyLog);
-  const z = createContext(cfg, tls, log, opts);
+  // Only what the lab issued to this ztunnel: the trust root and its node's workloads' keys.
+  const tls = meshTlsFromCertDir(cfg.certDir, keyLog);
+  // The hash of the file as read, so a watch event echoing the same bytes is not a new version.
+  const configHash = opts.configHash ?? (opts.configFile ? contentHash(readFileSync(opts.configFile)) : undefined);
+  const z = createProxyInputs('ztunnel', cfg, tls, log, { ...opts, ...(configHash ? { configHash } : {}) });
   const want = portsOf(cfg);
   const host = cfg.listen?.host ?? '0.0.0.0';
-
-  // Sign this node's workload certs up front: the first connection should not pay for it.
-  await Promise.all(cfg.workloads.filter((w) => w.node === cfg.node && w.protocol === 'HBONE').map((w) => tls.certFor(workloadIdentity(w))));
+  let reloader: Reloader | undefined;
 
   const servers: Array<net.Server | http.Server> = [];
   const inbound = createInbound(z);
@@ -85,12 +93,21 @@ export async function startZtunnel(cfg: ZtunnelConfig, log: Logger, opts: Contex
       dns = await startDns(z, host, want.dns);
       ports.dns = dns.port;
     }
+    if (opts.configFile) reloader = createReloader(z, opts.configFile, { reloadCerts: () => tls.reload() });
     z.ready = true;
-    log.info({ instanceIp: cfg.instanceIp, ports, origSrc: z.dialer.mode, keyLog: keyLog?.file }, 'ztunnel ready');
+    log.info({
+      instanceIp: cfg.instanceIp, ports, origSrc: z.dialer.mode, keyLog: keyLog?.file,
+      identities: tls.identities(), config: z.xds.version,
+    }, 'ztunnel ready');
     return {
       ctx: z,
       ports,
+      reload(trigger = 'api') {
+        if (!reloader) throw new Error('this ztunnel was started without a config file to reload');
+        return reloader.reload(trigger);
+      },
       async close() {
+        reloader?.close();
         z.ready = false;
         z.pool.close();
         inbound.close();
@@ -103,6 +120,7 @@ export async function startZtunnel(cfg: ZtunnelConfig, log: Logger, opts: Contex
       },
     };
   } catch (e) {
+    reloader?.close();
     for (const s of servers) s.close();
     await dns?.close();
     z.pool.close();

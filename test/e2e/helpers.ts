@@ -14,9 +14,11 @@ export interface CliResult {
   stderr: string;
 }
 
-export function lab(args: string[], opts: { timeoutMs?: number; input?: string } = {}): CliResult {
+/** `env` is added to this process's environment (e.g. AMBIENT_LAB_STATE_DIR for a scratch state root). */
+export function lab(args: string[], opts: { timeoutMs?: number; input?: string; env?: Record<string, string> } = {}): CliResult {
   const r: SpawnSyncReturns<string> = spawnSync(process.execPath, [CLI, ...args], {
     cwd: REPO, encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000, input: opts.input,
+    ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
   });
   return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }

@@ -40,7 +40,9 @@ t.test('demo: up, request by Service name across nodes, status, down', async (t)
   t.equal(down.code, 0, `lab down exits 0\n${down.stderr}`);
   t.same(leftovers(A), [], 'nothing of the lab is left');
   t.same(rootSnapshot(), before, 'root network namespace is identical before up and after down');
-  t.equal(lab(['down', A]).code, 0, 'lab down twice is harmless');
+  const again = lab(['down', A]);
+  t.equal(again.code, 2, 'lab down twice is harmless: the second one says the lab is gone (exit 2)');
+  t.match(again.stderr, `no lab "${A}"`);
 });
 
 t.test('two labs side by side; the same name twice fails clearly', async (t) => {

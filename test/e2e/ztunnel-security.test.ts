@@ -1,10 +1,16 @@
-// HBONE is real mTLS and L4 policy is enforced at the destination ztunnel, as seen by clients.
+// HBONE is real mTLS and L4 policy is enforced at the destination ztunnel, as seen by clients:
+// each refusal is asserted as what it is (the TLS alert, the HTTP status, curl's exit code
+// for a reset, the destination ztunnel's log line naming the policy), and the ztunnels hold
+// only their own workloads' keys.
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { lab, curlIn, upJson, podIp, sh, REPO } from './helpers.js';
+import { seriesValue } from '../../src/proxy/metrics.js';
 
-const NAME = 'e2e-pol';
-const tmp = mkdtempSync('/tmp/e2e-pol-');
+const NAME = 'pc-sec';
+const STATE = `/run/ambient-lab/${NAME}`;
+const tmp = mkdtempSync('/tmp/pc-sec-');
 t.teardown(() => { lab(['down', NAME]); rmSync(tmp, { recursive: true, force: true }); });
 
 const up = upJson('test/fixtures/topologies/policy.yaml', NAME);
@@ -26,9 +32,37 @@ function probe(args: string[]): any {
 
 t.test('lab up', async (t) => { t.ok(up.ok, up.stderr); });
 
+/** node-b's ztunnel log lines (the destination of every request below). */
+const ztLog = (): Array<Record<string, any>> => readFileSync(`${STATE}/logs/ztunnel-node-b.log`, 'utf8')
+  .split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+
+async function waitForLine(pred: (l: Record<string, any>) => boolean, ms = 5000): Promise<Record<string, any> | undefined> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const hit = ztLog().find(pred);
+    if (hit || Date.now() > end) return hit;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const metricsB = (): string => sh(`ip netns exec al-${NAME}-pod-istio-system.ztunnel-node-b curl -s --max-time 5 http://127.0.0.1:15020/metrics`);
+
+t.test('each ztunnel holds its own workloads\' keys, never the CA key', async (t) => {
+  const cfg = JSON.parse(readFileSync(`${STATE}/ztunnel/node-b.json`, 'utf8'));
+  t.notOk('caDir' in cfg, 'no caDir in the ztunnel config');
+  t.equal(cfg.certDir, `${STATE}/certs/ztunnel-node-b`);
+  t.same(Object.keys(JSON.parse(readFileSync(join(cfg.certDir, 'identities.json'), 'utf8'))).sort(), [
+    'spiffe://cluster.local/ns/default/sa/httpbin', 'spiffe://cluster.local/ns/default/sa/httpbin2',
+  ], 'node-b: httpbin and httpbin2 only');
+  const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
+  const caKey = readFileSync(`${STATE}/ca/ca-key.pem`, 'utf8');
+  t.notOk(walk(`${STATE}/certs`).some((f) => readFileSync(f, 'utf8').includes(caKey.split('\n')[1])), 'the CA key is in ca/ only');
+  t.ok(existsSync(`${STATE}/ca/ca-key.pem`));
+});
+
 t.test('HBONE port 15008 is mutual TLS with the lab CA', async (t) => {
   const httpbin = podIp(s, 'default/httpbin');
-  const caDir = `/run/ambient-lab/${NAME}/ca`;
+  const caDir = `${STATE}/ca`;
   const [lc, lk] = issue(`${caDir}/ca.pem`, `${caDir}/ca-key.pem`, 'lab', 'plain');
   sh(`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ${tmp}/fca.key -out ${tmp}/fca.pem -subj /CN=foreign -days 1 2>&1`);
   const [fc, fk] = issue(`${tmp}/fca.pem`, `${tmp}/fca.key`, 'foreign', 'plain');
@@ -39,23 +73,51 @@ t.test('HBONE port 15008 is mutual TLS with the lab CA', async (t) => {
   const bad = probe([`${httpbin}:15008`, `10.244.1.250:80`, lc, lk]);
   t.equal(bad.status, 400, `an authority that is not the original destination gets 400 (${JSON.stringify(bad)})`);
   const foreign = probe([`${httpbin}:15008`, `${httpbin}:80`, fc, fk]);
-  t.not(foreign.status, 200, `a client cert from another CA is refused (${JSON.stringify(foreign)})`);
-  t.ok(foreign.error, 'the handshake or session fails');
+  t.comment(`foreign CA: ${JSON.stringify(foreign)}`);
+  t.notOk(foreign.status, 'a client cert from another CA gets no HTTP status at all');
+  // Node finishes the TLS 1.3 handshake before judging the client's chain, so where ztunnel
+  // sends an alert, the lab's ztunnel resets the connection.
+  t.equal(foreign.error, 'ECONNRESET', 'the server resets the connection');
+  t.ok(await waitForLine((l) => l.msg === 'connection failed' && l.reason === 'peer certificate not issued by the mesh CA'),
+    'node-b\'s ztunnel logs why: peer certificate not issued by the mesh CA');
   const nocert = probe([`${httpbin}:15008`, `${httpbin}:80`]);
-  t.not(nocert.status, 200, `no client cert is refused (${JSON.stringify(nocert)})`);
+  t.comment(`no cert: ${JSON.stringify(nocert)}`);
+  t.notOk(nocert.status, 'no client cert: no HTTP status');
+  t.equal(nocert.error, 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'TLS alert: certificate required');
   const plain = probe([`${httpbin}:15008`, `${httpbin}:80`, '--plaintext']);
-  t.not(plain.status, 200, `plaintext HTTP/2 to 15008 is refused (${JSON.stringify(plain)})`);
+  t.comment(`plaintext: ${JSON.stringify(plain)}`);
+  t.notOk(plain.status, 'plaintext HTTP/2 to 15008 gets no HTTP status');
+  t.equal(plain.error, 'closed', 'the connection is closed without an answer');
+  t.ok(await waitForLine((l) => l.msg === 'connection failed' && /^TLS handshake failed: .*(wrong version number|http request|packet length)/i.test(l.reason ?? '')),
+    'node-b\'s ztunnel logs the failed TLS handshake');
 });
 
-t.test('L4 AuthorizationPolicy: DENY blocks, ALLOW admits, as curl sees it', async (t) => {
+t.test('L4 AuthorizationPolicy: DENY resets, ALLOW admits, as curl sees it', async (t) => {
+  const opened = { reporter: 'destination', source_workload: 'sleep-b', destination_workload: 'httpbin', response_flags: '-' };
+  const openedBefore = seriesValue(metricsB(), 'istio_tcp_connections_opened_total', opened);
+  const deniedLabels = { reporter: 'destination', source_principal: 'spiffe://cluster.local/ns/default/sa/sleep', destination_workload: 'httpbin', response_flags: 'DENY' };
+  const deniedBefore = seriesValue(metricsB(), 'istio_tcp_connections_denied_total', deniedLabels);
+
   const denied = curlIn(NAME, 'sleep', 'http://httpbin:8000/ip');
-  t.not(denied.code, 0, 'sleep -> httpbin is denied (curl fails)');
+  t.equal(denied.code, 56, `sleep -> httpbin: curl exit 56, connection reset, as with Istio's ztunnel (got ${denied.code} ${denied.stderr})`);
+  t.match(await waitForLine((l) => l.msg === 'connection denied' && l.policy === 'default/deny-sleep'), {
+    direction: 'inbound', 'src.identity': 'spiffe://cluster.local/ns/default/sa/sleep', 'dst.workload': 'httpbin', status: 401,
+    reason: 'denied by DENY policy default/deny-sleep',
+  }, 'node-b\'s ztunnel logs the deny naming the policy');
+
   const other = curlIn(NAME, 'sleep-b', 'http://httpbin:8000/ip');
   t.same(JSON.parse(other.stdout || '{}'), { origin: podIp(s, 'default/sleep-b') }, 'sleep-b -> httpbin is allowed');
   const allowed = curlIn(NAME, 'sleep-b', 'http://httpbin2:8000/ip');
   t.same(JSON.parse(allowed.stdout || '{}'), { origin: podIp(s, 'default/sleep-b') }, 'ALLOW admits sleep-b -> httpbin2');
   const notAllowed = curlIn(NAME, 'sleep', 'http://httpbin2:8000/ip');
-  t.not(notAllowed.code, 0, 'ALLOW policy without a match denies sleep -> httpbin2');
-  const metrics = sh(`ip netns exec al-${NAME}-pod-istio-system.ztunnel-node-b curl -s --max-time 5 http://127.0.0.1:15020/metrics`);
-  t.match(metrics, /istio_tcp_connections_opened_total/, 'metrics are exported');
+  t.equal(notAllowed.code, 56, `ALLOW policy without a match: reset, curl exit 56 (got ${notAllowed.code})`);
+  t.match(await waitForLine((l) => l.msg === 'connection denied' && l['dst.workload'] === 'httpbin2'), {
+    'src.identity': 'spiffe://cluster.local/ns/default/sa/sleep', status: 401, reason: 'no ALLOW policy matched (default/allow-sleep-b)',
+  }, 'the log names the ALLOW policy that did not match');
+
+  const after = metricsB();
+  t.equal(seriesValue(after, 'istio_tcp_connections_opened_total', opened), openedBefore + 1,
+    'istio_tcp_connections_opened_total{reporter="destination",source_workload="sleep-b",destination_workload="httpbin"} moved by 1');
+  t.equal(seriesValue(after, 'istio_tcp_connections_denied_total', deniedLabels), deniedBefore + 1,
+    'istio_tcp_connections_denied_total{source_principal=sleep,destination_workload="httpbin",response_flags="DENY"} moved by 1');
 });

@@ -2,11 +2,12 @@
 // routes through the ztunnel netns, whose mangle rules are the ztunnel pod's (TPROXY to
 // :15001, mark 0x4d3 + `local 0/0 dev lo` for returns of spoofed connections). Checks the
 // original destination (a Service VIP), the client IP the destination pod sees (spoofed),
-// the same-node fast path with its RBAC, the admin endpoints and SIGTERM.
+// the same-node fast path with its RBAC (a deny resets), the admin endpoints, config reload
+// (file change and SIGHUP) and SIGTERM.
 // Needs root and a built dist/ (npx tsc -p tsconfig.json).
 import t from 'tap';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,7 +66,7 @@ const wl = (ip: string, name: string, sa: string, protocol: 'HBONE' | 'TCP') => 
   nativeHbone: false, authorizationPolicies: [], status: 'Healthy', clusterId: 'Kubernetes',
 });
 const config = {
-  node: 'n1', clusterId: 'Kubernetes', trustDomain: 'cluster.local', instanceIp: '10.77.0.1', caDir: join(dir, 'ca'),
+  node: 'n1', clusterId: 'Kubernetes', trustDomain: 'cluster.local', instanceIp: '10.77.0.1', certDir: join(dir, 'certs'),
   workloads: [wl('10.77.0.2', 'sleep', 'sleep', 'HBONE'), wl('10.77.2.2', 'legacy', 'default', 'TCP'), wl('10.77.2.3', 'httpbin', 'httpbin', 'HBONE')],
   services: [{ name: 'legacy', namespace: 'default', hostname: 'legacy.default.svc.cluster.local', vips: ['10.96.0.50'], ports: { 80: 8080 }, endpoints: ['10.77.2.2'] }],
   policies: [{ name: 'deny-9999', namespace: 'default', scope: 'Namespace', action: 'Allow', groups: [[[{ not_destination_ports: [9999] }]]] }],
@@ -74,7 +75,10 @@ const config = {
 // The destination pods: say which client address they see, then echo.
 const ECHO = `
 const net = require('node:net');
-for (const port of [80, 8080, 9999]) net.createServer((s) => { s.on('error', () => {}); s.write('peer=' + s.remoteAddress + ' local=' + s.localAddress + ':' + s.localPort + ';'); s.pipe(s); }).listen(port, '0.0.0.0');
+let up = 0;
+for (const port of [80, 8080, 9999]) net.createServer((s) => { s.on('error', () => {}); s.write('peer=' + s.remoteAddress + ' local=' + s.localAddress + ':' + s.localPort + ';'); s.pipe(s); }).listen(port, '0.0.0.0', () => {
+  if (++up === 3) require('node:fs').writeFileSync(process.argv[1], 'up');
+});
 `;
 const CLIENT = `
 const net = require('node:net');
@@ -100,18 +104,40 @@ async function waitFor(file: string, ms = 15000): Promise<void> {
 const logLines = (): Array<Record<string, unknown>> =>
   readFileSync(join(dir, 'zt.log'), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
 
+const lastLine = (msg: string, pred: (l: Record<string, unknown>) => boolean = () => true): Record<string, unknown> | undefined =>
+  logLines().filter((l) => l.msg === msg && pred(l)).pop();
+
+async function waitForLine(msg: string, pred: (l: Record<string, unknown>) => boolean, ms = 5000): Promise<Record<string, unknown>> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const l = lastLine(msg, pred);
+    if (l) return l;
+    if (Date.now() > end) throw new Error(`timed out waiting for log line "${msg}"`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Replaces the config file as the lab does: write a temp file, rename it over. */
+function rewriteConfig(): void {
+  writeFileSync(join(dir, 'zt.json.tmp'), JSON.stringify(config));
+  renameSync(join(dir, 'zt.json.tmp'), join(dir, 'zt.json'));
+}
+
 t.before(async () => {
-  const { createLabCa } = await import('../../src/mesh/ca.js');
+  const { createLabCa, issueProxyCerts } = await import('../../src/mesh/ca.js');
   await createLabCa(join(dir, 'ca'), { lab: 'e2e' });
+  // The ztunnel gets its HBONE workloads' certificates, not the CA key.
+  const id = (sa: string) => ({ trustDomain: 'cluster.local', namespace: 'default', serviceAccount: sa });
+  await issueProxyCerts(join(dir, 'ca'), join(dir, 'certs'), [id('sleep'), id('httpbin')]);
   writeFileSync(join(dir, 'zt.json'), JSON.stringify(config));
-  const echo = spawn('ip', ['netns', 'exec', D, process.execPath, '-e', ECHO], { stdio: 'ignore' });
+  const echo = spawn('ip', ['netns', 'exec', D, process.execPath, '-e', ECHO, join(dir, 'echo-up')], { stdio: 'ignore' });
   children.push(echo);
   const { openSync } = await import('node:fs');
   const out = openSync(join(dir, 'zt.log'), 'a');
   const zt = spawn('ip', ['netns', 'exec', Z, process.execPath, MAIN, '--config', join(dir, 'zt.json'), '--ready-file', join(dir, 'ready')], { stdio: ['ignore', out, out] });
   children.push(zt);
   await waitFor(join(dir, 'ready'));
-  await new Promise((r) => setTimeout(r, 200)); // echo server start
+  await waitFor(join(dir, 'echo-up'));
 });
 
 t.test('Service VIP through TPROXY: endpoint chosen, client IP preserved', async (t) => {
@@ -126,8 +152,8 @@ t.test('Service VIP through TPROXY: endpoint chosen, client IP preserved', async
 
 t.test('same-node ambient destination: fast path, RBAC', async (t) => {
   t.equal(client('10.77.2.3', 80, 'x'), 'peer=10.77.0.2 local=10.77.2.3:80;x');
-  t.match(client('10.77.2.3', 9999, 'x'), /^(ERR ECONNRESET)?$/, 'deny-9999 closes (resets) the connection, no bytes from the pod');
-  t.match(logLines().find((l) => l.msg === 'connection denied'), { via: 'direct-local', policy: undefined, reason: /no ALLOW policy matched \(default\/deny-9999\)/ });
+  t.equal(client('10.77.2.3', 9999, 'x'), 'ERR ECONNRESET', 'deny-9999 resets the connection (curl: exit 56), no bytes from the pod');
+  t.match(await waitForLine('connection denied', () => true), { via: 'direct-local', policy: undefined, reason: /no ALLOW policy matched \(default\/deny-9999\)/ });
 });
 
 t.test('admin, metrics and readiness inside the ztunnel netns', async (t) => {
@@ -137,6 +163,21 @@ t.test('admin, metrics and readiness inside the ztunnel netns', async (t) => {
   const metrics = inNs(Z, 'curl', '-s', 'http://10.77.0.1:15020/metrics');
   t.match(metrics, /istio_tcp_connections_opened_total\{reporter="source",source_workload="sleep",.*destination_workload="legacy",.*destination_service="legacy.default.svc.cluster.local",response_flags="-"\} 1/);
   t.match(metrics, /istio_tcp_connections_denied_total\{.*destination_workload="httpbin".*response_flags="DENY"\} 1/);
+  t.match(dump.config, { version: 1, hash: /^[0-9a-f]{16}$/ }, 'config_dump shows the config version');
+});
+
+t.test('config reload: file change and SIGHUP; the new policy applies', async (t) => {
+  t.equal(client('10.77.2.3', 80, 'before'), 'peer=10.77.0.2 local=10.77.2.3:80;before', 'port 80 allowed under version 1');
+  config.policies.push({ name: 'deny-80', namespace: 'default', scope: 'Namespace', action: 'Deny', groups: [[[{ destination_ports: [80] } as never]]] });
+  rewriteConfig();
+  t.match(await waitForLine('config reloaded', (l) => l.trigger === 'file'), { version: 2 }, 'the renamed-in file was picked up');
+  const zt = children[1];
+  zt.kill('SIGHUP');
+  t.match(await waitForLine('config reloaded', (l) => l.trigger === 'SIGHUP'), { version: 3 }, 'SIGHUP reloads');
+  t.equal(JSON.parse(inNs(Z, 'curl', '-s', 'http://127.0.0.1:15000/config_dump')).config.version, 3);
+  t.equal(client('10.77.2.3', 80, 'after'), 'ERR ECONNRESET', 'port 80 is now reset');
+  t.match(await waitForLine('connection denied', (l) => l.policy === 'default/deny-80'), { reason: 'denied by DENY policy default/deny-80' });
+  t.equal(zt.exitCode, null, 'the same process kept serving');
 });
 
 t.test('SIGTERM stops the process', async (t) => {

@@ -28,6 +28,7 @@ t.test('explicit values are kept and normalized', async (t) => {
   const topo = parseTopology(`
 name: lab1
 tunnel: userspace
+dnsCapture: true
 network: {nodeCidr: 192.168.10.0/24, podCidr: 10.50.0.0/16, serviceCidr: 10.60.0.0/20, dnsIp: 10.60.0.53}
 nodes: [{name: n1}, {name: n2}]
 pods:
@@ -37,7 +38,7 @@ pods:
     serviceAccount: runner
     labels: {app.kubernetes.io/name: worker, tier: ""}
     command: [sh, -c, "sleep 1d"]
-    mode: sidecar
+    mode: none
 services:
   - name: worker
     namespace: jobs
@@ -49,13 +50,14 @@ waypoints: []
 `, 'x.yaml');
   t.equal(topo.name, 'lab1');
   t.equal(topo.tunnel, 'userspace');
+  t.equal(topo.dnsCapture, true);
   t.equal(topo.network.dnsIp, '10.60.0.53');
   t.same(topo.nodes.map((n) => [n.name, n.index]), [['n1', 0], ['n2', 1]]);
   const [pod] = topo.pods;
   t.same(pod.command, ['sh', '-c', 'sleep 1d']);
   t.equal(pod.app, undefined, 'a command replaces the default app');
   t.same(pod.labels, { 'app.kubernetes.io/name': 'worker', tier: '' }, 'labels replace the default');
-  t.equal(pod.mode, 'sidecar');
+  t.equal(pod.mode, 'none');
   t.equal(pod.uid, podUid('lab1', 'jobs', 'worker.v2'));
   t.same(topo.services[0].ports, [
     { name: 'dns', port: 53, targetPort: 53, protocol: 'UDP' },

@@ -6,7 +6,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { planAddresses, podUid } from '../../src/topology/address-plan.js';
 import type { PodSpec, Topology } from '../../src/topology/types.js';
-import { workloadNameOf, ztunnelConfigFromPlan } from '../../src/ztunnel/config-from-plan.js';
+import { workloadNameOf, ztunnelConfigFromPlan, ztunnelIdentities } from '../../src/ztunnel/config-from-plan.js';
+import { formatSpiffe } from '../../src/mesh/identity.js';
 
 const GOLDEN = join(dirname(fileURLToPath(import.meta.url)), '..', 'golden', 'ztunnel');
 
@@ -54,7 +55,7 @@ const topology: Topology = {
 
 t.test('config for node-a matches the golden file', async (t) => {
   const plan = planAddresses(topology);
-  const cfg = ztunnelConfigFromPlan(plan, 'node-a', { caDir: '/state/mini/ca' });
+  const cfg = ztunnelConfigFromPlan(plan, 'node-a', { certDir: '/state/mini/certs/ztunnel-node-a' });
   golden(t, 'mini-node-a.json', JSON.stringify(cfg, null, 2) + '\n');
 
   const byName = new Map(cfg.workloads.map((w) => [w.name, w]));
@@ -84,4 +85,11 @@ t.test('workload names like Kubernetes Deployments', async (t) => {
   t.same(workloadNameOf('sleep'), { workloadName: 'sleep', workloadType: 'pod' });
   t.same(workloadNameOf('my-app-v1'), { workloadName: 'my-app-v1', workloadType: 'pod' });
   t.same(workloadNameOf('web-abc12-aeiou'), { workloadName: 'web-abc12-aeiou', workloadType: 'pod' }, 'vowels never appear in generated suffixes');
+});
+
+t.test('a ztunnel holds the identities of its node\'s ambient pods only', async (t) => {
+  const plan = planAddresses(topology);
+  t.same(ztunnelIdentities(plan, 'node-a').map(formatSpiffe), ['spiffe://cluster.local/ns/default/sa/sleep'], 'node-a: sleep (legacy is not in the mesh)');
+  t.same(ztunnelIdentities(plan, 'node-b').map(formatSpiffe), ['spiffe://cluster.local/ns/default/sa/bookinfo-productpage'],
+    'node-b: productpage; httpbin is a sidecar pod and terminates its own HBONE');
 });

@@ -10,8 +10,8 @@ import type { PlannedPod } from '../../topology/address-plan.js';
 import { ambientNodeConfig, DEFAULT_GENEVE_PORT } from '../../ambient/node-rules.js';
 import { ztunnelPodConfig } from '../../ambient/ztunnel-pod-rules.js';
 import { ownerAlias } from '../../topology/naming.js';
-import { formatSpiffe, DEFAULT_TRUST_DOMAIN } from '../../mesh/identity.js';
-import { ztunnelConfigFromPlan } from '../../ztunnel/config-from-plan.js';
+import { formatSpiffe } from '../../mesh/identity.js';
+import { ztunnelConfigFromPlan, ztunnelIdentities } from '../../ztunnel/config-from-plan.js';
 
 /** ip batch lines creating one Geneve endpoint, as a kernel device or as a persistent TAP. */
 export function geneveLinkLines(g: GeneveSpec, tunnel: TunnelKind, owner: string): string[] {
@@ -66,21 +66,21 @@ function planZtunnelPod(ctx: PlanContext, zt: PlannedPod): void {
     geneveDaemon(ctx, zt.name, zt.netns, node.name, podTunnels, node.hostIp, zt.ip);
   }
 
-  // istiod's part: the node's ztunnel holds the identities of the HBONE workloads on its node.
-  const identities = [...new Set(enrolled.map((p) => formatSpiffe({ trustDomain: DEFAULT_TRUST_DOMAIN, namespace: p.namespace, serviceAccount: p.serviceAccount })))];
+  // istiod's part: the node's ztunnel holds the identities of the HBONE workloads it serves.
+  const identities = [...new Set(ztunnelIdentities(plan, node.name).map(formatSpiffe))];
   const certDir = ztunnelCertDir(paths.stateDir, node.name);
   ctx.build.certificates.push({ owner: `ztunnel/${node.name}`, dir: certDir, identities });
   const config = ztunnelConfigPath(paths.stateDir, node.name);
   // A lab is for looking inside: every ztunnel logs its TLS secrets so `lab trace` and
   // Wireshark can decrypt HBONE. Never do this on a real mesh.
-  const cfg = ztunnelConfigFromPlan(plan, node.name, { caDir: `${paths.stateDir}/ca`, keyLogFile: keyLogPath(paths.stateDir, node.name), dnsCapture });
+  const cfg = ztunnelConfigFromPlan(plan, node.name, { certDir, keyLogFile: keyLogPath(paths.stateDir, node.name), dnsCapture });
   ctx.file({ path: config, content: JSON.stringify(cfg, null, 2) });
   const ready = ctx.readyFile(`ztunnel.${node.name}`);
   ctx.process({
     id: `ztunnel/${node.name}`, role: 'ztunnel', netns: zt.netns, pod: zt.key, node: node.name,
     argv: [paths.node, `${paths.distDir}/ztunnel/main.js`, '--config', config, '--ready-file', ready],
     readyFile: ready,
-    log: `${paths.stateDir}/logs/ztunnel-${node.name}.log`,
+    log: ctx.logFile(`ztunnel-${node.name}`),
   });
 }
 

@@ -1,17 +1,21 @@
-// What every ztunnel listener shares: the config, the workload store, mesh TLS, the HBONE
-// pool, the upstream dialer, the log and the metrics (ztunnel's ProxyInputs).
+// What every listener of a proxy gets (ztunnel's ProxyInputs): the proxy's config, the
+// control plane's view, mesh TLS with its issued certificates, the HBONE pool, the upstream
+// dialer, the log, the metrics and the random source. One per proxy process, shared by its
+// listeners; a config reload swaps `cfg` and the control plane's snapshot in place.
 import type { Logger } from 'pino';
-import { WorkloadStore, workloadIdentity, type Workload } from '../mesh/workloads.js';
 import type { MeshTls } from '../mesh/tls.js';
 import { HbonePool } from '../mesh/pool.js';
-import type { SpiffeId } from '../mesh/identity.js';
 import { Metrics } from './metrics.js';
 import { createDialer, origSrcMode, type Dialer } from './dialer.js';
-import type { ZtunnelConfig } from './config.js';
+import { meshStateOf, type ProxyConfig } from './config.js';
+import { ControlPlane } from './control-plane.js';
+import type { ProxyKind } from './outbound-request.js';
 
-export interface ZtunnelContext {
-  cfg: ZtunnelConfig;
-  store: WorkloadStore;
+export interface ProxyInputs<C extends ProxyConfig = ProxyConfig> {
+  kind: ProxyKind;
+  cfg: C;
+  /** Workloads, Services, policies: take `xds.snapshot` once per connection. */
+  xds: ControlPlane;
   tls: MeshTls;
   pool: HbonePool;
   dialer: Dialer;
@@ -23,12 +27,14 @@ export interface ZtunnelContext {
   ready: boolean;
 }
 
-export interface ContextOptions {
+export interface InputsOptions {
   dialer?: Dialer;
   random?: () => number;
+  /** Content hash of the config the proxy starts with (config_dump shows it). */
+  configHash?: string;
 }
 
-export function createContext(cfg: ZtunnelConfig, tls: MeshTls, log: Logger, opts: ContextOptions = {}): ZtunnelContext {
+export function createProxyInputs<C extends ProxyConfig>(kind: ProxyKind, cfg: C, tls: MeshTls, log: Logger, opts: InputsOptions = {}): ProxyInputs<C> {
   const dialer = opts.dialer ?? createDialer(origSrcMode(cfg.enableOrigSrc), log);
   const pool = new HbonePool({
     tls,
@@ -37,8 +43,9 @@ export function createContext(cfg: ZtunnelConfig, tls: MeshTls, log: Logger, opt
     onSessionEvent: (e) => log.debug({ pool: e.key, event: e.event, err: e.error?.message }, 'hbone session'),
   });
   return {
+    kind,
     cfg,
-    store: new WorkloadStore({ workloads: cfg.workloads, services: cfg.services, policies: cfg.policies }),
+    xds: new ControlPlane(meshStateOf(cfg), opts.configHash),
     tls,
     pool,
     dialer,
@@ -48,8 +55,6 @@ export function createContext(cfg: ZtunnelConfig, tls: MeshTls, log: Logger, opt
     ready: false,
   };
 }
-
-export const identityOf = (w: Workload): SpiffeId => workloadIdentity(w);
 
 export const fmtAddr = (a: { ip: string; port: number }): string => (a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`);
 

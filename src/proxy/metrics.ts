@@ -53,3 +53,36 @@ export class Metrics {
     return out.join('\n') + '\n';
   }
 }
+
+/** One series read back from Prometheus text: its labels and value. */
+export interface ParsedSeries {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/**
+ * Parses the series lines of Prometheus text (HELP/TYPE lines skipped), so tests and tools
+ * can look for a series with given labels rather than for a metric name that a HELP line
+ * prints even when nothing was ever counted.
+ */
+export function parseMetrics(text: string): ParsedSeries[] {
+  const out: ParsedSeries[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[l[1]] = l[2].replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
+    }
+    out.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+/** Sum of the series of `name` whose labels include `match` (0 when there is none). */
+export function seriesValue(text: string, name: string, match: Record<string, string> = {}): number {
+  return parseMetrics(text)
+    .filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v))
+    .reduce((n, s) => n + s.value, 0);
+}

@@ -1,12 +1,18 @@
-// Per-connection access log lines (pino JSON on stdout), keyed like ztunnel's
-// "connection complete" lines so they read the same: src.addr, src.workload,
-// src.namespace, src.identity, dst.addr, dst.hbone_addr, dst.service, dst.workload,
-// dst.namespace, dst.identity, direction, bytes_sent (client -> destination),
-// bytes_recv (destination -> client), duration_ms.
+// One result per proxied connection (ztunnel's ConnectionResultBuilder): every listener of
+// every proxy creates one when it accepts, fills in what it learns, and ends it exactly once
+// with complete/denied/failed. Ending it writes the access log line and moves the metrics,
+// so no listener formats a log line or touches a counter itself.
+//
+// Access log lines (pino JSON on stdout) are keyed like ztunnel's "connection complete"
+// lines so they read the same: src.addr, src.workload, src.namespace, src.identity,
+// dst.addr, dst.hbone_addr, dst.service, dst.workload, dst.namespace, dst.identity,
+// direction, bytes_sent (client -> destination), bytes_recv (destination -> client),
+// duration_ms.
 import type { Logger } from 'pino';
 import type { Workload } from '../mesh/workloads.js';
 import { workloadIdentity } from '../mesh/workloads.js';
 import { formatSpiffe, type SpiffeId } from '../mesh/identity.js';
+import type { CopyResult } from '../mesh/copy.js';
 import type { Metrics, MetricLabels } from './metrics.js';
 
 export type Direction = 'outbound' | 'inbound' | 'inbound_passthrough';
@@ -77,8 +83,7 @@ export function metricLabels(r: AccessRecord, responseFlags: string): MetricLabe
   };
 }
 
-/** Writes the access log line and updates the metrics for one finished connection. */
-export function recordConnection(log: Logger, metrics: Metrics, r: AccessRecord): void {
+function writeRecord(log: Logger, metrics: Metrics, r: AccessRecord): void {
   const fields = accessLogFields(r);
   if (r.outcome === 'complete') {
     log.info(fields, 'connection complete');
@@ -94,7 +99,52 @@ export function recordConnection(log: Logger, metrics: Metrics, r: AccessRecord)
   }
 }
 
-/** Counted when the upstream is up and bytes start to flow. */
-export function recordOpened(metrics: Metrics, r: AccessRecord): void {
-  metrics.inc('istio_tcp_connections_opened_total', metricLabels(r, '-'));
+/** Where a result goes: the proxy's log and metrics (ProxyInputs has both). */
+export interface ResultSink {
+  log: Logger;
+  metrics: Metrics;
+}
+
+export type ResultInit = Omit<AccessRecord, 'outcome' | 'durationMs'>;
+
+export class ConnectionResult {
+  /** The record so far; listeners fill in src/dst/via/spoofed as they learn them. */
+  readonly rec: AccessRecord;
+  private readonly start = performance.now();
+  private counted = false;
+  private ended = false;
+
+  constructor(private readonly sink: ResultSink, init: ResultInit) {
+    this.rec = { ...init, src: { ...init.src }, dst: { ...init.dst }, outcome: 'failed', durationMs: 0 };
+  }
+
+  /** The upstream is up and bytes start to flow: counts istio_tcp_connections_opened_total once. */
+  opened(): void {
+    if (this.counted) return;
+    this.counted = true;
+    this.sink.metrics.inc('istio_tcp_connections_opened_total', metricLabels(this.rec, '-'));
+  }
+
+  /** The copy finished (normally or not: an error mid-copy is still a connection that was served). */
+  complete(copy: CopyResult): AccessRecord {
+    return this.end('complete', { bytesSent: copy.aToB, bytesRecv: copy.bToA, ...(copy.error ? { reason: copy.error.message } : {}) });
+  }
+
+  /** Refused by authorization; `policy` names the deciding policy ("ns/name") when one did. */
+  denied(reason: string, extra: { policy?: string; status?: number } = {}): AccessRecord {
+    return this.end('denied', { reason, ...(extra.policy ? { policy: extra.policy } : {}), ...(extra.status ? { status: extra.status } : {}) });
+  }
+
+  failed(reason: string, extra: { status?: number } = {}): AccessRecord {
+    return this.end('failed', { reason, ...(extra.status ? { status: extra.status } : {}) });
+  }
+
+  private end(outcome: AccessRecord['outcome'], extra: Partial<AccessRecord>): AccessRecord {
+    // A second end would log the connection twice and count it twice: keep the first.
+    if (this.ended) return this.rec;
+    this.ended = true;
+    Object.assign(this.rec, extra, { outcome, durationMs: performance.now() - this.start });
+    writeRecord(this.sink.log, this.sink.metrics, this.rec);
+    return this.rec;
+  }
 }

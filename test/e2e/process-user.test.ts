@@ -1,0 +1,39 @@
+// A pod's process may run as another uid/gid (a sidecar proxy runs as 1337, which istio-init's
+// rules exempt from capture): startProcess enters the netns as root, then drops to the user.
+import t from 'tap';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startProcess, isAlive } from '../../src/host/processes.js';
+import { withScratchNetns } from '../../src/host/probe.js';
+
+async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+t.test('a process spec with user runs as that uid/gid inside its netns', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'al-user-'));
+  await withScratchNetns('usertest', async (netns) => {
+    const log = join(dir, 'id.log');
+    const rec = startProcess('usertest', {
+      id: 'pod/default/x', role: 'sidecar', netns, log, user: { uid: 1337, gid: 1337 },
+      argv: ['sh', '-c', 'echo "uid=$(id -u) gid=$(id -g) groups=$(id -G)"; readlink /proc/self/ns/net'],
+    });
+    t.ok(await waitFor(() => !isAlive(rec.pid) && existsSync(log) && readFileSync(log, 'utf8').includes('net:')), 'the process ran and exited');
+    const out = readFileSync(log, 'utf8');
+    t.match(out, /^uid=1337 gid=1337 groups=1337$/m, 'uid, gid and supplementary groups are 1337');
+    const root = (await import('node:fs')).readlinkSync('/proc/self/ns/net');
+    const seen = /net:\[\d+\]/.exec(out)?.[0];
+    t.match(seen, /^net:\[\d+\]$/, 'it printed its netns');
+    t.not(seen, root, 'it ran in the scratch netns, not the root one');
+
+    const asRoot = startProcess('usertest', { id: 'pod/default/y', role: 'app', netns, log: join(dir, 'root.log'), argv: ['id', '-u'] });
+    t.ok(await waitFor(() => !isAlive(asRoot.pid) && readFileSync(join(dir, 'root.log'), 'utf8').trim() !== ''), 'the root process ran');
+    t.equal(readFileSync(join(dir, 'root.log'), 'utf8').trim(), '0', 'without user: root');
+  });
+});
