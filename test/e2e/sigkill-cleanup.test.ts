@@ -71,12 +71,14 @@ for (const key of UP_STEP_KEYS) {
 }
 
 // The one test that may use --all: the state is gone, so only the owner marks say what is ours.
-// "ready" is the step where the most exists: namespaces, links, rules, files and live processes.
+// Killed as "supervisor" starts, the most exists: namespaces, links, rules, files and live
+// processes that are all ready, so none of them writes its ready file into the state directory
+// after it is removed (an app would recreate the directory, without state.json).
 t.test('SIGKILL, then the state directory is lost: lab down --all still cleans up', async (t) => {
   const before = rootSnapshot();
-  const up = upKilledAt('ready');
+  const up = upKilledAt('supervisor');
   t.equal(up.signal, 'SIGKILL', `lab up died by SIGKILL\n${up.stderr}`);
-  t.equal(up.marker, 'ready\n', 'step "ready" was reached');
+  t.equal(up.marker, 'supervisor\n', 'step "supervisor" was reached');
   rmSync(`/run/ambient-lab/${NAME}`, { recursive: true, force: true });
   t.same(kinds(leftovers(NAME)), ['/etc/netns', 'netns', 'process'], 'namespaces, /etc/netns files and processes are left, without a state directory');
   const r = lab(['down', '--all']);
