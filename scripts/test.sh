@@ -5,6 +5,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --with-vm || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+# The tests themselves are type-checked too (tsconfig.json builds src/ only); a type error
+# counts as one failed test, so the last line shows it.
+typecheck_pass=0; typecheck_fail=0
+if npm run -s typecheck; then typecheck_pass=1; else echo "not ok - type check of src/ and test/ (npm run typecheck)"; typecheck_fail=1; fi
 # A lab left behind by an earlier interrupted run would make tests clash.
 node dist/cli/main.js down --all >/dev/null 2>&1 || true
 log=$(mktemp /tmp/ambient-lab-test.XXXXXX)
@@ -19,6 +23,7 @@ else
   pass=$(grep -cE '^ok ' "$log"); fail=$(grep -cE '^not ok ' "$log")
 fi
 [ "$rc" != 0 ] && [ "$fail" = 0 ] && fail=1
+pass=$((pass + typecheck_pass)); fail=$((fail + typecheck_fail))
 rm -f "$log"
 echo "$pass passed, $fail failed"
 exit $([ "$fail" = 0 ] && echo 0 || echo 1)

@@ -9,7 +9,9 @@ import type { ProcessRecord } from '../state/store.js';
 
 export const OWNER_ENV = 'AMBIENT_LAB_OWNER';
 
-export function startProcess(lab: string, spec: ProcessSpec, extraEnv: Record<string, string> = {}): ProcessRecord {
+/** `onExit` is for a parent that outlives its child (the supervisor): it learns the exit code or signal. */
+export function startProcess(lab: string, spec: ProcessSpec, extraEnv: Record<string, string> = {},
+  onExit?: (code: number | null, signal: NodeJS.Signals | null) => void): ProcessRecord {
   mkdirSync(dirname(spec.log), { recursive: true });
   const fd = openSync(spec.log, 'a');
   try {
@@ -23,6 +25,7 @@ export function startProcess(lab: string, spec: ProcessSpec, extraEnv: Record<st
       stdio: ['ignore', fd, fd],
       env: { ...process.env, ...extraEnv, [OWNER_ENV]: `${lab}:${spec.id}` },
     });
+    if (onExit) child.once('exit', onExit);
     child.unref();
     if (!child.pid) throw new Error(`could not start ${spec.argv.join(' ')} in ${spec.netns}`);
     return {

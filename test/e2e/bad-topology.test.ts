@@ -23,7 +23,7 @@ t.test('lab up of a bad topology changes nothing', async (t) => {
 t.test('tunnel: kernel where the kernel has no Geneve: exit 2 before anything is created', async (t) => {
   const doctor = JSON.parse(lab(['doctor', '--json']).stdout) as { checks: Array<{ name: string; ok: boolean }> };
   if (doctor.checks.find((c) => c.name === 'geneve')?.ok) {
-    t.skip('this kernel has Geneve; the kernel-Geneve VM test covers tunnel: kernel');
+    t.plan(0, 'this kernel has Geneve; the kernel-Geneve VM test covers tunnel: kernel');
     return;
   }
   const before = rootSnapshot();

@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { decodeFrame, readCaptureFile } from '../../src/trace/pcap.js';
+import { waitFor } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DAEMON = join(root, 'dist', 'ambient', 'geneve-userspace.js');
@@ -29,7 +31,9 @@ const sh = (cmd: string, args: string[], input?: string) =>
   execFileSync(cmd, args, { input, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
 const shAsync = async (cmd: string, args: string[]) => (await promisify(execFile)(cmd, args, { maxBuffer: 64 << 20 })).stdout;
 const ipBatch = (ns: string, lines: string[]) => sh('ip', ['-n', ns, '-batch', '-'], lines.join('\n') + '\n');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Resolves with what `p` resolves to, or 'timeout' after `ms`. */
+const within = <T>(p: Promise<T>, ms: number) =>
+  Promise.race([p, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref())]);
 const pingCmd = (() => {
   try {
     sh('ping', ['-V']);
@@ -89,11 +93,10 @@ async function startDaemon(ns: string, args: string[]): Promise<Daemon> {
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-  for (let i = 0; i < 250 && !existsSync(ready); i++) {
+  await waitFor(() => {
     if (child.exitCode !== null) throw new Error(`daemon in ${ns} exited ${child.exitCode}: ${out}`);
-    await sleep(20);
-  }
-  if (!existsSync(ready)) throw new Error(`daemon in ${ns} not ready after 5 s: ${out}`);
+    return existsSync(ready);
+  }, 5000, `the daemon in ${ns} to be ready`);
   return { child, log: () => out, exited };
 }
 
@@ -119,9 +122,16 @@ t.test('ping crosses both tunnels; tshark decodes Geneve VNI 1001/1000 and the i
   t.match(p1, /3 packets transmitted, 3 (packets )?received/, 'ping over istioout/pistioout');
   const p2 = await shAsync('ip', ['netns', 'exec', N, ...pingCmd, '-c', '3', '-W', '2', '192.168.126.2']);
   t.match(p2, /3 packets transmitted, 3 (packets )?received/, 'ping over istioin/pistioin');
-  await sleep(300);
+  // ping saw every reply, so all 12 ICMP packets have crossed the veth; stop tcpdump once it
+  // has written them (it writes per packet, -U), or the counts below would miss the last ones.
+  const icmpWritten = () => {
+    const cap = readCaptureFile(readFileSync(pcap));
+    return cap.frames.filter((f) => decodeFrame(f.linktype, f.data).ip?.geneve?.inner?.proto === 1).length;
+  };
+  await waitFor(() => icmpWritten() >= 12, 5000, 'tcpdump to write the 12 ICMP packets');
+  const dumped = new Promise((r) => dump.once('exit', r));
   dump.kill('SIGINT');
-  await Promise.race([new Promise((r) => dump.once('exit', r)), sleep(5000)]);
+  await dumped;
 
   // Tab-separated: ip.src lists outer and inner source comma-separated.
   const fields = await shAsync('tshark', [
@@ -183,28 +193,29 @@ t.test('packets from a foreign sender or with an unknown VNI are not delivered',
     sh('ip', ['netns', 'exec', Z, process.execPath, '-e', code]);
   };
   const rx = () => linkCount(N, 'istioout', 'rx_packets');
-  // The send has completed when the sender exits; the daemon handles it within a few ms.
-  const settle = async (before: number) => {
-    await sleep(200);
-    return rx() - before;
+  // The daemon reads its one UDP socket in order: once a good frame sent after the bad one has
+  // reached the TAP, the bad one has been handled, so "not delivered" is a fact, not a guess.
+  const deliveredBeforeMarker = async (src: string, vni: number) => {
+    const before = rx();
+    sendFrom(src, vni);
+    sendFrom('10.98.0.2', 1001);
+    await waitFor(() => rx() > before, 5000, 'the marker frame to reach istioout');
+    return rx() - before - 1;
   };
 
-  let before = rx();
-  sendFrom('10.98.0.3', 1001);
-  t.equal(await settle(before), 0, 'not from --remote: dropped');
-  before = rx();
-  sendFrom('10.98.0.2', 4242);
-  t.equal(await settle(before), 0, 'unknown VNI: dropped');
-  before = rx();
+  t.equal(await deliveredBeforeMarker('10.98.0.3', 1001), 0, 'not from --remote: dropped');
+  t.equal(await deliveredBeforeMarker('10.98.0.2', 4242), 0, 'unknown VNI: dropped');
+  const before = rx();
   sendFrom('10.98.0.2', 1001);
-  t.equal(await settle(before), 1, 'from --remote on VNI 1001: delivered to istioout');
+  await waitFor(() => rx() > before, 5000, 'the frame to reach istioout');
+  t.equal(rx() - before, 1, 'from --remote on VNI 1001: delivered to istioout');
 });
 
 t.test('SIGTERM stops the daemon cleanly and it logs its counters', async (t) => {
   for (const [name, d] of [['node', dn], ['ztunnel', dz]] as const) {
     const t0 = Date.now();
     d.child.kill('SIGTERM');
-    const code = await Promise.race([d.exited, sleep(3000).then(() => 'timeout')]);
+    const code = await within(d.exited, 3000);
     t.equal(code, 0, `${name} daemon exited 0 (${Date.now() - t0} ms)`);
     const lines = d.log().trim().split('\n').map((l) => JSON.parse(l));
     const last = lines.at(-1);

@@ -108,3 +108,19 @@ export async function startCapture(netns: string, iface: string, file: string, f
     },
   };
 }
+
+export type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>;
+
+/**
+ * Polls `cond` (every `everyMs`) until it returns something truthy and resolves with it; rejects
+ * naming `what` after `timeoutMs`. Tests wait for the condition they need instead of sleeping.
+ */
+export async function waitFor<T>(cond: () => T | Promise<T>, timeoutMs = 10_000, what = 'the condition', everyMs = 20): Promise<Truthy<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await cond();
+    if (v) return v as Truthy<T>;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

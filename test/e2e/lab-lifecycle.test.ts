@@ -3,8 +3,8 @@
 import t from 'tap';
 import { lab, leftovers, rootSnapshot } from './helpers.js';
 
-const A = 'e2e-life-a';
-const B = 'e2e-life-b';
+const A = 'tt-life-a';
+const B = 'tt-life-b';
 
 t.teardown(() => {
   lab(['down', A]);
@@ -18,7 +18,8 @@ t.test('demo: up, request by Service name across nodes, status, down', async (t)
   const summary = JSON.parse(up.stdout);
   const sleepIp = summary.pods.find((p: { name: string }) => p.name === 'default/sleep').ip;
   const httpbin = summary.pods.find((p: { name: string }) => p.name === 'default/httpbin');
-  t.not(summary.pods.find((p: { name: string }) => p.name === 'default/sleep').node, httpbin.node, 'sleep and httpbin are on different nodes');
+  t.equal(summary.pods.find((p: { name: string }) => p.name === 'default/sleep').node, 'node-a', 'sleep is on node-a');
+  t.equal(httpbin.node, 'node-b', 'httpbin is on node-b: the request crosses nodes');
 
   const ip = lab(['exec', '--lab', A, 'sleep', '--', 'curl', '-s', '--max-time', '10', 'http://httpbin:8000/ip']);
   t.equal(ip.code, 0, `curl by short Service name works\n${ip.stderr}`);
@@ -32,7 +33,8 @@ t.test('demo: up, request by Service name across nodes, status, down', async (t)
   t.equal(st.code, 0);
   const status = JSON.parse(st.stdout);
   t.equal(status.healthy, true, 'status says healthy');
-  t.ok(status.processes.every((p: { alive: boolean }) => p.alive), 'every process is alive');
+  t.ok(status.processes.length > 0, 'status lists the processes');
+  t.same(status.processes.filter((p: { alive: boolean }) => !p.alive).map((p: { id: string }) => p.id), [], 'every process is alive');
 
   const down = lab(['down', A]);
   t.equal(down.code, 0, `lab down exits 0\n${down.stderr}`);

@@ -142,7 +142,9 @@ t.test('node: ambient + kube-proxy restored, read back, exercised', async (t) =>
   t.equal(await inNs(ns, 'sysctl', ['-n', 'net.ipv4.conf.istioin.accept_local']), '1');
 
   // One SYN from the enrolled pod to the httpbin VIP: captured (0x100), not DNATed by kube-proxy.
-  await execa('ip', ['netns', 'exec', pod, 'curl', '-s', '--connect-timeout', '1', 'http://10.96.0.11:8000/'], { reject: false });
+  const syn = await execa('ip', ['netns', 'exec', pod, 'curl', '-s', '--connect-timeout', '1', 'http://10.96.0.11:8000/'], { reject: false });
+  // Nothing listens behind istioout here (no ztunnel), and the VIP was not DNATed to a pod that would answer.
+  t.equal(syn.exitCode, 28, 'curl times out connecting (exit 28)');
   const mangleList = await inNs(ns, 'iptables', ['-t', 'mangle', '-L', 'ztunnel-PREROUTING', '-v', '-x', '-n']);
   t.ok(counter(mangleList, /match-set ztunnel-pods-ips src MARK or 0x100/) >= 1, 'rule 15 marked the SYN 0x100');
   const natList = await inNs(ns, 'iptables', ['-t', 'nat', '-L', '-v', '-x', '-n']);

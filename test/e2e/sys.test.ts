@@ -20,6 +20,7 @@ import {
   closeFd,
   SysError,
 } from '../../src/host/sys.js';
+import { waitFor } from './helpers.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const fixture = (f: string) => join(root, 'test', 'fixtures', f);
@@ -111,8 +112,7 @@ async function client(ns: string, ...args: string[]) {
 }
 
 async function firstLine(srv: { lines: string[] }): Promise<string> {
-  for (let i = 0; i < 100 && srv.lines.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
-  return srv.lines[0];
+  return waitFor(() => srv.lines[0], 2000, 'the server to log the connection');
 }
 
 t.test('connectSpoofed: the server sees the spoofed source address', async (t) => {

@@ -5,10 +5,10 @@ import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { CLI, lab } from './helpers.js';
+import { CLI, lab, waitFor } from './helpers.js';
 
-const NOMESH = 'e2e-trace-nm';
-const AMB = 'e2e-trace-amb';
+const NOMESH = 'tt-trace-nm';
+const AMB = 'tt-trace-amb';
 const out = mkdtempSync(join(tmpdir(), 'alt-trace-'));
 
 t.teardown(() => {
@@ -68,9 +68,10 @@ t.test('capture --list and capture NAME:IFACE by learner name', async (t) => {
   let err = '';
   cap.stderr.on('data', (d: Buffer) => { err += d.toString(); });
   const ended = new Promise<number | null>((resolve) => cap.once('exit', (code) => resolve(code)));
-  for (let i = 0; i < 50 && !/listening on/.test(err); i++) await new Promise((r) => setTimeout(r, 100));
+  await waitFor(() => /listening on/.test(err), 5000, `lab capture to start tcpdump (stderr: ${err})`);
   t.match(err, /node-a:veth-sleep is veth[0-9a-f]{8}/, 'the learner name is resolved to the real one');
-  lab(['exec', '--lab', NOMESH, 'sleep', '--', 'curl', '-s', '-m', '5', '-o', '/dev/null', 'http://httpbin:8000/ip']);
+  const req = lab(['exec', '--lab', NOMESH, 'sleep', '--', 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', 'http://httpbin:8000/ip']);
+  t.equal(req.stdout, '200', 'the request the capture sees succeeds');
   const timer = setTimeout(() => cap.kill('SIGINT'), 10_000);
   t.equal(await ended, 0, err);
   clearTimeout(timer);
@@ -115,11 +116,11 @@ t.test('ambient: the ten steps, then the later packets bypass the tunnel', async
   const leg2 = r.hops.filter((h) => h.leg === 2).map(where);
   t.equal(leg2[0], 'ztunnel ztunnel-node-a eth0');
   t.ok(leg2.includes('underlay underlay underlay-node-b') && leg2.includes('node node-b eth0'), 'HBONE crosses the underlay');
-  if (!r.legs[1].reused) {
-    // Steps 7-9 (a new tunnel): node-b routes it into istioin, Geneve 1000, TPROXY 15008 on pistioin.
-    t.same(leg2.slice(-4), ['node node-b istioin', 'node node-b veth-ztunnel vni 1000', 'ztunnel ztunnel-node-b eth0 vni 1000', 'ztunnel ztunnel-node-b pistioin']);
-    t.match(r.hops.find((h) => h.interface === 'pistioin')?.reason, /TPROXY -> 127\.0\.0\.1:15008/);
-  }
+  // The first request of a fresh lab: no pooled HBONE session yet, so the tunnel is new.
+  t.equal(r.legs[1].reused, false, 'the first request opens a new HBONE tunnel');
+  // Steps 7-9 (a new tunnel): node-b routes it into istioin, Geneve 1000, TPROXY 15008 on pistioin.
+  t.same(leg2.slice(-4), ['node node-b istioin', 'node node-b veth-ztunnel vni 1000', 'ztunnel ztunnel-node-b eth0 vni 1000', 'ztunnel ztunnel-node-b pistioin']);
+  t.match(r.hops.find((h) => h.interface === 'pistioin')?.reason, /TPROXY -> 127\.0\.0\.1:15008/);
   // Step 10: ztunnel node-b to the pod, spoofing sleep's IP.
   t.same(r.hops.filter((h) => h.leg === 3).map(where), ['ztunnel ztunnel-node-b eth0', 'node node-b veth-ztunnel', 'node node-b veth-httpbin', 'pod httpbin eth0']);
   t.match(r.hops.filter((h) => h.leg === 3)[0].src, /^10\.244\.0\.4:/);
@@ -131,13 +132,11 @@ t.test('ambient: the ten steps, then the later packets bypass the tunnel', async
   // A second request reuses the pooled tunnel: the trace still links both ztunnels.
   const again = trace(AMB, ['sleep', 'http://httpbin:8000/ip']);
   t.same(again.legs.map((l) => l.server), ['10.96.0.11:8000', '10.244.1.3:15008', '10.244.1.3:80']);
+  t.equal(again.legs[1].reused, true, 'the second request rides the pooled tunnel');
   t.match(readFileSync(join(out, 'amb.svg'), 'utf8'), /istioout[\s\S]*pistioout/);
-  if (r.files?.keyLog && !r.legs[1].reused) {
-    const connect = tshark(['-r', join(dir, 'merged.pcapng'), '-o', `tls.keylog_file:${join(dir, 'keys.log')}`, '-Y', 'http2.headers.method == "CONNECT"', '-T', 'fields', '-e', 'http2.headers.authority']);
-    t.match(connect, /10\.244\.1\.3:80/, 'tshark decodes the HBONE CONNECT with the key log');
-  } else {
-    t.comment('no key log or a pooled tunnel: CONNECT decoding not checked');
-  }
+  t.ok(r.files?.keyLog, '--out kept the TLS key log');
+  const connect = tshark(['-r', join(dir, 'merged.pcapng'), '-o', `tls.keylog_file:${join(dir, 'keys.log')}`, '-Y', 'http2.headers.method == "CONNECT"', '-T', 'fields', '-e', 'http2.headers.authority']);
+  t.match(connect, /10\.244\.1\.3:80/, 'tshark decodes the HBONE CONNECT with the key log');
 });
 
 t.test('ambient: same-node request and a request to a mode:none pod', async (t) => {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseCommonArgs, UsageError, writeReadyFile, plainAddress } from '../../src/apps/app-cli.js';
 import { buildDnsRecords } from '../../src/apps/dns-records.js';
+import { waitFor } from '../e2e/helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'alt-apps-cli-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,12 +38,10 @@ function run(app: string, args: string[]): Child {
 
 /** Polls for the ready file like the lab does; the moment it exists the port must accept. */
 async function waitReady(file: string, child: Child, timeoutMs = 20000): Promise<{ port: number; connectedAtOnce: boolean }> {
-  const deadline = Date.now() + timeoutMs;
-  while (!existsSync(file)) {
+  await waitFor(() => {
     if (child.proc.exitCode !== null) throw new Error(`exited ${child.proc.exitCode}: ${child.stdout()}`);
-    if (Date.now() > deadline) throw new Error(`no ready file; output: ${child.stdout()}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+    return existsSync(file);
+  }, timeoutMs, `the ready file ${file}`, 10);
   const info = JSON.parse(readFileSync(file, 'utf8'));
   const connectedAtOnce = await new Promise<boolean>((r) => {
     const s = createConnection({ host: '127.0.0.1', port: info.port }, () => {
@@ -138,8 +137,7 @@ t.test('dns-server entry: SIGHUP reloads the config', async (t) => {
 
   writeFileSync(cfg, JSON.stringify(buildDnsRecords([{ name: 'echo', namespace: 'default', vip: '10.96.0.12' }])));
   c.proc.kill('SIGHUP');
-  const deadline = Date.now() + 3000;
-  while (!c.stdout().includes('config reloaded') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  await waitFor(() => c.stdout().includes('config reloaded'), 3000, 'the reload to be logged');
   t.same(await resolver.resolve4('echo.default.svc.cluster.local'), ['10.96.0.12'], 'new record served after SIGHUP');
   c.proc.kill('SIGTERM');
   t.equal((await c.exit).code, 0);

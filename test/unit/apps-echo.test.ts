@@ -1,6 +1,7 @@
 // The echo app on loopback: what comes back is exactly what was sent; the sink counts.
 import t from 'tap';
 import { captureLogger } from './capture-logger.js';
+import { waitFor } from '../e2e/helpers.js';
 import { connect } from 'node:net';
 import { randomBytes, createHash } from 'node:crypto';
 import { startEcho } from '../../src/apps/echo-server.js';
@@ -44,8 +45,8 @@ t.test('echo returns what was sent', async (t) => {
   t.equal(back.length, big.length, 'same length');
   t.equal(sha(back), sha(big), 'same bytes');
 
-  await new Promise((r) => setTimeout(r, 50));
-  const l = lines.find((x) => x.bytesIn === big.length);
+  // The server logs a connection once both directions have closed, a moment after our end.
+  const l = await waitFor(() => lines.find((x) => x.bytesIn === big.length), 5000, 'the connection log line');
   t.match(l, { msg: 'connection', mode: 'echo', remote: '127.0.0.1', bytesIn: big.length, bytesOut: big.length }, 'logs bytes per connection');
 });
 

@@ -1,6 +1,7 @@
 // httpbin on loopback: what a client of the pod sees (status, body, byte counts, timing).
 import t from 'tap';
 import { captureLogger } from './capture-logger.js';
+import { waitFor } from '../e2e/helpers.js';
 import { request, Agent, type IncomingMessage } from 'node:http';
 import { startHttpbin } from '../../src/apps/httpbin-server.js';
 
@@ -135,14 +136,8 @@ t.test('httpbin endpoints', async (t) => {
       setTimeout(() => reject(new Error('no close')), 5000).unref();
     });
     // The server logs the request once the response closes; it must say aborted.
-    const deadline = Date.now() + 2000;
-    let line: Record<string, unknown> | undefined;
-    while (!line && Date.now() < deadline) {
-      line = lines.find((l) => l.path === `/bytes/${10 * 1024 ** 3}` && l.aborted === true);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    t.ok(line, 'aborted transfer logged');
-    t.ok(Number(line?.bytes) < 1024 ** 3, `server stopped after ${line?.bytes} bytes`);
+    const line = await waitFor(() => lines.find((l) => l.path === `/bytes/${10 * 1024 ** 3}` && l.aborted === true), 2000, 'the aborted transfer to be logged');
+    t.ok(Number(line.bytes) < 1024 ** 3, `server stopped after ${line.bytes} bytes`);
   });
 
   t.test('request log lines', async (t) => {
