@@ -7,6 +7,7 @@ import type { PlanContext } from './lab-build.js';
 import { ztunnelKind } from './kinds/ztunnel.js';
 import { dnsKind } from './kinds/dns.js';
 import { workloadKind } from './kinds/workload.js';
+import { waypointKind } from './kinds/waypoint.js';
 
 export interface PodKind {
   role: PodRole;
@@ -19,7 +20,7 @@ export interface PodKind {
 }
 
 /** Order matters: it is the order of processes and merged rules in the build. */
-export const POD_KINDS: readonly PodKind[] = [ztunnelKind, dnsKind, workloadKind];
+export const POD_KINDS: readonly PodKind[] = [ztunnelKind, dnsKind, workloadKind, waypointKind];
 
 export function podKind(role: PodRole): PodKind | undefined {
   return POD_KINDS.find((k) => k.role === role);

@@ -10,7 +10,7 @@ import type { SpiffeId } from '../mesh/identity.js';
 import { HBONE_PORT } from '../mesh/ports.js';
 import { workloadIdentity, type Service, type Workload, type WorkloadStore } from '../mesh/workloads.js';
 
-export type ProxyKind = 'ztunnel' | 'sidecar';
+export type ProxyKind = 'ztunnel' | 'sidecar' | 'waypoint';
 
 /** What the decision needs to know about the proxy making it. */
 export interface OutboundProxy {

@@ -28,6 +28,8 @@ export interface ReloaderOptions {
   debounceMs?: number;
   /** Watch the file (default true). */
   watch?: boolean;
+  /** After a config is swapped in: proxies with state beyond the control plane's view (the L7 engine's routes) update it here. */
+  onApplied?(cfg: ProxyConfig): void;
 }
 
 export function createReloader<C extends ProxyConfig>(z: ProxyInputs<C>, file: string, opts: ReloaderOptions = {}): Reloader {
@@ -50,6 +52,7 @@ export function createReloader<C extends ProxyConfig>(z: ProxyInputs<C>, file: s
     // Both swaps happen in one turn of the event loop: no connection sees half of them.
     z.xds.apply(meshStateOf(next.cfg), next.hash);
     z.cfg = next.cfg;
+    opts.onApplied?.(next.cfg);
     const version = z.xds.version;
     z.log.info({ version: version.version, hash: version.hash, trigger }, 'config reloaded');
     return { applied: true, version };

@@ -34,7 +34,7 @@ const NETWORK_KEYS = ['nodeCidr', 'podCidr', 'serviceCidr', 'dnsIp'] as const;
 const NODE_KEYS = ['name'] as const;
 const POD_KEYS = ['name', 'node', 'namespace', 'serviceAccount', 'labels', 'app', 'command', 'mode'] as const;
 const SERVICE_KEYS = ['name', 'namespace', 'selector', 'ports'] as const;
-const PORT_KEYS = ['name', 'port', 'targetPort', 'protocol'] as const;
+const PORT_KEYS = ['name', 'port', 'targetPort', 'protocol', 'appProtocol'] as const;
 const POLICY_KEYS = ['name', 'namespace', 'action', 'selector', 'rules'] as const;
 const RULE_KEYS = ['from', 'to'] as const;
 const SOURCE_KEYS = ['principals', 'notPrincipals', 'namespaces', 'notNamespaces', 'ipBlocks', 'notIpBlocks'] as const;
@@ -168,13 +168,17 @@ function readPort(src: YamlSource, item: Field): ServicePort {
       case 'port': port.port = src.integer(value, 1, 65535); break;
       case 'targetPort': port.targetPort = src.integer(value, 1, 65535); break;
       case 'protocol': port.protocol = src.oneOf(value, ['TCP', 'UDP'] as const); break;
+      // Kubernetes' appProtocol; Istio reads `http`, `http2`, `grpc`... The L7 proxies treat http/http2 as HTTP.
+      case 'appProtocol': port.appProtocol = checked(src, value, src.string(value), (v) => (/^[a-z0-9]([-a-z0-9.\/]*[a-z0-9])?$/.test(v) ? undefined : `expected a protocol name such as http or tcp, got "${v}"`)); break;
     }
   }
   if (!fields.has('targetPort')) port.targetPort = port.port;
   // Keep the key order of the type so equal ports compare equal in tests and state.
-  return port.name === undefined
+  const out: ServicePort = port.name === undefined
     ? { port: port.port, targetPort: port.targetPort, protocol: port.protocol }
     : { name: port.name, port: port.port, targetPort: port.targetPort, protocol: port.protocol };
+  if (port.appProtocol) out.appProtocol = port.appProtocol;
+  return out;
 }
 
 function readService(src: YamlSource, item: Field): ServiceSpec {

@@ -38,6 +38,7 @@ export interface ServicePort {
   port: number;
   targetPort: number;
   protocol: 'TCP' | 'UDP';
+  appProtocol?: string;
 }
 
 export interface ServiceSpec {

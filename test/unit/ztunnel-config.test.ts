@@ -1,6 +1,6 @@
 // The per-node ztunnel config the lab writes, against a golden file (UPDATE_GOLDEN=1
 // rewrites it), plus the naming rules it encodes.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ import { formatSpiffe } from '../../src/mesh/identity.js';
 
 const GOLDEN = join(dirname(fileURLToPath(import.meta.url)), '..', 'golden', 'ztunnel');
 
-function golden(tt: typeof t, file: string, actual: string): void {
+function golden(tt: Test, file: string, actual: string): void {
   const path = join(GOLDEN, file);
   if (process.env.UPDATE_GOLDEN === '1') {
     mkdirSync(dirname(path), { recursive: true });
