@@ -204,7 +204,8 @@ export interface WaypointSpec {
   origin: ConfigOrigin;
 }
 
-export type PeerAuthMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+/** UNSET: inherit (port-level -> the workload's mode; workload -> namespace -> mesh-wide in the root namespace; PERMISSIVE at the end). */
+export type PeerAuthMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE' | 'UNSET';
 
 export interface PeerAuthenticationSpec {
   name: string;
