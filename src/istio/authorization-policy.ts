@@ -34,8 +34,8 @@ export interface ReadRule {
   rule: L7Rule;
   path: string;
   at: number;
-  /** Paths of hosts/methods/paths/request.headers fields, in file order. */
-  l7Paths: string[];
+  /** Where its hosts/methods/paths/request.headers fields are, in file order. */
+  l7Paths: Array<{ path: string; at: number }>;
   /** Per `when` entry: its path and offset, for errors from the conversion. */
   whenAt: Array<{ path: string; at: number }>;
 }
@@ -72,19 +72,19 @@ function readSource(r: ObjectReader, f: Field): L7Source {
   return s;
 }
 
-function readOperation(r: ObjectReader, f: Field, l7Paths: string[]): L7Operation {
+function readOperation(r: ObjectReader, f: Field, l7Paths: ReadRule['l7Paths']): L7Operation {
   const entries = r.map(f, OPERATION_KEYS);
   if (entries.length === 0) r.fail(f.at, f.path, `must not be empty; expected at least one of ${OPERATION_KEYS.join(', ')}`);
   const op: L7Operation = {};
   for (const { key, value } of entries) {
     const k = key as keyof L7Operation;
     op[k] = k === 'ports' || k === 'notPorts' ? portList(r, value) : nonEmptyStrings(r, value);
-    if (L7_OPERATION_KEYS.includes(k)) l7Paths.push(value.path);
+    if (L7_OPERATION_KEYS.includes(k)) l7Paths.push({ path: value.path, at: value.at });
   }
   return op;
 }
 
-function readCondition(r: ObjectReader, f: Field, l7Paths: string[]): L7Condition {
+function readCondition(r: ObjectReader, f: Field, l7Paths: ReadRule['l7Paths']): L7Condition {
   const fields = byKey(r.map(f, ['key', 'values', 'notValues']));
   const keyField = r.required(f, fields, 'key', `one of ${WHEN_KEYS_TEXT}`);
   const key = r.string(keyField);
@@ -92,7 +92,7 @@ function readCondition(r: ObjectReader, f: Field, l7Paths: string[]): L7Conditio
   if (!header && !(L4_WHEN_KEYS as readonly string[]).includes(key)) {
     r.fail(keyField.at, keyField.path, `condition key "${key}" is not supported by the lab (supported: ${WHEN_KEYS_TEXT})`);
   }
-  if (header) l7Paths.push(keyField.path);
+  if (header) l7Paths.push({ path: keyField.path, at: keyField.at });
   const c: L7Condition = { key: header ? `request.headers[${header[1].toLowerCase()}]` : key };
   for (const k of ['values', 'notValues'] as const) {
     const v = fields.get(k);
@@ -201,13 +201,13 @@ function read({ r, meta, spec, out }: KindContext): void {
   if (l7Rules.length > 0) {
     out.resources.l7Policies.push(l7(selector ? { selector } : { namespace: true }));
     const first = l7Rules[0];
-    const fieldsText = l7Rules.flatMap((x) => x.l7Paths).join(', ');
+    const fieldsText = l7Rules.flatMap((x) => x.l7Paths.map((l) => l.path)).join(', ');
     const what = action === 'ALLOW'
       ? 'so, as istiod converts it for ztunnel, every ALLOW rule with an L7 field is dropped and never matches: ' +
         'connections it was meant to allow are reset'
       : 'so, as istiod converts it for ztunnel, each DENY rule keeps only its L4 part, and an entry left with no L4 field ' +
         'matches nothing (ztunnel 1.18 treats an empty match as no match)';
-    out.warnings.push(`${r.where(first.at, first.l7Paths[0])}: L7 fields (${fieldsText}) but no waypoint enforces this policy: ` +
+    out.warnings.push(`${r.where(first.l7Paths[0].at, first.l7Paths[0].path)}: L7 fields (${fieldsText}) but no waypoint enforces this policy: ` +
       `ztunnel only sees connections, ${what}; bind it to a waypoint (targetRef kind Gateway, or selector matchLabels ${GATEWAY_NAME_LABEL})`);
   }
   out.l4Policies.push(toZtunnelPolicy(r, { name: meta.name, namespace: meta.namespace, action, selector, rules }));

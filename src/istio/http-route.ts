@@ -10,7 +10,7 @@ import { dns1123LabelProblem } from '../topology/k8s-names.js';
 import { duration, headerName, HTTP_METHODS, regex, serviceFqdn } from './common.js';
 import { byKey, childPath } from './reader.js';
 import type { Field, ObjectReader } from './reader.js';
-import type { KindContext, KindReader } from './types.js';
+import type { KindContext, KindReader, ParsedResources } from './types.js';
 
 const GATEWAY_GROUP = 'gateway.networking.k8s.io';
 
@@ -99,7 +99,7 @@ function pathModifier(r: ObjectReader, f: Field, prefixMatch: boolean): { path?:
   return type === 'ReplaceFullPath' ? { path: v } : { prefixPath: v };
 }
 
-function readRule(r: ObjectReader, f: Field, namespace: string, origin: string): HttpRouteRule {
+function readRule(r: ObjectReader, f: Field, namespace: string, origin: string, out: ParsedResources): HttpRouteRule {
   const entries = r.map(f, ['matches', 'filters', 'backendRefs', 'timeouts'], {
     retry: 'HTTPRoute retries are not in Istio 1.18-1.20; use a VirtualService',
     sessionPersistence: 'the lab has no session persistence',
@@ -173,6 +173,8 @@ function readRule(r: ObjectReader, f: Field, namespace: string, origin: string):
       const weightField = e.get('weight');
       const weight = weightField ? r.integer(weightField, 0, 1_000_000) : 1;
       backends.push({ host: serviceFqdn(name, namespace), port, weight });
+      // Checked even with weight 0: a misspelt backend is a mistake either way.
+      out.refs.push({ type: 'service', host: serviceFqdn(name, namespace), port, where: r.where(item.at, item.path), what: 'backendRef' });
     }
   }
   if (rule.redirect && backends.length > 0) r.fail(redirectAt!.at, redirectAt!.path, 'a rule with a RequestRedirect cannot also have backendRefs');
@@ -203,10 +205,7 @@ function read({ r, meta, spec, object, out }: KindContext): void {
   const origin = `HTTPRoute ${meta.namespace}/${meta.name}`;
   const rulesField = r.required(spec, fields, 'rules', 'a list of rules, e.g. [{backendRefs: [{name: reviews-v1, port: 9080}]}]');
   const ruleItems = r.list(rulesField, 'a list of rules', { nonEmpty: true });
-  const rules = ruleItems.map((f, i) => readRule(r, f, meta.namespace, `${origin} rules[${i}]`));
-  ruleItems.forEach((item, i) => {
-    for (const b of rules[i].backends) out.refs.push({ type: 'service', host: b.host, port: b.port, where: r.where(item.at, `${item.path}.backendRefs`), what: 'backendRef' });
-  });
+  const rules = ruleItems.map((f, i) => readRule(r, f, meta.namespace, `${origin} rules[${i}]`, out));
   parents.forEach((p, i) => {
     const where = r.where(parentItems[i].at, parentItems[i].path);
     out.refs.push({ type: 'service', host: p.host, port: p.port, where, what: 'parentRef' });

@@ -151,12 +151,13 @@ export function parseResources(text: string, file: string, opts: { lineOffset?: 
   const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
   const out = emptyParsed();
   const list: Document[] = Array.isArray(docs) ? docs : [];
+  const readers = list.map((doc, i) => new ObjectReader(file, lines, doc, i + 1, opts.lineOffset ?? 0));
+  // Like kubectl, a syntax error anywhere stops everything before any object is used.
   list.forEach((doc, i) => {
-    const r = new ObjectReader(file, lines, doc, i + 1, opts.lineOffset ?? 0);
     const err = doc.errors[0];
-    if (err) r.fail(err.pos[0], 'yaml', `syntax error: ${err.message.split('\n')[0]}`);
-    readObject(r, r.root, out, false);
+    if (err) readers[i].fail(err.pos[0], 'yaml', `syntax error: ${err.message.split('\n')[0]}`);
   });
+  for (const r of readers) readObject(r, r.root, out, false);
   return out;
 }
 
