@@ -21,7 +21,7 @@ export function validateResources(parsed: ParsedResources, facts: TopologyFacts)
   const objects = new Map<string, string>();
   const gateways = new Set<string>();
   const waypointScopes = new Map<string, string>();
-  const routed = new Map<string, string>();
+  const routed: Array<{ host: string; port?: number; at: string }> = [];
   for (const ref of parsed.refs) if (ref.type === 'object' && ref.kind === 'Gateway') gateways.add(`${ref.namespace}/${ref.name}`);
   function fail(where: string, msg: string): never {
     throw new UserError(`${where}: ${msg}`);
@@ -71,11 +71,10 @@ export function validateResources(parsed: ParsedResources, facts: TopologyFacts)
         break;
       }
       case 'routes': {
-        const key = `${ref.host}:${ref.port ?? '*'}`;
-        const first = routed.get(key);
-        // istiod uses the first VirtualService for a host and only logs the others.
-        if (first) warnings.push(`${ref.where}: ${ref.host} already has routes from ${first}; like istiod, the lab uses the first and ignores these`);
-        else routed.set(key, position(ref.where));
+        // istiod uses the first VirtualService for a host (HTTPRoutes become VirtualServices) and only logs the others.
+        const first = routed.find((x) => x.host === ref.host && (x.port === undefined || ref.port === undefined || x.port === ref.port));
+        if (first) warnings.push(`${ref.where}: ${ref.host} already has routes from ${first.at}; like istiod, the lab uses the first and ignores these`);
+        else routed.push({ host: ref.host, port: ref.port, at: position(ref.where) });
         break;
       }
     }
