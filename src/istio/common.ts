@@ -81,7 +81,8 @@ export function regex(r: ObjectReader, f: Field, value: string): string {
   try {
     new RegExp(value);
   } catch (err) {
-    r.fail(f.at, f.path, `invalid regular expression "${value}": ${(err as Error).message}`);
+    const why = (err as Error).message.replace(/^.*: /, '');
+    r.fail(f.at, f.path, `invalid regular expression "${value}": ${why}`);
   }
   return value;
 }

@@ -120,6 +120,7 @@ function readObject(r: ObjectReader, object: Field, out: ParsedResources, inList
     const why = Object.hasOwn(KNOWN_UNSUPPORTED, kind) ? `${KNOWN_UNSUPPORTED[kind]}; ` : '';
     r.fail(kindField.at, kindField.path, `kind ${kind} is not supported by the lab: ${why}supported kinds: ${Object.keys(KINDS).join(', ')}`);
   }
+  r.subject = `${kind} (document ${r.docNumber})`;
   const meta = readMeta(r, fields.get('metadata'), object, kind, apiVersion);
   r.subject = `${kind} ${meta.namespace}/${meta.name}`;
   if (!reader.apiVersions.includes(apiVersion)) {

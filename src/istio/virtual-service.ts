@@ -33,8 +33,9 @@ const MATCH_NOT_SUPPORTED = {
   statPrefix: 'the lab has no per-route stats',
 };
 
-function stringMatch(r: ObjectReader, f: Field, kinds: readonly ('exact' | 'prefix' | 'regex')[]): StringMatcher {
-  const entries = r.map(f, kinds, {}, `a string match ({${kinds.join('|')}: ...})`);
+function stringMatch(r: ObjectReader, f: Field, kinds: readonly ('exact' | 'prefix' | 'regex')[], why = ''): StringMatcher {
+  const others = Object.fromEntries(['exact', 'prefix', 'regex'].filter((k) => !(kinds as string[]).includes(k)).map((k) => [k, why]));
+  const entries = r.map(f, kinds, others, `a string match ({${kinds.join('|')}: ...})`);
   if (entries.length !== 1) r.fail(f.at, f.path, `expected exactly one of ${kinds.join(', ')}, got ${entries.length}`);
   const { key, value } = entries[0];
   const v = r.string(value);
@@ -48,7 +49,7 @@ function readMatch(r: ObjectReader, f: Field): HttpMatch {
     if (key === 'name') r.string(value);
     else if (key === 'uri') m.path = stringMatch(r, value, ['exact', 'prefix', 'regex']);
     else if (key === 'method') {
-      const s = stringMatch(r, value, ['exact']);
+      const s = stringMatch(r, value, ['exact'], 'the lab matches the method exactly');
       if (!(HTTP_METHODS as readonly string[]).includes(s.value)) r.fail(value.at, value.path, `unknown HTTP method "${s.value}" (expected one of: ${HTTP_METHODS.join(', ')})`);
       m.method = s.value;
     } else if (key === 'queryParams') {
@@ -111,8 +112,9 @@ function readRetries(r: ObjectReader, f: Field): RetryPolicy | undefined {
   const e = byKey(r.map(f, ['attempts', 'perTryTimeout', 'retryOn'], {
     retryRemoteLocalities: 'the lab has one locality', backoff: 'the lab uses Envoy\'s default back-off',
   }));
-  const attempts = e.has('attempts') ? r.integer(e.get('attempts')!, 0, 1000) : DEFAULT_RETRY_POLICY.attempts;
-  if (attempts === 0) return undefined; // istiod: no retry policy at all
+  // istiod (ConvertPolicy): attempts <= 0, including left out, explicitly disables retries.
+  const attempts = e.has('attempts') ? r.integer(e.get('attempts')!, 0, 1000) : 0;
+  if (attempts === 0) return undefined;
   const policy: RetryPolicy = { attempts, retryOn: [...DEFAULT_RETRY_POLICY.retryOn], retriableStatusCodes: [...DEFAULT_RETRY_POLICY.retriableStatusCodes] };
   const per = e.get('perTryTimeout');
   if (per) policy.perTryTimeoutMs = duration(r, per, 'istio');
@@ -250,9 +252,8 @@ function read({ r, meta, spec, object, out }: KindContext): void {
     }
   }
   const origin = `VirtualService ${meta.namespace}/${meta.name}`;
-  const httpField = fields.get('http');
-  const rules = httpField && !r.isNull(httpField)
-    ? r.list(httpField, 'a list of http routes').map((h, i) => readHttp(r, h, meta.namespace, `${origin} http[${i}]`, out)) : [];
+  const httpField = r.required(spec, fields, 'http', 'a list of http routes, e.g. [{route: [{destination: {host: reviews}}]}]');
+  const rules = r.list(httpField, 'a list of http routes', { nonEmpty: true }).map((h, i) => readHttp(r, h, meta.namespace, `${origin} http[${i}]`, out));
   hosts.forEach((host, i) => {
     const where = r.where(hostItems[i].at, hostItems[i].path);
     out.refs.push({ type: 'service', host, where, what: 'host' });
