@@ -144,9 +144,13 @@ function readObject(r: ObjectReader, object: Field, out: ParsedResources, inList
 }
 
 /**
- * Parses every object in `text`. `lineOffset` is added to line numbers, for text cut out of a
- * bigger file (a topology's `resources:` block).
+ * Parses every object in `text`: documents separated by `---`, each an object, a `kind: List`, or a
+ * plain YAML list of objects (a topology's `resources:` block, whose items are named resources[i]).
+ * `lineOffset` is added to line numbers, for text cut out of a bigger file.
  */
+/** How the items of a document that is a plain list are named in messages (the topology's key). */
+const RESOURCES_PATH = 'resources';
+
 export function parseResources(text: string, file: string, opts: { lineOffset?: number } = {}): ParsedResources {
   const lines = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
@@ -158,7 +162,15 @@ export function parseResources(text: string, file: string, opts: { lineOffset?: 
     const err = doc.errors[0];
     if (err) readers[i].fail(err.pos[0], 'yaml', `syntax error: ${err.message.split('\n')[0]}`);
   });
-  for (const r of readers) readObject(r, r.root, out, false);
+  for (const r of readers) {
+    const root = r.root;
+    if (r.isSequence(root)) {
+      // A topology's `resources:` block: the objects as a YAML list.
+      r.list({ ...root, path: RESOURCES_PATH }).forEach((item) => readObject(r.sibling(), item, out, true));
+    } else {
+      readObject(r, root, out, false);
+    }
+  }
   return out;
 }
 

@@ -54,6 +54,10 @@ export class ObjectReader {
     return node;
   }
 
+  isSequence(f: Field): boolean {
+    return isSeq(this.deref(f));
+  }
+
   isNull(f: Field): boolean {
     const n = this.deref(f);
     return n === null || (isScalar(n) && (n.value === null || n.value === undefined));

@@ -184,3 +184,26 @@ status: {observedGeneration: 1}
 `, 'dr.yaml');
   t.equal(p.resources.destinationPolicies.length, 1);
 });
+
+t.test('a topology\'s resources: block, cut out with its indentation, as a plain list', async (t) => {
+  const topology = `name: demo
+nodes: [{name: node-a}]
+resources:
+  - apiVersion: networking.istio.io/v1beta1
+    kind: DestinationRule
+    metadata: {name: httpbin}
+    spec: {host: httpbin}
+  - apiVersion: networking.istio.io/v1beta1
+    kind: DestinationRule
+    metadata: {name: bad}
+    spec: {host: httpbin, trafficPolicy: {tls: {mode: DISABLE}}}
+`;
+  const lines = topology.split('\n');
+  const start = lines.findIndex((l) => l.startsWith('resources:')) + 1;
+  const block = lines.slice(start).join('\n');
+  t.throws(() => parseResources(block, 'demo.yaml', { lineOffset: start }), {
+    message: 'demo.yaml:11:43: DestinationRule default/bad: resources[1].spec.trafficPolicy.tls: not supported by the lab: the lab models only loadBalancer.simple (supported here: loadBalancer)',
+  });
+  const ok = parseResources(lines.slice(start, start + 4).join('\n'), 'demo.yaml', { lineOffset: start });
+  t.same(ok.resources.destinationPolicies.map((d) => d.host), ['httpbin.default.svc.cluster.local']);
+});
