@@ -7,7 +7,8 @@ import type { ParsedResources } from './types.js';
 
 /** The least the checks need to know about a topology (a Topology satisfies it). */
 export interface TopologyFacts {
-  services: ReadonlyArray<{ name: string; namespace: string; ports: ReadonlyArray<{ port: number }> }>;
+  /** With `selector`, routes for a Service no waypoint serves get a warning. */
+  services: ReadonlyArray<{ name: string; namespace: string; ports: ReadonlyArray<{ port: number }>; selector?: Record<string, string> }>;
   nodes: ReadonlyArray<{ name: string }>;
   pods: ReadonlyArray<{ namespace: string; serviceAccount: string; labels: Record<string, string> }>;
 }
@@ -75,9 +76,26 @@ export function validateResources(parsed: ParsedResources, facts: TopologyFacts)
         const first = routed.find((x) => x.host === ref.host && (x.port === undefined || ref.port === undefined || x.port === ref.port));
         if (first) warnings.push(`${ref.where}: ${ref.host} already has routes from ${first.at}; like istiod, the lab uses the first and ignores these`);
         else routed.push({ host: ref.host, port: ref.port, at: position(ref.where) });
+        const svc = services.get(ref.host);
+        if (svc?.selector && !servedByWaypoint(svc as Required<typeof svc>, facts, parsed)) {
+          warnings.push(`${ref.where}: no waypoint serves the pods of Service ${svc.namespace}/${svc.name}: in ambient only a waypoint applies ` +
+            'routes (ztunnel ignores them); add a Gateway with gatewayClassName istio-waypoint for their namespace or service account');
+        }
         break;
       }
     }
   }
   return { warnings };
+}
+
+/** Whether any pod behind the Service has a waypoint (one for its service account, or its namespace's). */
+function servedByWaypoint(
+  svc: { namespace: string; selector: Record<string, string> },
+  facts: TopologyFacts,
+  parsed: ParsedResources,
+): boolean {
+  const pods = facts.pods.filter((p) => p.namespace === svc.namespace &&
+    Object.entries(svc.selector).every(([k, v]) => p.labels[k] === v));
+  return pods.some((p) => parsed.resources.waypoints.some((w) =>
+    w.namespace === p.namespace && (w.forServiceAccount === undefined || w.forServiceAccount === p.serviceAccount)));
 }

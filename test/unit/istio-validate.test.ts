@@ -84,3 +84,16 @@ t.test('a waypoint for a service account no pod uses: warning', async (t) => {
   const r = check(wp('w').replace('bookinfo-reviews', 'nobody'));
   t.match(r.warnings[0], /no pod in namespace default runs as service account nobody: this waypoint serves nothing/);
 });
+
+t.test('routes for a Service no waypoint serves: warning (ztunnel ignores them)', async (t) => {
+  const withSelectors: TopologyFacts = {
+    ...facts,
+    services: facts.services.map((s) => ({ ...s, selector: s.name === 'reviews' ? { app: 'reviews' } : { app: 'reviews', version: 'v1' } })),
+  };
+  const text = `${dr}---\n${vs('v1')}`;
+  const none = validateResources(parseResources(text, 'res.yaml'), withSelectors);
+  t.equal(none.warnings.length, 1);
+  t.match(none.warnings[0], /^res\.yaml:9:12: VirtualService default\/reviews: spec\.hosts\[0\]: no waypoint serves the pods of Service default\/reviews: in ambient only a waypoint applies routes/);
+  const served = validateResources(parseResources(`${wp('bookinfo-reviews')}---\n${text}`, 'res.yaml'), withSelectors);
+  t.same(served.warnings, []);
+});
