@@ -93,7 +93,7 @@ t.test('routes for a Service no waypoint serves: warning (ztunnel ignores them)'
   const text = `${dr}---\n${vs('v1')}`;
   const none = validateResources(parseResources(text, 'res.yaml'), withSelectors);
   t.equal(none.warnings.length, 1);
-  t.match(none.warnings[0], /^res\.yaml:9:12: VirtualService default\/reviews: spec\.hosts\[0\]: no waypoint serves the pods of Service default\/reviews: in ambient only a waypoint applies routes/);
+  t.match(none.warnings[0], /^res\.yaml:10:11: VirtualService default\/reviews: spec\.hosts\[0\]: no waypoint serves the pods of Service default\/reviews: in ambient only a waypoint applies routes/);
   const served = validateResources(parseResources(`${wp('bookinfo-reviews')}---\n${text}`, 'res.yaml'), withSelectors);
   t.same(served.warnings, []);
 });
