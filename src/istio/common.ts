@@ -1,4 +1,6 @@
 // Readers shared by several kinds: durations, Service hosts, label selectors, header names.
+import { DEFAULT_RETRY_POLICY } from '../l7/model.js';
+import type { RetryPolicy } from '../l7/model.js';
 import type { ObjectReader, Field } from './reader.js';
 import { byKey } from './reader.js';
 import { dns1123LabelProblem, labelKeyProblem, labelValueProblem } from '../topology/k8s-names.js';
@@ -86,3 +88,8 @@ export function regex(r: ObjectReader, f: Field, value: string): string {
   }
   return value;
 }
+
+/** A fresh copy of Istio's default retry policy, which every route with an upstream carries when it sets none. */
+export const defaultRetries = (): RetryPolicy => ({
+  ...DEFAULT_RETRY_POLICY, retryOn: [...DEFAULT_RETRY_POLICY.retryOn], retriableStatusCodes: [...DEFAULT_RETRY_POLICY.retriableStatusCodes],
+});

@@ -5,9 +5,8 @@
 // timeouts.backendRequest -> timeout too (an HTTPRoute has no retries to put it on). The routes
 // carry Istio's default retry policy, as every waypoint route built from an HTTPRoute does.
 import type { Backend, HeaderMatcher, HeaderOps, HttpMatch, HttpRouteRule, QueryParamMatcher, Redirect, Rewrite, ServiceRoutes } from '../l7/model.js';
-import { DEFAULT_RETRY_POLICY } from '../l7/model.js';
 import { dns1123LabelProblem } from '../topology/k8s-names.js';
-import { duration, headerName, HTTP_METHODS, regex, serviceFqdn } from './common.js';
+import { defaultRetries, duration, headerName, HTTP_METHODS, regex, serviceFqdn } from './common.js';
 import { byKey, childPath } from './reader.js';
 import type { Field, ObjectReader } from './reader.js';
 import type { KindContext, KindReader, ParsedResources } from './types.js';
@@ -105,7 +104,7 @@ function readRule(r: ObjectReader, f: Field, namespace: string, origin: string, 
     sessionPersistence: 'the lab has no session persistence',
   });
   const fields = byKey(entries);
-  const rule: HttpRouteRule = { origin, matches: [], backends: [], retries: { ...DEFAULT_RETRY_POLICY, retryOn: [...DEFAULT_RETRY_POLICY.retryOn], retriableStatusCodes: [...DEFAULT_RETRY_POLICY.retriableStatusCodes] } };
+  const rule: HttpRouteRule = { origin, matches: [], backends: [] };
   const matches = fields.get('matches');
   if (matches && !r.isNull(matches)) rule.matches = r.list(matches, 'a list of matches').map((m) => readMatch(r, m));
   const prefixMatch = rule.matches.length > 0 && rule.matches.every((m) => !m.path || m.path.kind === 'PathPrefix');
@@ -182,6 +181,7 @@ function readRule(r: ObjectReader, f: Field, namespace: string, origin: string, 
     rule.backends = backends.filter((b) => b.weight > 0);
     // Gateway API: a rule with no backend of weight > 0 must answer 500 (istiod: DirectResponse 500).
     if (rule.backends.length === 0) rule.directResponse = { status: 500, body: '' };
+    else rule.retries = defaultRetries();
   }
   const timeouts = fields.get('timeouts');
   if (timeouts && !r.isNull(timeouts)) {

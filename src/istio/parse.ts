@@ -4,7 +4,6 @@
 // with a UserError naming file, line, column, the object and the field.
 import { LineCounter, parseAllDocuments } from 'yaml';
 import type { Document } from 'yaml';
-import { UserError } from '../util/errors.js';
 import { emptyMeshResources } from '../l7/model.js';
 import { dns1123LabelProblem, dns1123SubdomainProblem } from '../topology/k8s-names.js';
 import { ObjectReader, byKey, childPath } from './reader.js';
@@ -189,5 +188,3 @@ export function mergeParsed(...parts: ParsedResources[]): ParsedResources {
   }
   return out;
 }
-
-export { UserError };

@@ -6,6 +6,7 @@ import type {
   Backend, FaultPolicy, HeaderMatcher, HeaderOps, HttpMatch, HttpRouteRule, QueryParamMatcher, Redirect, RetryPolicy, ServiceRoutes, StringMatcher,
 } from '../l7/model.js';
 import { DEFAULT_RETRY_POLICY } from '../l7/model.js';
+import { defaultRetries } from './common.js';
 import { dns1123LabelProblem } from '../topology/k8s-names.js';
 import { duration, headerName, HTTP_METHODS, regex, serviceHost } from './common.js';
 import { byKey } from './reader.js';
@@ -224,7 +225,8 @@ function readHttp(r: ObjectReader, f: Field, namespace: string, origin: string, 
   const outcomes = ['route', 'redirect', 'directResponse'].filter((k) => fields.has(k));
   if (outcomes.length === 0) r.fail(f.at, `${f.path}.route`, 'missing; an http route needs route, redirect or directResponse');
   if (outcomes.length > 1) r.fail(f.at, f.path, `give only one of route, redirect, directResponse (got ${outcomes.join(', ')})`);
-  if (!retriesSet) rule.retries = { ...DEFAULT_RETRY_POLICY, retryOn: [...DEFAULT_RETRY_POLICY.retryOn], retriableStatusCodes: [...DEFAULT_RETRY_POLICY.retriableStatusCodes] };
+  // A redirect or direct response has no upstream, so no route action to carry a retry policy.
+  if (!retriesSet && rule.backends.length > 0) rule.retries = defaultRetries();
   return rule;
 }
 

@@ -98,7 +98,9 @@ t.test('HTTPRoute: matches, filters, weights and timeouts', async (t) => {
   t.notOk(b.directResponse, 'a redirect is not a 500');
   t.same(c.directResponse, { status: 500, body: '' }, 'every weight 0 -> 500');
   t.equal(c.timeoutMs, 60000, 'backendRequest alone -> route timeout (1.20)');
-  t.ok(a.retries && c.retries, 'HTTPRoute rules carry the default retry policy');
+  t.ok(a.retries, 'HTTPRoute rules with backends carry the default retry policy');
+  t.equal(b.retries, undefined, 'a redirect has no upstream to retry');
+  t.equal(c.retries, undefined, 'nor has a direct response');
   t.same(p.refs.filter((r) => r.type === 'service').map((r) => r.type === 'service' && `${r.what} ${r.host}:${r.port}`), [
     'backendRef reviews-v1.bookinfo.svc.cluster.local:9080',
     'backendRef reviews-v2.bookinfo.svc.cluster.local:9080',
@@ -146,6 +148,8 @@ t.test('VirtualService: matches, rewrite, redirect, headers, retries, faults', a
   t.same(a.backends, [{ host: 'httpbin.default.svc.cluster.local', port: 8000, weight: 100 }]);
   t.same(b.redirect, { statusCode: 308, path: '/new', hostname: 'example.com' });
   t.same(c.directResponse, { status: 404, body: 'nothing here' });
+  t.equal(b.retries, undefined, 'no default retries without an upstream');
+  t.equal(c.retries, undefined);
   t.same(d.retries, { attempts: 5, retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'], retriableStatusCodes: [503] },
     'attempts alone keep the default conditions');
 });
