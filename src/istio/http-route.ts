@@ -107,7 +107,8 @@ function readRule(r: ObjectReader, f: Field, namespace: string, origin: string, 
   const rule: HttpRouteRule = { origin, matches: [], backends: [] };
   const matches = fields.get('matches');
   if (matches && !r.isNull(matches)) rule.matches = r.list(matches, 'a list of matches').map((m) => readMatch(r, m));
-  const prefixMatch = rule.matches.length > 0 && rule.matches.every((m) => !m.path || m.path.kind === 'PathPrefix');
+  // A match without a path is Gateway API's default PathPrefix "/".
+  const prefixMatch = rule.matches.every((m) => !m.path || m.path.kind === 'PathPrefix');
   const filters = fields.get('filters');
   let redirectAt: Field | undefined;
   if (filters && !r.isNull(filters)) {

@@ -83,7 +83,7 @@ export interface Redirect {
   port?: number;
   /** Replaces the whole path. */
   path?: string;
-  /** Replaces the matched PathPrefix. */
+  /** Replaces the matched PathPrefix (see Rewrite.prefixPath). */
   prefixPath?: string;
   statusCode: 301 | 302 | 303 | 307 | 308;
 }
@@ -91,6 +91,11 @@ export interface Redirect {
 export interface Rewrite {
   hostname?: string;
   path?: string;
+  /**
+   * Envoy's prefix_rewrite: replaces the part of the path the rule's path match matched: the
+   * PathPrefix/Prefix value, the whole path for Exact, "/" when the match has no path (VirtualService
+   * `rewrite.uri`, HTTPRoute ReplacePrefixMatch).
+   */
   prefixPath?: string;
 }
 
