@@ -177,7 +177,10 @@ function readRule(r: ObjectReader, f: Field, namespace: string, origin: string, 
       out.refs.push({ type: 'service', host: serviceFqdn(name, namespace), port, where: r.where(item.at, item.path), what: 'backendRef' });
     }
   }
-  if (rule.redirect && backends.length > 0) r.fail(redirectAt!.at, redirectAt!.path, 'a rule with a RequestRedirect cannot also have backendRefs');
+  if (rule.redirect && backends.length > 0) {
+    r.fail(redirectAt!.at, redirectAt!.path, 'a rule with a RequestRedirect cannot also have backendRefs (Istio would redirect and silently ignore them)');
+  }
+  if (rule.redirect && rule.rewrite) r.fail(redirectAt!.at, redirectAt!.path, 'RequestRedirect and URLRewrite cannot be on the same rule (Gateway API)');
   if (!rule.redirect) {
     rule.backends = backends.filter((b) => b.weight > 0);
     // Gateway API: a rule with no backend of weight > 0 must answer 500 (istiod: DirectResponse 500).
