@@ -204,7 +204,7 @@ function read({ r, meta, spec, out }: KindContext): void {
     const fieldsText = l7Rules.flatMap((x) => x.l7Paths.map((l) => l.path)).join(', ');
     const what = action === 'ALLOW'
       ? 'so, as istiod converts it for ztunnel, every ALLOW rule with an L7 field is dropped and never matches: ' +
-        'connections it was meant to allow are reset'
+        'connections that only such a rule would allow are reset'
       : 'so, as istiod converts it for ztunnel, each DENY rule keeps only its L4 part, and an entry left with no L4 field ' +
         'matches nothing (ztunnel 1.18 treats an empty match as no match)';
     out.warnings.push(`${r.where(first.l7Paths[0].at, first.l7Paths[0].path)}: L7 fields (${fieldsText}) but no waypoint enforces this policy: ` +

@@ -84,7 +84,7 @@ t.test('an ALLOW with L7 fields and no waypoint: sidecar policy + ztunnel drops 
   t.same(p.resources.l7Policies[0].target, { selector: { app: 'productpage' } });
   t.same(p.l4Policies, [{ name: 'productpage-viewer', namespace: 'default', action: 'ALLOW', selector: { app: 'productpage' }, rules: [] }]);
   t.equal(p.warnings.length, 1);
-  t.match(p.warnings[0], /^a\.yaml:16:18: AuthorizationPolicy default\/productpage-viewer: spec\.rules\[0\]\.to\[0\]\.operation\.methods: L7 fields .* no waypoint enforces this policy: .*connections it was meant to allow are reset/);
+  t.match(p.warnings[0], /^a\.yaml:16:18: AuthorizationPolicy default\/productpage-viewer: spec\.rules\[0\]\.to\[0\]\.operation\.methods: L7 fields .* no waypoint enforces this policy: .*connections that only such a rule would allow are reset/);
   // What the user sees: sleep, which the policy meant to allow, is refused by ztunnel.
   t.equal(authorize(sleepConn(), [convertPolicy(p.l4Policies[0])]).allowed, false);
 });
