@@ -83,7 +83,7 @@ export interface Redirect {
   port?: number;
   /** Replaces the whole path. */
   path?: string;
-  /** Replaces the matched PathPrefix. */
+  /** Replaces the matched PathPrefix (see Rewrite.prefixPath). */
   prefixPath?: string;
   statusCode: 301 | 302 | 303 | 307 | 308;
 }
@@ -91,6 +91,11 @@ export interface Redirect {
 export interface Rewrite {
   hostname?: string;
   path?: string;
+  /**
+   * Envoy's prefix_rewrite: replaces the part of the path the rule's path match matched: the
+   * PathPrefix/Prefix value, the whole path for Exact, "/" when the match has no path (VirtualService
+   * `rewrite.uri`, HTTPRoute ReplacePrefixMatch).
+   */
   prefixPath?: string;
 }
 
@@ -204,7 +209,8 @@ export interface WaypointSpec {
   origin: ConfigOrigin;
 }
 
-export type PeerAuthMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+/** UNSET: inherit (port-level -> the workload's mode; workload -> namespace -> mesh-wide in the root namespace; PERMISSIVE at the end). */
+export type PeerAuthMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE' | 'UNSET';
 
 export interface PeerAuthenticationSpec {
   name: string;
