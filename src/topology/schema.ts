@@ -29,7 +29,7 @@ export const MAX_POD_NAME = 63;
 /** The lab runs its own pods there (ztunnel, coredns); user objects would collide with them. */
 export const RESERVED_NAMESPACES = ['istio-system', 'kube-system'];
 
-const TOP_KEYS = ['name', 'tunnel', 'dnsCapture', 'network', 'nodes', 'pods', 'services', 'policies', 'waypoints'] as const;
+const TOP_KEYS = ['name', 'tunnel', 'dnsCapture', 'network', 'nodes', 'pods', 'services', 'policies', 'resources', 'manifests', 'waypoints'] as const;
 const NETWORK_KEYS = ['nodeCidr', 'podCidr', 'serviceCidr', 'dnsIp'] as const;
 const NODE_KEYS = ['name'] as const;
 const POD_KEYS = ['name', 'node', 'namespace', 'serviceAccount', 'labels', 'app', 'command', 'mode'] as const;
@@ -316,6 +316,10 @@ function labName(src: YamlSource, f: Field | undefined, file: string): string {
   return name;
 }
 
+/** The `resources:` field and `manifests:` list of a source, for load.ts to hand to src/istio. */
+export const rawResources = new WeakMap<YamlSource, Field>();
+export const rawManifests = new WeakMap<YamlSource, string[]>();
+
 /** Everything a file says, with defaults filled in; `file` is stored as given. */
 export function readTopology(src: YamlSource, file: string): Topology {
   const root = src.root;
@@ -326,6 +330,8 @@ export function readTopology(src: YamlSource, file: string): Topology {
   let name: string | undefined;
   let tunnel: TunnelMode = 'auto';
   let dnsCapture = false;
+  let resources: Field | undefined;
+  let manifests: string[] = [];
   let network: NetworkPlan = { ...DEFAULT_NETWORK };
   let nodes: NodeSpec[] = [];
   let services: ServiceSpec[] = [];
@@ -334,7 +340,7 @@ export function readTopology(src: YamlSource, file: string): Topology {
   if (!fields.has('name')) name = labName(src, undefined, file);
   for (const { key, value } of entries) {
     // An empty `pods:` reads as null; for the optional lists that means "none".
-    const emptyList = src.isNull(value) && ['pods', 'services', 'policies', 'waypoints'].includes(key);
+    const emptyList = src.isNull(value) && ['pods', 'services', 'policies', 'resources', 'manifests', 'waypoints'].includes(key);
     if (emptyList) continue;
     switch (key) {
       case 'name': name = labName(src, value, file); break;
@@ -346,11 +352,18 @@ export function readTopology(src: YamlSource, file: string): Topology {
       case 'services': services = src.list(value, 'a list of Services').map((s) => readService(src, s)); break;
       case 'policies': policies = src.list(value, 'a list of AuthorizationPolicies').map((p) => readPolicy(src, p)); break;
       case 'waypoints':
-        if (src.list(value, 'a list').length > 0) src.fail(value.at, value.path, 'waypoints are not supported yet (leave the list empty or remove it)');
+        if (src.list(value, 'a list').length > 0) {
+          src.fail(value.at, value.path, 'waypoints are declared as Kubernetes objects: a Gateway with gatewayClassName: istio-waypoint under resources: (see README)');
+        }
         break;
+      // Istio/Gateway API objects: read by src/istio once the topology itself is valid (load.ts).
+      case 'resources': src.list(value, 'a list of Kubernetes objects (Gateway, HTTPRoute, VirtualService, ...)'); resources = value; break;
+      case 'manifests': manifests = src.stringList(value, { nonEmpty: true }); break;
     }
   }
   const lab = name as string;
+  if (resources) rawResources.set(src, resources);
+  if (manifests.length) rawManifests.set(src, manifests);
   return {
     name: lab, file, network, tunnel, dnsCapture, nodes,
     pods: pods.map((p) => ({ ...p, uid: podUid(lab, p.namespace, p.name) })),

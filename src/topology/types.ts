@@ -93,6 +93,8 @@ export interface Topology {
   policies: PolicySpec[];
   /** Waypoints, routes, L7 policies...: the Istio/Gateway API objects of `resources:`/`manifests:`, converted. */
   resources?: MeshResources;
+  /** Things in `resources:` that parse but may not do what the user expects (printed by `lab up`). */
+  warnings?: string[];
 }
 
 export const podKey = (p: { namespace: string; name: string }): string => `${p.namespace}/${p.name}`;

@@ -83,8 +83,6 @@ export function createWaypointInbound(z: WaypointInputs, http: HttpHandoff): Hbo
       let up = 0;
       let down = 0;
       tunnel.on('data', (b: Buffer) => { up += b.length; });
-      const write = tunnel.write.bind(tunnel);
-      tunnel.write = ((chunk: Buffer | string, ...rest: never[]) => { down += Buffer.byteLength(chunk); return write(chunk, ...rest); }) as typeof tunnel.write;
       const t0 = performance.now();
       tunnel.once('close', () => result.complete({ aToB: up, bToA: down, durationMs: performance.now() - t0 }));
       http(req, t, tunnel);
@@ -94,6 +92,8 @@ export function createWaypointInbound(z: WaypointInputs, http: HttpHandoff): Hbo
   };
   return createHboneServer({
     tls: z.tls,
+    // The authority names the Service VIP (or the pod) the client meant, not the waypoint.
+    requireAuthorityOnOrigDst: false,
     identityFor: (ip) => (ip === z.cfg.instanceIp ? waypointIdentity(z) : undefined),
     onRequest: (req) => void onRequest(req),
     onRefused: (r) => {

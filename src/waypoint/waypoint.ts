@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { meshTlsFromCertDir } from '../mesh/cert-dir.js';
+import { plainDuplex } from '../mesh/duplex-adapter.js';
 import { keyLogFromEnv } from '../mesh/keylog.js';
 import { principalOf } from '../mesh/identity.js';
 import { ADMIN_PORT, HBONE_PORT, READINESS_PORT, STATS_PORT } from '../mesh/ports.js';
@@ -97,7 +98,8 @@ export async function startWaypoint(cfg: WaypointConfig, log: Logger, opts: Inpu
     const service = t.kind === 'service'
       ? { host: t.service.hostname, port: t.port }
       : t.service ? { host: t.service.hostname, port: Number(Object.entries(t.service.ports).find(([, tp]) => tp === t.port)?.[0] ?? t.port) } : undefined;
-    tunnels.set(tunnel, {
+    const conn = plainDuplex(tunnel);
+    tunnels.set(conn, {
       ...(service ? { service } : {}),
       srcIp: req.peer.ip,
       srcPrincipal: principalOf(req.peer.identity),
@@ -105,7 +107,7 @@ export async function startWaypoint(cfg: WaypointConfig, log: Logger, opts: Inpu
       dstIp: req.target.ip,
       dstPort: req.target.port,
     });
-    httpServer.emit('connection', tunnel);
+    httpServer.emit('connection', conn);
   });
 
   const host = cfg.listen?.host ?? '0.0.0.0';
