@@ -83,3 +83,19 @@ t.test('delete: the route goes, then the waypoint; traffic goes direct again', a
   t.equal(sh(`pgrep -f '[w]aypoint/main.js.*${NAME}' || true`).trim(), '', 'no waypoint process runs');
   t.equal(JSON.parse(lab(['status', '--lab', NAME, '--json']).stdout).healthy, true, 'the lab is healthy');
 });
+
+t.test('PeerAuthentication STRICT (no waypoint left): plaintext into ambient pods is refused, mTLS still flows', async (t) => {
+  const v1 = podIp(up.summary, 'default/reviews-v1');
+  const plain = () => lab(['exec', '--lab', NAME, 'plain', '--', 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://${v1}:80/ip`]);
+  t.equal(plain().stdout, '200', 'PERMISSIVE (default): a mode:none pod reaches reviews in plaintext');
+  const r = lab(['apply', '--lab', NAME, '-f', `${F}/strict.yaml`]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /peerauthentication\.security\.istio\.io\/default created/);
+  const denied = plain();
+  t.equal(denied.code, 56, `STRICT: the connection is reset (curl exit 56), as ztunnel resets denied connections (${denied.stdout} ${denied.stderr})`);
+  t.match(sh(`cat /run/ambient-lab/${NAME}/logs/ztunnel-node-b.log`), /denied by DENY policy default\/istio_converted_static_strict/, 'node-b\'s ztunnel names the converted policy');
+  t.equal(lab(['exec', '--lab', NAME, 'sleep', '--', 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://${v1}:80/ip`]).stdout, '200', 'an ambient client (HBONE, mTLS) still gets through');
+  const d = lab(['delete', '--lab', NAME, '-f', `${F}/strict.yaml`]);
+  t.equal(d.code, 0, d.stderr);
+  t.equal(plain().stdout, '200', 'deleted: plaintext flows again');
+});
