@@ -14,6 +14,7 @@ import { captureCommand } from './capture.js';
 import { traceCommand } from './trace.js';
 import { graphCommand } from './graph.js';
 import { applyCommand, deleteCommand, getCommand } from './apply.js';
+import { proxyConfigCommand } from './proxy-config.js';
 
 function fail(e: unknown): never {
   if (e instanceof UserError) {
@@ -58,6 +59,7 @@ await yargs(hideBin(process.argv))
   .command(applyCommand as never)
   .command(deleteCommand as never)
   .command(getCommand as never)
+  .command(proxyConfigCommand as never)
   .demandCommand(1, 'give a command: lab up FILE, lab status, lab exec POD -- CMD, lab down (see --help)')
   .strict()
   .fail((msg, err) => {
