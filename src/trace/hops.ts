@@ -404,6 +404,8 @@ export interface ReconstructOptions {
   decisions?: L7Decision[];
   /** The proxies' log lines of the trace's window, for the HBONE tunnels' identities. */
   proxyLogs?: ProxyLogs[];
+  /** The SPIFFE identity of the workload at an IP: what the ztunnel answering its :15008 presents. */
+  workloadIdentity?: (ip: string) => string | undefined;
 }
 
 function traceLeg(l: Leg, points: Map<string, ObservationPoint>): TraceLeg {
@@ -474,6 +476,11 @@ export function reconstruct(observations: Observation[], pointList: ObservationP
       if (tunnel && !tunnel.clientIdentity && opener?.identity) {
         tunnel.clientIdentity = opener.identity;
         tunnel.source.push(`${opener.where} (its own identity)`);
+      }
+      const expected = opts.workloadIdentity?.(l.server.replace(/:\d+$/, ''));
+      if (tunnel && !tunnel.serverIdentity && expected) {
+        tunnel.serverIdentity = expected;
+        tunnel.source.push('the destination workload\'s identity');
       }
       return tunnel ? { ...t, tunnel } : t;
     }),

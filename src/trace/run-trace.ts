@@ -4,6 +4,7 @@ import { insideDir } from '../util/inside-dir.js';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import { DEFAULT_TRUST_DOMAIN, formatSpiffe } from '../mesh/identity.js';
 import { join } from 'node:path';
 import type { LabPlan, PlannedPod } from '../topology/address-plan.js';
 import { netnsExists } from '../host/netns.js';
@@ -76,7 +77,10 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
       const d = matchDecision(all, { ...(requestId ? { requestId } : {}), method: target.method ?? 'GET', path: target.path, fromMs, toMs: toMs + 1000 });
       return d ? [d] : [];
     });
-    const rec = reconstruct(observationsFrom(captures), points, source.netns, target.port, { decisions, proxyLogs });
+    const rec = reconstruct(observationsFrom(captures), points, source.netns, target.port, { decisions, proxyLogs, workloadIdentity: (ip) => {
+      const pod = plan.pods.find((p) => p.ip === ip && p.role === 'workload');
+      return pod && formatSpiffe({ trustDomain: DEFAULT_TRUST_DOMAIN, namespace: pod.namespace, serviceAccount: pod.serviceAccount });
+    } });
 
     const ruleCache = new Map<string, IpRule[]>();
     const routeCache = new Map<string, Promise<RouteExplanation | undefined>>();
