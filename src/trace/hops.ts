@@ -475,7 +475,7 @@ export function reconstruct(observations: Observation[], pointList: ObservationP
       const tunnel: TunnelFacts | undefined = facts || opener?.identity ? { source: [], ...facts } : undefined;
       if (tunnel && !tunnel.clientIdentity && opener?.identity) {
         tunnel.clientIdentity = opener.identity;
-        tunnel.source.push(`${opener.where} (its own identity)`);
+        tunnel.source.push(`${opener.where}'s own identity`);
       }
       const expected = opts.workloadIdentity?.(l.server.replace(/:\d+$/, ''));
       if (tunnel && !tunnel.serverIdentity && expected) {

@@ -181,14 +181,14 @@ export function tunnelFacts(
         // The receiver: src.identity is the client certificate it verified.
         f.authority ??= dst;
         f.clientIdentity ??= str(l['src.identity']);
-        f.source.push(`${where} (${l.msg})`);
+        f.source.push(`${where} log`);
       } else if (l.direction === 'outbound' && src !== undefined && ipOf(src) === ipOf(tunnel.client)
         && (tunnel.originalDst === undefined || dst === tunnel.originalDst)) {
         // The opener (a ztunnel spoofs its client's address, so only the IP compares).
         f.authority ??= dst;
         f.clientIdentity ??= str(l['src.identity']);
         f.serverIdentity ??= str(l['dst.identity']);
-        f.source.push(`${where} (${l.msg})`);
+        f.source.push(`${where} log`);
       }
     }
   }

@@ -13,10 +13,11 @@ function legTitle(r: TraceReport, legId: number): string {
 
 /** The tunnel's CONNECT and identities, under an HBONE connection's title. */
 function tunnelLine(r: TraceReport, legId: number): string | undefined {
-  const t = r.legs.find((x) => x.id === legId)?.tunnel;
+  const leg = r.legs.find((x) => x.id === legId);
+  const t = leg?.tunnel;
   if (!t) return undefined;
   const ids = t.clientIdentity || t.serverIdentity ? `, ${t.clientIdentity ?? '?'} -> ${t.serverIdentity ?? '?'}` : '';
-  return `       CONNECT ${t.authority ?? '(authority not logged)'}${ids}   [from ${t.source.join(', ')}]`;
+  return `       CONNECT ${t.authority ?? `(authority not seen${leg.reused ? ': the tunnel was opened before the trace' : ''})`}${ids}  [${t.source.join('; ')}]`;
 }
 
 /** What a waypoint did with the request, as lines under the hop that brought it in. */

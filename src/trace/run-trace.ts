@@ -20,6 +20,7 @@ import { makeRequest, type RequestTarget } from './request.js';
 import { learnerInterface, observationPoints, whereLabel, type ObservationPoint } from './roles.js';
 import type { ReportHop, TraceReport } from './report.js';
 import { copyKeyLog, keyLogFiles } from './keylog.js';
+import { applyWireFacts, tunnelsOnWire } from './wire-tunnels.js';
 
 export interface TraceOptions {
   plan: LabPlan;
@@ -81,6 +82,22 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
       const pod = plan.pods.find((p) => p.ip === ip && p.role === 'workload');
       return pod && formatSpiffe({ trustDomain: DEFAULT_TRUST_DOMAIN, namespace: pod.namespace, serviceAccount: pod.serviceAccount });
     } });
+
+    // Tunnels opened during the trace: the certificates each end presented and the CONNECT, from the wire.
+    const fresh = rec.legs.filter((l) => l.encap === 'hbone' && !l.reused);
+    const keys = fresh.length ? copyKeyLog(plan, work) : undefined;
+    if (keys) {
+      const byOrigin = new Map<string, number[]>();
+      for (const l of fresh) {
+        const ns = points.find((p) => whereLabel(p) === l.origin)?.netns;
+        const port = Number(l.client.replace(/^.*:/, ''));
+        if (ns) byOrigin.set(ns, [...(byOrigin.get(ns) ?? []), port]);
+      }
+      for (const [ns, ports] of byOrigin) {
+        const c = running.captures.find((x) => x.netns === ns);
+        if (c) applyWireFacts(rec.legs, await tunnelsOnWire(c.file, keys, ports));
+      }
+    }
 
     const ruleCache = new Map<string, IpRule[]>();
     const routeCache = new Map<string, Promise<RouteExplanation | undefined>>();

@@ -77,6 +77,10 @@ t.test('GET through the waypoint: every hop in order, the decision between the t
   t.same(leg3.slice(0, 7), [`${WP} eth0`, 'node node-a veth-wp-bookinfo-reviews', 'node node-a eth0', 'underlay underlay-node-a', 'underlay underlay-node-b', 'node node-b eth0', r.legs[2].reused ? 'node node-b veth-ztunnel' : 'node node-b istioin']);
   if (!r.legs[2].reused) t.same(leg3.slice(-3), ['node node-b veth-ztunnel vni 1000', 'ztunnel node-b eth0 vni 1000', 'ztunnel node-b pistioin'], 'a new tunnel: Geneve 1000 to node-b\'s ztunnel, TPROXY 15008');
   t.equal(r.legs[2].tunnel?.clientIdentity, WP_ID, 'the second tunnel carries the waypoint\'s identity');
+  if (!r.legs[2].reused) {
+    t.match(r.legs[2].tunnel, { authority: `${podAddr}:80`, serverIdentity: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews', source: ['the wire (decrypted with the key log)'] },
+      'a new tunnel: identities and CONNECT read from the decrypted handshake');
+  }
   // The destination ztunnel -> the pod, from the waypoint's address; the pod that answered is the one the decision named.
   t.same(legHops(r, 4), ['ztunnel node-b eth0', 'node node-b veth-ztunnel', `node node-b veth-${pod}`, `pod ${pod} eth0`]);
   t.equal(ipOf(r.hops.filter((h) => h.leg === 4)[0].src), wpIp);

@@ -12,6 +12,7 @@ import {
 import type { ObservationPoint } from '../../src/trace/roles.js';
 import { renderHopTable } from '../../src/trace/render-table.js';
 import { decisionWords, verdictShort } from '../../src/trace/render-svg.js';
+import { applyWireFacts, parseWireFields } from '../../src/trace/wire-tunnels.js';
 import type { TraceReport } from '../../src/trace/report.js';
 import { ether, geneve, ipv4, sll2, tcp, udp, OUT, IN, SYN } from './trace-frames.js';
 
@@ -174,7 +175,7 @@ t.test('through a waypoint: hops in order, the decision after the waypoint hop, 
     upstreamHost: `${V1}:80`, sourceIdentity: SLEEP_ID,
   });
   t.same(r.legs[1].tunnel, {
-    source: ['ztunnel node-a (connection complete)', `${WHERE} (connection complete)`],
+    source: ['ztunnel node-a log', `${WHERE} log`],
     authority: `${VIP}:9080`, clientIdentity: SLEEP_ID, serverIdentity: WP_ID,
   }, 'the first tunnel: CONNECT to the Service VIP, sleep -> the waypoint');
   t.equal(r.legs[2].tunnel?.clientIdentity, WP_ID, 'the second tunnel carries the waypoint\'s own identity');
@@ -190,7 +191,7 @@ t.test('through a waypoint: hops in order, the decision after the waypoint hop, 
   const at10 = text.findIndex((l) => /^10 {2}waypoint bookinfo-reviews/.test(l));
   t.match(text[at10 + 1], /== waypoint bookinfo-reviews decides: GET \/hostname \(Host reviews:9080\)/, 'the decision right after hop 10');
   t.match(text.join('\n'), /route: VirtualService default\/reviews http\[1\] \(rule 1\)\n\s+backend: reviews\.default\.svc\.cluster\.local:9080 subset v1, weight 90%\n\s+upstream: 10\.244\.1\.3:80/);
-  t.match(text.join('\n'), new RegExp(`connection 3: .*\\n\\s+CONNECT \\(authority not logged\\), ${WP_ID} -> `));
+  t.match(text.join('\n'), new RegExp(`connection 3: .*\\n\\s+CONNECT \\(authority not seen\\), ${WP_ID} -> `));
   t.ok(text.findIndex((l) => /^11 /.test(l)) > at10 + 5, 'hop 11 after the decision');
   t.equal(verdictShort(r.decisions[0]), 'GET -> v1 (90%): 200');
   t.match(decisionWords(r.decisions[0]), /VirtualService default\/reviews http\[1\] \(rule 1\) matches; it picks .* subset v1 \(weight 90%\)/);
@@ -214,5 +215,28 @@ t.test('denied at the waypoint: its hop is the last, with the RBAC reason', asyn
 t.test('tunnelFacts: the receiver matches the exact peer, the opener only the IP and original destination', async (t) => {
   const logs = proxyLogs(waypointLog);
   t.equal(tunnelFacts(logs, { client: `${SLEEP}:1`, server: `${WP}:15008`, originalDst: `${VIP}:9999` }), undefined, 'another port of the VIP: another connection');
-  t.same(tunnelFacts(logs, { client: `${SLEEP}:1`, server: `${WP}:15008`, originalDst: `${VIP}:9080` })?.source, ['ztunnel node-a (connection complete)']);
+  t.same(tunnelFacts(logs, { client: `${SLEEP}:1`, server: `${WP}:15008`, originalDst: `${VIP}:9080` })?.source, ['ztunnel node-a log']);
+});
+
+t.test('the wire overrides the logs: certificates and CONNECT decrypted by tshark', async (t) => {
+  // What `tshark -T fields -e ip.src -e tcp.srcport -e ip.dst -e tcp.dstport -e x509ce.uniformResourceIdentifier -e http2.headers.authority` prints.
+  const fields = [
+    `${WP}\t35172\t${V1}\t15008\t${WP_ID}\t`,
+    `${WP}\t35172\t${V1}\t15008\t${WP_ID}\t`,
+    `${V1}\t15008\t${WP}\t35172\tspiffe://cluster.local/ns/default/sa/bookinfo-reviews,\t`,
+    `${WP}\t35172\t${V1}\t15008\t\t${V1}:80`,
+    `${WP}\t35172\t${V1}\t15008\t\t${V1}:8080`,
+    'garbage',
+  ].join('\n');
+  const wire = parseWireFields(fields);
+  t.same([...wire.identities], [[`${WP}:35172>${V1}:15008`, WP_ID], [`${V1}:15008>${WP}:35172`, 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews']]);
+  t.same([...wire.authorities], [[`${WP}:35172>${V1}:15008`, `${V1}:80`]], 'the first CONNECT of the tunnel');
+  const legs = [
+    { id: 3, proto: 'tcp', client: `${WP}:35172`, server: `${V1}:15008`, encap: 'hbone' as const, origin: WHERE, delivered: 'ztunnel node-b', packets: 9, reused: false,
+      tunnel: { clientIdentity: 'spiffe://wrong', source: [`${WHERE}'s own identity`] } },
+    { id: 4, proto: 'tcp', client: `${WP}:41376`, server: `${V1}:80`, encap: 'none' as const, origin: 'ztunnel node-b', delivered: 'pod reviews-v1', packets: 3, reused: false },
+  ];
+  applyWireFacts(legs, wire);
+  t.same(legs[0].tunnel, { clientIdentity: WP_ID, serverIdentity: 'spiffe://cluster.local/ns/default/sa/bookinfo-reviews', authority: `${V1}:80`, source: ['the wire (decrypted with the key log)'] });
+  t.notOk('tunnel' in legs[1], 'plain TCP legs are left alone');
 });
