@@ -145,7 +145,9 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
     }
     for (const p of points.filter((x) => x.role === 'waypoint')) {
       if (rec.hops.some((h) => h.netns === p.netns) && !rec.decisions.some((d) => d.netns === p.netns)) {
-        report.notes.push(`the request went through ${whereLabel(p)}, but its log has no line for it${target.kind === 'tcp' ? ' (a TCP connection: the waypoint proxies it without an HTTP decision)' : ''}`);
+        report.notes.push(target.kind === 'tcp'
+          ? `${whereLabel(p)} proxied this connection as TCP: no HTTP request, so no route rule; it picked the endpoint at random among those it serves`
+          : `the request went through ${whereLabel(p)}, but its log has no request line for it (\`lab logs ${p.name}\`)`);
       }
     }
     if (plan.nodes.length && keyLogFiles(plan).configured.length === 0 && points.some((p) => p.role === 'ztunnel')) {
