@@ -2,7 +2,7 @@
 import type { BenchReport, TargetRow, Growth } from './report.js';
 import type { LabFigures, PathName } from './datapath.js';
 import type { LifecycleFigures } from './lifecycle.js';
-import { fmtMs, fmtMiB } from './format-units.js';
+import { fmtMs, fmtMiB, fmtDeltaMs } from './format-units.js';
 
 export const TARGETS = {
   demoUpMs: 2000,
@@ -13,6 +13,8 @@ export const TARGETS = {
   addedP50Ms: 1.5,
   throughputShare: 0.25,
   ztunnelIdleMiB: 80,
+  /** Informational until issue 14 sets the waypoint targets. */
+  waypointAddedP50Ms: 2,
 } as const;
 
 const NA_MESH = 'n/a: mesh not available';
@@ -21,7 +23,7 @@ function pathOf(l: LabFigures | undefined, p: PathName) {
   return l?.paths.find((x) => x.path === p);
 }
 
-export function evaluateTargets(r: Pick<BenchReport, 'lifecycle' | 'growth' | 'datapath'>): TargetRow[] {
+export function evaluateTargets(r: Pick<BenchReport, 'lifecycle' | 'growth' | 'datapath' | 'waypoint' | 'waypointError'>): TargetRow[] {
   const rows: TargetRow[] = [];
   const demo = r.lifecycle.find((c) => c.label === 'demo');
   const big = r.lifecycle.find((c) => c.label === '20x10');
@@ -73,7 +75,28 @@ export function evaluateTargets(r: Pick<BenchReport, 'lifecycle' | 'growth' | 'd
     const worst = Math.max(...zt.map((p) => p.idleKb!));
     rows.push({ target: `ztunnel RSS idle < ${TARGETS.ztunnelIdleMiB} MB`, measured: `${fmtMiB(worst)} (largest of ${zt.length})`, met: worst / 1024 < TARGETS.ztunnelIdleMiB });
   } else rows.push({ target: `ztunnel RSS idle < ${TARGETS.ztunnelIdleMiB} MB`, measured: NA_MESH });
+  rows.push(waypointRow(r));
   return rows;
+}
+
+/** The waypoint's added p50 per new request (new connection each), against the same lab's Service without one. */
+export function waypointRow(r: Pick<BenchReport, 'waypoint' | 'waypointError'>): TargetRow {
+  const target = `waypoint adds < ${TARGETS.waypointAddedP50Ms} ms p50 per new request`;
+  const w = r.waypoint;
+  if (!w) return { target, measured: r.waypointError ? 'n/a: waypoint lab not available' : 'n/a: not run (--skip)', informational: true };
+  const withWp = w.viaWaypoint.newConnection.p50.median;
+  const without = w.direct.newConnection.p50.median;
+  const added = withWp - without;
+  if (!Number.isFinite(added)) return { target, measured: 'n/a: no successful requests', informational: true };
+  // Failed requests do not count in a p50, so they are named and fail the row.
+  const errors = w.viaWaypoint.newConnection.errors + w.viaWaypoint.keepAlive.errors;
+  return {
+    target,
+    measured: `${fmtDeltaMs(withWp, without)} (${withWp.toFixed(2)} vs ${without.toFixed(2)} ms); kept alive ${fmtDeltaMs(w.viaWaypoint.keepAlive.p50.median, w.direct.keepAlive.p50.median)}`
+      + (errors ? `; ${errors} failed requests through the waypoint` : ''),
+    met: added < TARGETS.waypointAddedP50Ms && errors === 0,
+    informational: true,
+  };
 }
 
 function bigUpRow(big: LifecycleFigures | undefined, growth: Growth | undefined): TargetRow {
