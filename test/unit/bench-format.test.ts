@@ -97,8 +97,10 @@ t.test('without a mesh every mesh row reads "n/a: mesh not available"', (t) => {
     { label: '20x10', nodes: 20, pods: 221, reps: 1, noMesh: variant(19000, 9000), meshError: 'lab up failed' },
   ];
   const datapath = { baseline: lab(false, [0.61, 7640], [0.48, 6989]), meshError: 'ztunnel/node-a exited before it was ready' };
-  const rows = evaluateTargets({ lifecycle, growth: [], datapath });
-  t.equal(rows.length, 9);
+  const all = evaluateTargets({ lifecycle, growth: [], datapath, waypointError: 'lab up failed' });
+  t.equal(all.length, 10);
+  t.same(all.pop(), { target: 'waypoint adds < 2 ms p50 per new request', measured: 'n/a: waypoint lab not available', informational: true }, 'the waypoint row is last');
+  const rows = all;
   for (const r of rows) {
     t.equal(r.measured, 'n/a: mesh not available', r.target);
     t.equal(r.met, undefined);
