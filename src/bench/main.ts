@@ -1,7 +1,8 @@
 // `npm run bench [-- --json] [-- --quick]`: lab up/down wall time, data-path latency,
 // throughput, concurrency and memory, each next to its no-mesh baseline from the same run;
-// what a waypoint adds per request against the same lab's Service without one; a target table; results in bench/results/<date>-<host>.json. Labs are named bench-* and
-// are always brought down, also on error and Ctrl-C.
+// what a waypoint adds per request against the same lab's Service without one; a target
+// table; results in bench/results/<date>-<host>.json. Labs are named bench-* and are always
+// brought down, also on error and Ctrl-C.
 import { parseArgs } from 'node:util';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
