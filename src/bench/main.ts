@@ -32,7 +32,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   process.stdout.write(`usage: npm run bench -- [--quick] [--json] [--skip lifecycle|scale|datapath|waypoint|mesh]... [--results-dir DIR]
-  --quick         fewer runs and smaller scale labs (about 75 s)
+  --quick         fewer runs and smaller scale labs (about 90 s)
   --json          print the result as JSON instead of tables (progress stays on stderr)
   --skip WHAT     leave out a part: lifecycle (all lab up/down figures), scale (the NxM labs),
                   datapath (latency, throughput, memory), waypoint (what a waypoint adds),
