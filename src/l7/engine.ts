@@ -40,6 +40,12 @@ export interface DownstreamInfo {
   dstPort: number;
   /** For redirects; default http. */
   scheme?: 'http' | 'https';
+  /**
+   * x-forwarded-client-cert element for this connection's peer (a sidecar's inbound,
+   * APPEND_FORWARD): appended to what the client sent. Absent: XFCC is sanitized (removed),
+   * as at a waypoint or for a peer without a certificate.
+   */
+  forwardClientCert?: string;
 }
 
 export interface L7EngineOptions {
@@ -278,7 +284,13 @@ export class L7Engine {
     const rewritten = applyRewrite(rule?.rewrite, selection.kind === 'rule' ? selection.match : undefined, absoluteToOrigin(result.path), result.authority);
     let headers = stripHopByHop(x.req.headers);
     // The waypoint's inner HCM leaves forward_client_cert_details unset: Envoy sanitizes XFCC.
+    // A sidecar's inbound appends the peer's element (APPEND_FORWARD) when it had a certificate.
+    const xfcc = headers['x-forwarded-client-cert'];
     delete headers['x-forwarded-client-cert'];
+    if (info.forwardClientCert) {
+      const prev = Array.isArray(xfcc) ? xfcc.join(',') : xfcc;
+      headers['x-forwarded-client-cert'] = prev ? `${prev},${info.forwardClientCert}` : info.forwardClientCert;
+    }
     if (!headers['x-request-id']) {
       headers['x-request-id'] = randomUUID();
       result.requestId = headers['x-request-id'] as string;

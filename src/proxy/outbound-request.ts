@@ -68,8 +68,11 @@ export function buildOutboundRequest(store: WorkloadStore, proxy: OutboundProxy,
     const wpIp = workload.waypointAddresses[Math.floor(random() * workload.waypointAddresses.length)];
     const waypoint = store.workload(wpIp);
     if (!waypoint) throw new OutboundError(`waypoint ${wpIp} of ${workload.namespace}/${workload.name} is not a known workload`);
+    // A ztunnel keeps the original VIP:port and lets the waypoint choose; a sidecar has
+    // already chosen the pod and names it (reference §4, "Sidecar -> Ambient, with waypoint").
+    const via = proxy.kind === 'sidecar' ? target : origDst;
     return {
-      kind: 'hbone', hboneAddr: { ip: wpIp, port: HBONE_PORT }, authority: formatAuthority(origDst), target: origDst,
+      kind: 'hbone', hboneAddr: { ip: wpIp, port: HBONE_PORT }, authority: formatAuthority(via), target: via,
       expected: workloadIdentity(waypoint), workload, waypoint, ...svc,
     };
   }

@@ -1,0 +1,106 @@
+// A sidecar's side doors, as Envoy's: admin on 127.0.0.1:15000 (/config_dump: its listeners,
+// routes, clusters with their endpoints and how each is reached, the L7 authorization it
+// enforces, the config version), Prometheus on :15090 (/stats/prometheus) and readiness on
+// :15021 (/healthz/ready, which istio-agent serves in a real pod).
+import http from 'node:http';
+import { fmtAddr } from '../proxy/inputs.js';
+import { decideTransport, type EndpointTransport } from './transport.js';
+import type { SidecarContext } from './context.js';
+import type { SidecarPorts } from './config.js';
+
+const transportText = (t: EndpointTransport): string => {
+  switch (t.kind) {
+    case 'hbone': return `hbone ${fmtAddr(t.hboneAddr)}${t.waypoint ? ` (waypoint ${t.waypoint.namespace}/${t.waypoint.name})` : ''}`;
+    case 'istio-mtls': return 'istio-mtls';
+    default: return t.kind;
+  }
+};
+
+/** Envoy-like view: what `lab proxy-config POD` prints as tables (same keys as a waypoint's dump). */
+export function sidecarConfigDump(s: SidecarContext, ports?: SidecarPorts): Record<string, unknown> {
+  const { z } = s;
+  const cfg = z.cfg;
+  const { store, ...version } = z.xds.snapshot;
+  const services = store.state.services;
+  const protocol = (host: string, port: number): string => ((cfg.httpPorts[host] ?? []).includes(port) ? 'HTTP' : 'TCP');
+  const outbound = services.flatMap((svc) => Object.entries(svc.ports).flatMap(([port, target]) => {
+    const dr = cfg.destinationPolicies.find((d) => d.host === svc.hostname);
+    const subsets = [undefined, ...(dr?.subsets ?? []).map((x) => x.name)];
+    return subsets.map((subset) => {
+      const sel = subset ? dr!.subsets.find((x) => x.name === subset)!.labels : {};
+      const eps = svc.endpoints.filter((ip) => Object.entries(sel).every(([k, v]) => (cfg.podLabels[ip] ?? {})[k] === v));
+      return {
+        name: `outbound|${port}|${subset ?? ''}|${svc.hostname}`,
+        service: svc.hostname, port: Number(port), subset: subset ?? null,
+        loadBalancer: (subset && dr?.subsets.find((x) => x.name === subset)?.loadBalancer) ?? dr?.loadBalancer ?? 'LEAST_REQUEST',
+        endpoints: eps.map((ip) => `${ip}:${target}`),
+        transports: eps.map((ip) => {
+          try {
+            return { endpoint: `${ip}:${target}`, via: transportText(decideTransport(cfg, store, { ip, port: target })) };
+          } catch (e) {
+            return { endpoint: `${ip}:${target}`, via: `error: ${(e as Error).message}` };
+          }
+        }),
+      };
+    });
+  }));
+  const inbound = cfg.inboundPorts.map((p) => ({
+    name: `inbound|${p}||`, service: null, port: p, subset: null, loadBalancer: 'PASSTHROUGH',
+    endpoints: [`${cfg.instanceIp}:${p}`], transports: [{ endpoint: `${cfg.instanceIp}:${p}`, via: `tcp from ${s.appSource}` }],
+  }));
+  return {
+    config: version,
+    kind: 'sidecar',
+    pod: cfg.pod,
+    identity: cfg.identity,
+    hbone: cfg.hbone,
+    mtls: cfg.mtls,
+    ports: ports ?? null,
+    // Envoy's virtualOutbound (15001) and virtualInbound (15006) listeners and connect_terminate (15008).
+    proxyListeners: [
+      { name: 'virtualOutbound', address: `0.0.0.0:${ports?.outbound ?? 15001}`, what: 'REDIRECTed outbound, original destination from SO_ORIGINAL_DST' },
+      { name: 'virtualInbound', address: `0.0.0.0:${ports?.inbound ?? 15006}`, what: `REDIRECTed inbound: plaintext${cfg.mtls.mode === 'STRICT' ? ' refused (STRICT)' : ''} or Istio mTLS` },
+      { name: 'connect_terminate', address: `0.0.0.0:${ports?.hbone ?? 15008}`, what: `HBONE for ${cfg.instanceIp} only` },
+    ],
+    listeners: services.map((svc) => ({
+      service: svc.hostname, vips: svc.vips,
+      ports: Object.keys(svc.ports).map(Number).map((p) => ({ port: p, protocol: protocol(svc.hostname, p) })),
+    })),
+    inboundPorts: cfg.inboundPorts,
+    routes: cfg.routes,
+    clusters: [...outbound, ...inbound],
+    authorization: cfg.l7Policies,
+  };
+}
+
+const send = (res: http.ServerResponse, code: number, type: string, body: string): void => {
+  res.writeHead(code, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+};
+
+const metrics = (s: SidecarContext): string => s.z.metrics.render() + s.requests.render();
+
+export function sidecarAdmin(s: SidecarContext, ports: () => SidecarPorts | undefined): http.Server {
+  return http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/config_dump') return send(res, 200, 'application/json', JSON.stringify(sidecarConfigDump(s, ports()), null, 2) + '\n');
+    if (path === '/healthz/ready' || path === '/ready') return send(res, s.z.ready ? 200 : 503, 'text/plain', s.z.ready ? 'LIVE\n' : 'PRE_INITIALIZING\n');
+    if (path === '/metrics' || path === '/stats/prometheus') return send(res, 200, 'text/plain; version=0.0.4', metrics(s));
+    return send(res, 404, 'text/plain', 'not found\n');
+  });
+}
+
+export function sidecarStats(s: SidecarContext): http.Server {
+  return http.createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path === '/metrics' || path === '/stats/prometheus') return send(res, 200, 'text/plain; version=0.0.4', metrics(s));
+    return send(res, 404, 'text/plain', 'not found\n');
+  });
+}
+
+export function sidecarReadiness(s: SidecarContext): http.Server {
+  return http.createServer((req, res) => {
+    if ((req.url ?? '').split('?')[0] === '/healthz/ready') return send(res, s.z.ready ? 200 : 503, 'text/plain', s.z.ready ? 'ready\n' : 'not ready\n');
+    return send(res, 404, 'text/plain', 'not found\n');
+  });
+}
