@@ -28,6 +28,9 @@ export function createL7Server(engine: L7Engine, log: Logger, onResult: (r: L7Re
   server.keepAliveTimeout = 0;
   server.requestTimeout = 0;
   server.headersTimeout = 0;
+  // A client that half-closes after its request (shutdown(SHUT_WR), or an HBONE END_STREAM)
+  // still gets its response, as from Envoy; Node's default would end our side at once.
+  (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.on('clientError', (_e, sock) => sock.destroy());
   return {
     serve(conn, info) {

@@ -15,7 +15,7 @@ export async function dialTransport(s: SidecarContext, t: EndpointTransport): Pr
       return stream;
     }
     case 'istio-mtls':
-      return connectIstioMtls(z.tls, t.target, s.identity, t.expected);
+      return connectIstioMtls(z.tls, (await z.dialer.connected(t.target)).socket, t.target, s.identity, t.expected);
     case 'plaintext':
     case 'passthrough':
       return (await z.dialer.connected(t.target)).socket;

@@ -48,18 +48,19 @@ export function peekFirstChunk(sock: net.Socket, timeoutMs = 10_000): Promise<Bu
   });
 }
 
-/** Istio mTLS to a peer's app port, as `source`; the peer must prove `expected`. */
-export async function connectIstioMtls(mesh: MeshTls, target: Address, source: SpiffeId, expected: SpiffeId, timeoutMs = 10_000): Promise<tls.TLSSocket> {
+/** Istio mTLS to a peer's app port over `socket` (connecting or connected), as `source`; the peer must prove `expected`. */
+export async function connectIstioMtls(mesh: MeshTls, socket: net.Socket, target: Address, source: SpiffeId, expected: SpiffeId, timeoutMs = 10_000): Promise<tls.TLSSocket> {
   const secureContext = await secureContextFor(mesh, source);
   return new Promise((resolve, reject) => {
     const sock = tls.connect({
-      host: target.ip, port: target.port, secureContext, ALPNProtocols: ISTIO_ALPN,
+      socket, secureContext, ALPNProtocols: ISTIO_ALPN,
       rejectUnauthorized: true, checkServerIdentity: expectIdentity(expected),
     });
     mesh.keyLog?.attach(sock);
     const timer = setTimeout(() => sock.destroy(new Error(`Istio mTLS handshake with ${target.ip}:${target.port} timed out`)), timeoutMs);
     sock.once('error', (e) => {
       clearTimeout(timer);
+      socket.destroy();
       reject(e);
     });
     sock.once('secureConnect', () => {
@@ -106,7 +107,7 @@ export async function acceptIstioMtls(mesh: MeshTls, raw: net.Socket, local: Spi
       const peer = verifyPeer(sock, mesh.caPem);
       if (!peer.ok) return reject(new Error(peer.reason));
       const cert = sock.getPeerX509Certificate() as X509Certificate;
-      resolve({ stream: sock, peer: peer.identity, certHash: createHash('sha256').update(cert.raw).digest('hex'), certSubject: cert.subject.replace(/\n/g, ',') });
+      resolve({ stream: sock, peer: peer.identity, certHash: createHash('sha256').update(cert.raw).digest('hex'), certSubject: (cert.subject ?? '').replace(/\n/g, ',') });
     });
   });
 }
