@@ -1,6 +1,6 @@
 // The sidecar's inbound sniff (Envoy's tls_inspector: a TLS handshake record starts with
 // 0x16) and the x-forwarded-client-cert element it appends, without proxies around them.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import net from 'node:net';
 import { formatXfcc, looksLikeTls, peekFirstChunk, TLS_HANDSHAKE_RECORD } from '../../src/sidecar-proxy/istio-mtls.js';
 
@@ -16,7 +16,7 @@ t.test('looksLikeTls: the first byte of a ClientHello record, nothing else', asy
 });
 
 /** A connected pair on loopback: [the accepted side (paused, as the proxy accepts it), the client]. */
-async function pair(t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<[net.Socket, net.Socket]> {
+async function pair(t: Test): Promise<[net.Socket, net.Socket]> {
   const accepted = new Promise<net.Socket>((resolve) => {
     const srv = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => {
       srv.close();

@@ -38,7 +38,7 @@ interface Row {
   name: string;
   hbone: boolean;
   dst: string;
-  want: Partial<Record<keyof EndpointTransport | 'authority' | 'hboneAddr' | 'expected' | 'waypoint', unknown>>;
+  want: Partial<Record<keyof EndpointTransport | 'authority' | 'hboneAddr' | 'expected' | 'waypoint' | 'workload', unknown>>;
 }
 
 const rows: Row[] = [
