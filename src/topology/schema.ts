@@ -40,7 +40,8 @@ const RULE_KEYS = ['from', 'to'] as const;
 const SOURCE_KEYS = ['principals', 'notPrincipals', 'namespaces', 'notNamespaces', 'ipBlocks', 'notIpBlocks'] as const;
 const OPERATION_KEYS = ['ports', 'notPorts'] as const;
 const TUNNELS: readonly TunnelMode[] = ['auto', 'kernel', 'userspace'];
-const APPS: readonly BuiltinApp[] = ['sleep', 'httpbin', 'echo'];
+// bookinfo's reviews is one app per version, as the sample ships one image per version.
+const APPS: readonly BuiltinApp[] = ['sleep', 'httpbin', 'echo', 'productpage', 'details', 'reviews-v1', 'reviews-v2', 'reviews-v3', 'ratings'];
 const MODES: readonly PodMode[] = ['ambient', 'sidecar', 'none'];
 
 /** Entries of a map by key, after the reader has rejected unknown keys. */

@@ -3,7 +3,7 @@
 import type { MeshResources } from '../l7/model.js';
 
 export type PodMode = 'ambient' | 'sidecar' | 'none';
-export type BuiltinApp = 'sleep' | 'httpbin' | 'echo';
+export type BuiltinApp = 'sleep' | 'httpbin' | 'echo' | 'productpage' | 'details' | 'reviews-v1' | 'reviews-v2' | 'reviews-v3' | 'ratings';
 export type TunnelMode = 'auto' | 'kernel' | 'userspace';
 
 export interface NetworkPlan {
