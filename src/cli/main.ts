@@ -13,6 +13,8 @@ import { ztunnelCommand } from './ztunnel.js';
 import { captureCommand } from './capture.js';
 import { traceCommand } from './trace.js';
 import { graphCommand } from './graph.js';
+import { applyCommand, deleteCommand, getCommand } from './apply.js';
+import { proxyConfigCommand } from './proxy-config.js';
 
 function fail(e: unknown): never {
   if (e instanceof UserError) {
@@ -54,6 +56,10 @@ await yargs(hideBin(process.argv))
   .command(captureCommand as never)
   .command(traceCommand as never)
   .command(graphCommand as never)
+  .command(applyCommand as never)
+  .command(deleteCommand as never)
+  .command(getCommand as never)
+  .command(proxyConfigCommand as never)
   .demandCommand(1, 'give a command: lab up FILE, lab status, lab exec POD -- CMD, lab down (see --help)')
   .strict()
   .fail((msg, err) => {

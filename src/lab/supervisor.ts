@@ -11,14 +11,14 @@
 // - A process that keeps dying is not restarted every tick forever: like Kubernetes'
 //   CrashLoopBackOff, each quick death in a row doubles the wait (capped), and a process that
 //   stayed up for a while starts the count again.
-import { rmSync, readFileSync } from 'node:fs';
+import { rmSync, readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { readState, writeState, labStateDir, type LabState, type ProcessRecord } from '../state/store.js';
 import { isAlive, startProcess, waitReady } from '../host/processes.js';
 import { fileLogger } from '../util/log.js';
 import type { LabBuild, ProcessSpec } from '../plan/lab-build.js';
 
-const SUPERVISED = new Set(['ztunnel', 'geneve']);
+const SUPERVISED = new Set(['ztunnel', 'geneve', 'waypoint', 'dns']);
 
 export const BACKOFF = {
   /** Wait before the second restart in a row; doubles for each further quick death. */
@@ -163,14 +163,30 @@ export class Supervisor {
 
 export async function supervise(lab: string, intervalMs = 300): Promise<never> {
   const log = fileLogger(`${labStateDir(lab)}/logs/supervisor.log`, 'supervisor');
-  const build = JSON.parse(readFileSync(`${labStateDir(lab)}/build.json`, 'utf8')) as LabBuild;
-  const specs = new Map(build.processes.filter((p) => SUPERVISED.has(p.role)).map((p) => [p.id, p]));
+  const buildFile = `${labStateDir(lab)}/build.json`;
+  const readSpecs = (): Map<string, ProcessSpec> => {
+    const build = JSON.parse(readFileSync(buildFile, 'utf8')) as LabBuild;
+    return new Map(build.processes.filter((p) => SUPERVISED.has(p.role)).map((p) => [p.id, p]));
+  };
+  const specs = readSpecs();
+  let buildMtime = statSync(buildFile).mtimeMs;
   const sup = new Supervisor(lab, specs, log);
   // Only `lab down` (or a failed `up` removing itself) stops the supervisor.
   process.once('SIGTERM', () => { sup.killChildren(); process.exit(0); });
   log.info({ supervised: [...specs.keys()] }, 'supervising');
   for (;;) {
     await new Promise((r) => setTimeout(r, intervalMs));
+    // `lab apply` may add or remove a waypoint: it rewrites build.json, and the specs follow it.
+    try {
+      const m = statSync(buildFile).mtimeMs;
+      if (m !== buildMtime) {
+        buildMtime = m;
+        const next = readSpecs();
+        specs.clear();
+        for (const [k, v] of next) specs.set(k, v);
+        log.info({ supervised: [...specs.keys()] }, 'build changed; supervising');
+      }
+    } catch { /* the lab is going away: tick() sees it */ }
     if (!(await sup.tick())) {
       sup.killChildren();
       process.exit(0);

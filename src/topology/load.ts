@@ -8,6 +8,7 @@ import { YamlSource } from './yaml-source.js';
 import { readTopology, rawManifests, rawResources } from './schema.js';
 import type { Field } from './yaml-source.js';
 import { parseResources, mergeParsed, validateResources, type ParsedResources } from '../istio/index.js';
+import { splitObjects } from '../istio/documents.js';
 import { validateTopology } from './validate.js';
 import { UserError } from '../util/errors.js';
 
@@ -21,7 +22,7 @@ function resourcesText(text: string, f: Field): { text: string; lineOffset: numb
   return { text: ' '.repeat(start - lineStart) + text.slice(start, end), lineOffset: text.slice(0, lineStart).split('\n').length - 1 };
 }
 
-function readManifest(topologyFile: string, rel: string, i: number): ParsedResources {
+function readManifest(topologyFile: string, rel: string, i: number): { parsed: ParsedResources; text: string; name: string } {
   const path = isAbsolute(rel) ? rel : join(dirname(topologyFile), rel);
   let text: string;
   try {
@@ -31,24 +32,41 @@ function readManifest(topologyFile: string, rel: string, i: number): ParsedResou
     throw new UserError(`${topologyFile}: manifests[${i}]: cannot read ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
       'manifests are paths relative to the topology file');
   }
-  return parseResources(text, relative(process.cwd(), path) || path);
+  const name = relative(process.cwd(), path) || path;
+  return { parsed: parseResources(text, name), text, name };
 }
 
-export function parseTopology(text: string, file: string): Topology {
+/** Objects applied to a running lab (`lab apply`), added to what the topology file itself holds. */
+export interface LoadOptions {
+  extraResources?: ParsedResources[];
+}
+
+export function parseTopology(text: string, file: string, opts: LoadOptions = {}): Topology {
   const src = YamlSource.parse(text, file);
   const topology = readTopology(src, file);
   validateTopology(topology, src);
   // Istio and Gateway API objects, after the topology itself: references are checked against it.
   const inline = rawResources.get(src);
   const manifests = rawManifests.get(src) ?? [];
-  if (inline || manifests.length) {
+  const extra = opts.extraResources ?? [];
+  if (inline || manifests.length || extra.length) {
     const parts: ParsedResources[] = [];
+    const objects: NonNullable<Topology['objects']> = [];
+    const record = (t: string, f: string, lineOffset = 0) => objects.push(...splitObjects(t, f).map((d) => ({
+      kind: d.kind, namespace: d.namespace, name: d.name, where: d.where.replace(/:(\d+)$/, (_m, l) => `:${Number(l) + lineOffset}`),
+    })));
     if (inline) {
       const cut = resourcesText(text, inline);
       parts.push(parseResources(cut.text, file, { lineOffset: cut.lineOffset }));
+      record(cut.text, file, cut.lineOffset);
     }
-    manifests.forEach((m, i) => parts.push(readManifest(file, m, i)));
-    const parsed = mergeParsed(...parts);
+    manifests.forEach((m, i) => {
+      const r = readManifest(file, m, i);
+      parts.push(r.parsed);
+      record(r.text, r.name);
+    });
+    if (objects.length) topology.objects = objects;
+    const parsed = mergeParsed(...parts, ...extra);
     const { warnings } = validateResources(parsed, topology);
     topology.resources = parsed.resources;
     // L4 AuthorizationPolicies (and istiod's L4 conversion of L7 ones) go to ztunnel like `policies:`.
@@ -58,7 +76,7 @@ export function parseTopology(text: string, file: string): Topology {
   return { ...topology, file: resolve(file) };
 }
 
-export function loadTopology(file: string): Topology {
+export function loadTopology(file: string, opts: LoadOptions = {}): Topology {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -67,5 +85,5 @@ export function loadTopology(file: string): Topology {
     const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'it is a directory' : e.message;
     throw new UserError(`${file}: cannot read the topology file: ${why}`, 'pass the path of a topology YAML file, e.g. topologies/demo.yaml');
   }
-  return parseTopology(text, file);
+  return parseTopology(text, file, opts);
 }

@@ -93,6 +93,8 @@ export interface Topology {
   policies: PolicySpec[];
   /** Waypoints, routes, L7 policies...: the Istio/Gateway API objects of `resources:`/`manifests:`, converted. */
   resources?: MeshResources;
+  /** The objects of `resources:` and `manifests:` by identity and place (`lab get` lists them). */
+  objects?: Array<{ kind: string; namespace: string; name: string; where: string }>;
   /** Things in `resources:` that parse but may not do what the user expects (printed by `lab up`). */
   warnings?: string[];
 }

@@ -52,8 +52,7 @@ export async function startWaypoint(cfg: WaypointConfig, log: Logger, opts: Inpu
   const keyLog = keyLogFromEnv(cfg.keyLogFile);
   const tls = meshTlsFromCertDir(cfg.certDir, keyLog);
   const configHash = opts.configHash ?? (opts.configFile ? contentHash(readFileSync(opts.configFile)) : undefined);
-  // The waypoint connects from its own address: spoofing the client is ztunnel's business.
-  const z = createProxyInputs('waypoint', { ...cfg, enableOrigSrc: false }, tls, log, { ...opts, ...(configHash ? { configHash } : {}) });
+  const z = createProxyInputs('waypoint', cfg, tls, log, { ...opts, ...(configHash ? { configHash } : {}) });
   const requests = new RequestMetrics();
 
   const endpoints = (host: string, port: number): L7Endpoint[] => {

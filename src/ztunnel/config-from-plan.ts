@@ -5,6 +5,8 @@ import { labelsMatch, waypointPodName } from '../topology/address-plan.js';
 import type { Service, Workload } from '../mesh/workloads.js';
 import { ROOT_NAMESPACE, workloadIdentity } from '../mesh/workloads.js';
 import { convertPolicy } from '../mesh/authz-convert.js';
+import type { Authorization } from '../mesh/authz.js';
+import { effectiveMtls, strictPolicy } from '../mesh/peer-authn.js';
 import { DEFAULT_TRUST_DOMAIN, type SpiffeId } from '../mesh/identity.js';
 import type { ZtunnelConfig } from './config.js';
 
@@ -42,6 +44,13 @@ export function waypointOf(plan: LabPlan, p: PlannedPod): PlannedPod | undefined
   return plan.pods.find((x) => x.role === 'waypoint' && x.namespace === spec.namespace && x.name === waypointPodName(spec.gateway));
 }
 
+/** PeerAuthentication STRICT for an ambient pod, as the DENY policy istiod gives ztunnel. */
+function strictPolicyOf(plan: LabPlan, p: PlannedPod): Authorization | undefined {
+  const pas = plan.topology.resources?.peerAuthentications ?? [];
+  if (!pas.length || p.role !== 'workload' || p.mode !== 'ambient') return undefined;
+  return strictPolicy(p.namespace, effectiveMtls(pas, p.namespace, p.labels), p.name);
+}
+
 export function workloadFromPod(plan: LabPlan, p: PlannedPod): Workload {
   const { workloadName, workloadType } = workloadNameOf(p.name);
   const { protocol, nativeHbone } = protocolOf(p);
@@ -50,6 +59,8 @@ export function workloadFromPod(plan: LabPlan, p: PlannedPod): Workload {
     .filter((pol) => pol.namespace === p.namespace || pol.namespace === ROOT_NAMESPACE)
     .filter((pol) => labelsMatch(pol.selector!, p.labels))
     .map((pol) => `${pol.namespace}/${pol.name}`);
+  const strict = strictPolicyOf(plan, p);
+  if (strict) selecting.push(`${strict.namespace}/${strict.name}`);
   return {
     workloadIp: p.ip,
     waypointAddresses: [waypointOf(plan, p)?.ip].filter((ip): ip is string => !!ip),
@@ -108,6 +119,16 @@ export function ztunnelConfigFromPlan(plan: LabPlan, node: string, opts: { certD
     ...(opts.dnsCapture !== undefined ? { dnsCapture: opts.dnsCapture } : {}),
     workloads: plan.pods.map((p) => workloadFromPod(plan, p)),
     services: servicesFromPlan(plan),
-    policies: plan.topology.policies.map((p) => convertPolicy(p)),
+    policies: [...plan.topology.policies.map((p) => convertPolicy(p)), ...strictPolicies(plan)],
   };
+}
+
+/** The converted PeerAuthentication policies, once each. */
+export function strictPolicies(plan: LabPlan): Authorization[] {
+  const byKey = new Map<string, Authorization>();
+  for (const p of plan.pods) {
+    const s = strictPolicyOf(plan, p);
+    if (s) byKey.set(`${s.namespace}/${s.name}`, s);
+  }
+  return [...byKey.values()];
 }

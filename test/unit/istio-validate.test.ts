@@ -88,7 +88,7 @@ t.test('a waypoint for a service account no pod uses: warning', async (t) => {
 t.test('routes for a Service no waypoint serves: warning (ztunnel ignores them)', async (t) => {
   const withSelectors: TopologyFacts = {
     ...facts,
-    services: facts.services.map((s) => ({ ...s, selector: s.name === 'reviews' ? { app: 'reviews' } : { app: 'reviews', version: 'v1' } })),
+    services: facts.services.map((s) => ({ ...s, selector: (s.name === 'reviews' ? { app: 'reviews' } : { app: 'reviews', version: 'v1' }) as Record<string, string> })),
   };
   const text = `${dr}---\n${vs('v1')}`;
   const none = validateResources(parseResources(text, 'res.yaml'), withSelectors);

@@ -34,6 +34,8 @@ export function waypointConfig(ctx: PlanContext, pod: PlannedPod): WaypointConfi
     certDir: waypointCertDir(paths.stateDir, pod),
     // As the ztunnels do: a lab logs TLS secrets so `lab trace` can open the tunnels.
     keyLogFile: waypointKeyLog(paths.stateDir, pod),
+    // The waypoint connects from its own address: spoofing the client is ztunnel's business.
+    enableOrigSrc: false,
     gateway: { name: gateway, namespace: pod.namespace, ...(spec?.forServiceAccount ? { forServiceAccount: spec.forServiceAccount } : {}) },
     identity,
     workloads: plan.pods.map((p) => workloadFromPod(plan, p)),
@@ -60,7 +62,8 @@ export const waypointKind: PodKind = {
     const config = waypointConfigPath(ctx.paths.stateDir, pod);
     ctx.file({ path: config, content: JSON.stringify(cfg, null, 2) });
     const name = `waypoint-${pod.namespace}.${pod.name}`;
-    const ready = ctx.readyFile(name);
+    // Named after the process id, as `lab status` looks for it.
+    const ready = ctx.readyFile(`waypoint.${pod.namespace}.${pod.name}`);
     ctx.process({
       id: `waypoint/${pod.key}`, role: 'waypoint', netns: pod.netns, pod: pod.key, node: pod.node,
       argv: [ctx.paths.node, `${ctx.paths.distDir}/waypoint/main.js`, '--config', config, '--ready-file', ready],

@@ -1,0 +1,101 @@
+// `lab apply` / `lab delete` / `lab get` on a running lab: a waypoint Gateway added and removed
+// live, a VirtualService's fault, timeout and retries taking effect as soon as apply returns,
+// without restarting the waypoint, and a bad file changing nothing.
+import t from 'tap';
+import { existsSync } from 'node:fs';
+import { lab, upJson, podIp, sh, waitFor } from './helpers.js';
+
+const NAME = 'applylab';
+const F = 'test/fixtures/apply';
+const curl = (path: string, extra = '') => lab(['exec', '--lab', NAME, 'sleep', '--', 'sh', '-c', `curl -s -m 8 ${extra} -w '\\n%{http_code}' http://reviews:9080${path}`]).stdout;
+const origin = () => JSON.parse(curl('/ip').replace(/\n\d+$/, '')).origin as string;
+const WP_NS = `al-${NAME}-pod-default.bookinfo-reviews-istio-waypoint`;
+const wpPid = () => (JSON.parse(lab(['status', '--lab', NAME, '--json']).stdout).processes as Array<{ id: string; pid: number; alive: boolean }>)
+  .find((p) => p.id === 'waypoint/default/bookinfo-reviews-istio-waypoint');
+
+const up = upJson('test/fixtures/topologies/apply.yaml', NAME);
+t.teardown(() => { lab(['down', NAME]); });
+
+t.test('a waypoint Gateway applied live starts its pod; traffic goes through it', async (t) => {
+  if (!t.ok(up.ok, up.stderr)) return;
+  const sleepIp = podIp(up.summary, 'default/sleep');
+  t.equal(origin(), sleepIp, 'before: reviews sees sleep\'s own IP (ztunnel to ztunnel)');
+  t.match(lab(['get', '--lab', NAME]).stdout, /no objects in lab "applylab"/);
+  const r = lab(['apply', '--lab', NAME, '-f', `${F}/waypoint.yaml`]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^gateway\.gateway\.networking\.k8s\.io\/bookinfo-reviews created$/m);
+  t.match(r.stdout, /^started waypoint\/default\/bookinfo-reviews-istio-waypoint$/m);
+  t.match(r.stdout, /config pushed to ztunnel\/node-a \(v2\), ztunnel\/node-b \(v2\)/, 'both ztunnels run the new config when apply returns');
+  t.ok(existsSync(`/run/netns/${WP_NS}`), 'the waypoint pod\'s namespace exists');
+  const status = JSON.parse(lab(['status', '--lab', NAME, '--json']).stdout);
+  const wp = status.pods.find((p: { name: string }) => p.name === 'default/bookinfo-reviews-istio-waypoint');
+  t.match(wp, { role: 'waypoint', node: 'node-a' });
+  t.equal(status.healthy, true, 'the lab is healthy');
+  t.equal(origin(), wp.ip, 'after: reviews sees the waypoint\'s IP');
+  t.match(lab(['get', 'gateways', '--lab', NAME]).stdout, /Gateway\s+default\s+bookinfo-reviews\s+applied from test\/fixtures\/apply\/waypoint\.yaml:2/);
+});
+
+t.test('a VirtualService applied live: fault, timeout and retries, same waypoint process', async (t) => {
+  const pid = wpPid()?.pid;
+  const r = lab(['apply', '--lab', NAME, '-f', `${F}/fault.yaml`]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /virtualservice\.networking\.istio\.io\/reviews created\nconfig pushed to waypoint\/default\/bookinfo-reviews-istio-waypoint \(v2\)/);
+  t.equal(curl('/ip'), 'fault filter abort\n418', 'fault abort: 418 with Envoy\'s body, right after apply returned');
+  const t0 = Date.now();
+  t.equal(curl('/delay/3'), 'upstream request timeout\n504', 'timeout 0.5s: 504');
+  const took = Date.now() - t0;
+  t.ok(took < 2500, `the 504 came at the route timeout, not after the 3 s delay (${took} ms with lab exec)`);
+  t.match(curl('/status/503'), /\n503$/, 'retries exhausted: 503');
+  const logs = lab(['logs', '--lab', NAME, 'bookinfo-reviews-istio-waypoint']).stdout;
+  t.match(logs, /path: "\/status\/503"[\s\S]*?response_flags: "URX"[\s\S]*?attempts: 3/, 'the waypoint tried 3 times (1 + 2 retries)');
+  t.equal(wpPid()?.pid, pid, 'the waypoint was not restarted');
+});
+
+t.test('a bad file changes nothing', async (t) => {
+  const before = lab(['get', '--lab', NAME, '-o', 'json']).stdout;
+  const r = lab(['apply', '--lab', NAME, '-f', `${F}/bad-field.yaml`]);
+  t.equal(r.code, 2, 'exit 2');
+  t.match(r.stderr, /test\/fixtures\/apply\/bad-field\.yaml:8:7: VirtualService default\/reviews-mirror: spec\.http\[0\]\.mirror: not supported by the lab/);
+  t.equal(lab(['get', '--lab', NAME, '-o', 'json']).stdout, before, 'the applied objects are unchanged');
+  t.equal(curl('/ip'), 'fault filter abort\n418', 'behaviour unchanged');
+  const missing = lab(['delete', '--lab', NAME, '-f', `${F}/reviews-v2.yaml`]);
+  t.equal(missing.code, 2, 'deleting what was never applied: exit 2');
+  t.match(missing.stderr, /was not applied to lab "applylab" \(not found\)/);
+});
+
+t.test('delete: the route goes, then the waypoint; traffic goes direct again', async (t) => {
+  const d1 = lab(['delete', '--lab', NAME, '-f', `${F}/fault.yaml`]);
+  t.equal(d1.code, 0, d1.stderr);
+  t.match(curl('/ip'), /\n200$/, 'no route: 200 again');
+  const d2 = lab(['delete', '--lab', NAME, '-f', `${F}/waypoint.yaml`]);
+  t.equal(d2.code, 0, d2.stderr);
+  t.match(d2.stdout, /^stopped waypoint\/default\/bookinfo-reviews-istio-waypoint$/m);
+  t.notOk(existsSync(`/run/netns/${WP_NS}`), 'the waypoint\'s namespace is gone');
+  t.notOk(existsSync(`/etc/netns/${WP_NS}`), 'and its /etc/netns files');
+  t.equal(origin(), podIp(up.summary, 'default/sleep'), 'reviews sees sleep\'s IP again');
+  // The supervisor must not bring the deleted waypoint back: once it has read the new build
+  // (its log says so), nothing of the waypoint may run.
+  const supLog = `/run/ambient-lab/${NAME}/logs/supervisor.log`;
+  await waitFor(() => {
+    const lines = sh(`grep 'build changed' ${supLog} || true`).trim().split('\n');
+    return !!lines[0] && !lines[lines.length - 1].includes('waypoint/');
+  }, 5000, 'the supervisor to drop the waypoint from what it supervises');
+  t.equal(sh(`pgrep -f '[w]aypoint/main.js.*${NAME}' || true`).trim(), '', 'no waypoint process runs');
+  t.equal(JSON.parse(lab(['status', '--lab', NAME, '--json']).stdout).healthy, true, 'the lab is healthy');
+});
+
+t.test('PeerAuthentication STRICT (no waypoint left): plaintext into ambient pods is refused, mTLS still flows', async (t) => {
+  const v1 = podIp(up.summary, 'default/reviews-v1');
+  const plain = () => lab(['exec', '--lab', NAME, 'plain', '--', 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://${v1}:80/ip`]);
+  t.equal(plain().stdout, '200', 'PERMISSIVE (default): a mode:none pod reaches reviews in plaintext');
+  const r = lab(['apply', '--lab', NAME, '-f', `${F}/strict.yaml`]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /peerauthentication\.security\.istio\.io\/default created/);
+  const denied = plain();
+  t.equal(denied.code, 56, `STRICT: the connection is reset (curl exit 56), as ztunnel resets denied connections (${denied.stdout} ${denied.stderr})`);
+  t.match(sh(`cat /run/ambient-lab/${NAME}/logs/ztunnel-node-b.log`), /denied by DENY policy default\/istio_converted_static_strict/, 'node-b\'s ztunnel names the converted policy');
+  t.equal(lab(['exec', '--lab', NAME, 'sleep', '--', 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://${v1}:80/ip`]).stdout, '200', 'an ambient client (HBONE, mTLS) still gets through');
+  const d = lab(['delete', '--lab', NAME, '-f', `${F}/strict.yaml`]);
+  t.equal(d.code, 0, d.stderr);
+  t.equal(plain().stdout, '200', 'deleted: plaintext flows again');
+});
