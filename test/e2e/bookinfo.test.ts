@@ -4,7 +4,7 @@
 // notsleep); the reviews waypoint routing the signed-in jason to v2 (productpage turns the login
 // into `end-user`); the L7 policy on productpage's waypoint (403 RBAC: access denied); the 90/10
 // split, as VirtualService + DestinationRule and as HTTPRoute. Real namespaces, processes, requests.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +29,7 @@ function curl(pod: string, args: string): { code: number; body: string; status: 
   const i = r.stdout.lastIndexOf('\n');
   return { code: r.code, body: r.stdout.slice(0, i), status: r.stdout.slice(i + 1) };
 }
-function apply(t: Tap.Test, file: string, verb: 'apply' | 'delete' = 'apply'): boolean {
+function apply(t: Test, file: string, verb: 'apply' | 'delete' = 'apply'): boolean {
   const r = lab([verb, '--lab', L, '-f', `${OBJ}/${file}`]);
   return t.equal(r.code, 0, `lab ${verb} -f ${OBJ}/${file}${r.code ? `\n${r.stdout}${r.stderr}` : ''}`);
 }

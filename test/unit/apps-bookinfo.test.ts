@@ -1,7 +1,7 @@
 // The bookinfo services on loopback, wired to each other (or to a recording stand-in) by URL:
 // what each answers, what productpage renders, which headers travel downstream, and how a
 // failing or slow upstream shows up (the sample's messages, statuses, retries and timeouts).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startDetails } from '../../src/apps/bookinfo/details.js';
@@ -27,14 +27,14 @@ function call(port: number, path: string, opts: { method?: string; headers?: Rec
 
 const base = (a: { port: number }): string => `http://127.0.0.1:${a.port}`;
 
-async function started(t: Tap.Test, app: Promise<RunningApp>): Promise<RunningApp> {
+async function started(t: Test, app: Promise<RunningApp>): Promise<RunningApp> {
   const a = await app;
   t.teardown(() => a.close());
   return a;
 }
 
 /** A stand-in upstream that records each request's path and headers and answers as told. */
-async function recorder(t: Tap.Test, answer: (path: string) => { status: number; body: string; delayMs?: number }) {
+async function recorder(t: Test, answer: (path: string) => { status: number; body: string; delayMs?: number }) {
   const seen: Array<{ path: string; headers: IncomingHttpHeaders }> = [];
   const server: Server = createServer((req, res) => {
     seen.push({ path: req.url ?? '', headers: req.headers });
@@ -204,4 +204,39 @@ t.test('productpage: failing upstreams show the sample\'s errors; reviews is tri
   t.equal(api.status, 503, 'the API passes the upstream status through');
   const det = await call(pp.port, '/api/v1/products/0');
   t.equal(det.status, 500, 'no response at all is a 500');
+});
+
+t.test('the pod entries: flags, ready file, podname from --name, bad --version exits 2', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { existsSync, mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join, resolve } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'alt-bookinfo-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // Only the TypeScript loader: the child must not report to this test's tap process.
+  const loader = process.execArgv.filter((a) => a.includes('typescript'));
+  const entry = (name: string): string => resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../../src/apps', `${name}.ts`);
+  const run = (name: string, args: string[]) => {
+    const proc = spawn(process.execPath, [...loader, entry(name), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d));
+    proc.stderr!.on('data', (d: Buffer) => (out += d));
+    const exit = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+    t.teardown(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); });
+    return { proc, exit, out: () => out };
+  };
+
+  const bad = run('bookinfo-reviews', ['--version', 'v4', '--port', '0']);
+  t.equal(await bad.exit, 2, 'an unknown version is a usage error (exit 2)');
+  t.match(bad.out(), /reviews: --version must be one of v1, v2, v3, got "v4"/);
+
+  const ready = join(dir, 'ready-reviews');
+  const rev = run('bookinfo-reviews', ['--version', 'v1', '--port', '0', '--host', '127.0.0.1', '--name', 'reviews-v1-abc', '--ready-file', ready]);
+  const deadline = Date.now() + 20_000;
+  while (!existsSync(ready) && Date.now() < deadline && rev.proc.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+  const info = JSON.parse(readFileSync(ready, 'utf8'));
+  t.match(info, { app: 'reviews', version: 'v1' });
+  t.equal(JSON.parse((await call(info.port, '/reviews/0')).body).podname, 'reviews-v1-abc', '--name is the podname');
+  rev.proc.kill('SIGTERM');
+  t.equal(await rev.exit, 0, 'SIGTERM: exit 0');
 });
