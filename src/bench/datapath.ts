@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { REPO, labUp, labDown, labStatus, type StatusProcess } from './lab-cli.js';
-import { spread, type Spread, type LatencySummary } from './stats.js';
+import { spread, combineLatencyRuns, type Spread, type LatencySummary, type LatencyRun } from './stats.js';
 import { rssKb, peakRssWhile, cpuWhile } from './procfs.js';
 
 const LOAD_CLIENT = resolve(REPO, 'dist/bench/load-client.js');
@@ -40,7 +40,19 @@ export interface PathFigures {
   newConnection: LatencyFigure;
   keepAlive: LatencyFigure;
   bulk: { mbitPerS: Spread; bytes: number; complete: boolean; error?: string; cpuSecondsPerGiB: Record<string, number> };
-  concurrent: { connections: number; maxOpen: number; errors: number; droppedEarly: number; requests: number; rps: number; p50: number; p99: number; firstError?: string };
+  concurrent: ConcurrentFigure;
+}
+
+export interface ConcurrentFigure {
+  connections: number;
+  maxOpen: number;
+  errors: number;
+  droppedEarly: number;
+  requests: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  firstError?: string;
 }
 
 export interface ProcessMemory {
@@ -82,21 +94,28 @@ export function runLoadClient(netns: string, args: string[], timeoutMs: number):
   });
 }
 
+/** One run of `latency` requests to `url` from a pod: its p50/p99 and errors. */
+export async function latencyRun(netns: string, url: string, keepalive: boolean, o: Pick<DatapathOptions, 'latencyRequests'>): Promise<LatencyRun> {
+  const res = await runLoadClient(netns, ['latency', '--url', url, '--requests', String(o.latencyRequests), '--warmup', '10', ...(keepalive ? ['--keepalive'] : [])],
+    60_000 + o.latencyRequests * 200);
+  const l = res.latencyMs as LatencySummary;
+  return { p50: l.p50, p99: l.p99, errors: res.errors, firstError: res.firstError };
+}
+
 async function latencyFigure(netns: string, url: string, keepalive: boolean, o: DatapathOptions): Promise<LatencyFigure> {
-  const p50: number[] = [];
-  const p99: number[] = [];
-  let errors = 0;
-  let firstError: string | undefined;
-  for (let r = 0; r < o.latencyRuns; r++) {
-    const res = await runLoadClient(netns, ['latency', '--url', url, '--requests', String(o.latencyRequests), '--warmup', '10', ...(keepalive ? ['--keepalive'] : [])],
-      60_000 + o.latencyRequests * 200);
-    const l = res.latencyMs as LatencySummary;
-    p50.push(l.p50);
-    p99.push(l.p99);
-    errors += res.errors;
-    firstError ??= res.firstError;
-  }
-  return { p50: spread(p50), p99: spread(p99), errors, firstError };
+  const runs: LatencyRun[] = [];
+  for (let r = 0; r < o.latencyRuns; r++) runs.push(await latencyRun(netns, url, keepalive, o));
+  return combineLatencyRuns(runs);
+}
+
+/** `connections` keep-alive connections from a pod, each looping GET `url` for `concurrentSeconds`. */
+export async function concurrentRun(netns: string, url: string, o: Pick<DatapathOptions, 'connections' | 'concurrentSeconds'>): Promise<ConcurrentFigure> {
+  const c = await runLoadClient(netns, ['concurrent', '--url', url, '--connections', String(o.connections), '--seconds', String(o.concurrentSeconds)],
+    o.concurrentSeconds * 1000 + 60_000);
+  return {
+    connections: c.connections, maxOpen: c.maxOpen, errors: c.errors, droppedEarly: c.droppedEarly, requests: c.requests,
+    rps: c.rps, p50: c.latencyMs.p50, p99: c.latencyMs.p99, firstError: c.firstError,
+  };
 }
 
 function roleOf(procs: StatusProcess[], pid: number): string {
@@ -147,15 +166,11 @@ export async function measureDatapath(file: string, name: string, mesh: boolean,
         const cpuSecondsPerGiB = Object.fromEntries([...cpu].filter(([, s]) => s > 0).map(([k, s]) => [k, gib > 0 ? s / gib : NaN]));
 
         log(`  ${path}: ${o.connections} concurrent connections for ${o.concurrentSeconds} s`);
-        const c = await runLoadClient(pod.netns, ['concurrent', '--url', `${base}/status/200`, '--connections', String(o.connections), '--seconds', String(o.concurrentSeconds)],
-          o.concurrentSeconds * 1000 + 60_000);
+        const concurrent = await concurrentRun(pod.netns, `${base}/status/200`, o);
         out.push({
           path, client, newConnection, keepAlive,
           bulk: { mbitPerS: spread(mbit), bytes, complete, error, cpuSecondsPerGiB },
-          concurrent: {
-            connections: c.connections, maxOpen: c.maxOpen, errors: c.errors, droppedEarly: c.droppedEarly, requests: c.requests,
-            rps: c.rps, p50: c.latencyMs.p50, p99: c.latencyMs.p99, firstError: c.firstError,
-          },
+          concurrent,
         });
       }
       return out;

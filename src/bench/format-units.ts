@@ -30,4 +30,6 @@ export function fmtDeltaMs(value: number, baseline: number): string {
   return `${d >= 0 ? '+' : '-'}${fmtMs(Math.abs(d))}`;
 }
 
-export const fmtMet = (met: boolean | undefined): string => (met === undefined ? 'n/a' : met ? 'yes' : 'NO');
+/** An informational row (no target set yet) reads "yes/no (informational)", never a shouted NO. */
+export const fmtMet = (met: boolean | undefined, informational = false): string =>
+  informational ? (met === undefined ? 'n/a (informational)' : `${met ? 'yes' : 'no'} (informational)`) : met === undefined ? 'n/a' : met ? 'yes' : 'NO';

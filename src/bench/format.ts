@@ -2,7 +2,8 @@
 // spends its time, memory and CPU of the data path, and the target table. Pure.
 import { table } from '../cli/output.js';
 import type { BenchReport } from './report.js';
-import type { LabFigures, PathFigures, PathName, LatencyFigure } from './datapath.js';
+import type { LabFigures, PathFigures, PathName, LatencyFigure, ConcurrentFigure } from './datapath.js';
+import type { WaypointFigures, WaypointPathFigures } from './waypoint.js';
 import { fmtMs, fmtMiB, fmtMbit, fmtSpread, fmtRatio, fmtDeltaMs, fmtMet } from './format-units.js';
 
 const STEPS = ['state', 'netns', 'mesh', 'links', 'rules', 'files', 'processes', 'ready'];
@@ -94,8 +95,39 @@ export function renderDatapath(d: BenchReport['datapath']): string {
   return out.join('\n');
 }
 
+/** The waypoint section: each figure without and with the waypoint, then the waypoint process itself. */
+export function renderWaypoint(w: WaypointFigures | undefined, error?: string): string {
+  if (!w) return `n/a: waypoint lab not available${error ? `: ${error}` : ''}`;
+  const d = w.direct;
+  const v = w.viaWaypoint;
+  const rows: string[][] = [];
+  const lat = (label: string, pick: (x: WaypointPathFigures) => LatencyFigure) => {
+    for (const q of ['p50', 'p99'] as const) {
+      const cell = (x: WaypointPathFigures) => fmtSpread(pick(x)[q], fmtMs) + (q === 'p50' ? errs(pick(x).errors) : '');
+      rows.push([`${label} ${q}`, cell(d), cell(v), fmtDeltaMs(pick(v)[q].median, pick(d)[q].median)]);
+    }
+  };
+  lat('new connection', (x) => x.newConnection);
+  lat('kept alive', (x) => x.keepAlive);
+  const conc = (c: ConcurrentFigure) => `${Math.round(c.rps)} req/s, ${c.maxOpen} open, ${c.errors} err, p99 ${fmtMs(c.p99)}`;
+  rows.push([`${d.concurrent.connections} concurrent conns`, conc(d.concurrent), conc(v.concurrent), fmtRatio(v.concurrent.rps, d.concurrent.rps)]);
+  const wpNode = `waypoint on ${w.waypoint.node}`;
+  const out = [
+    `${w.client} -> ${d.service} (${d.target}): ambient, no waypoint; -> ${v.service} (${v.target}): through ${w.waypoint.pod} (${wpNode})`,
+    table(['figure', 'no waypoint', 'through the waypoint', 'waypoint adds'], rows),
+    '',
+    'Waypoint process (VmRSS; peak = sampled every 200 ms during the load above):',
+    table(['process', 'idle', 'under load (peak)', 'after load', 'CPU per request'], [[
+      w.waypoint.process, fmtMiB(w.memory.idleKb ?? NaN), fmtMiB(w.memory.peakKb ?? NaN), fmtMiB(w.memory.afterKb ?? NaN),
+      w.cpuMsPerRequest === undefined ? 'n/a' : `${w.cpuMsPerRequest.toFixed(3)} ms`,
+    ]]),
+    `httpbin saw ${w.origins.waypoint} (the waypoint) through it and ${w.origins.direct} (the client) without; the waypoint counted ${w.waypointRequests.counted} requests of the ${w.waypointRequests.sent} sent through it`,
+  ];
+  return out.join('\n');
+}
+
 export function renderTargets(rows: BenchReport['targets']): string {
-  return table(['target', 'measured', 'met?'], rows.map((t) => [t.target, t.measured, fmtMet(t.met)]));
+  return table(['target', 'measured', 'met?'], rows.map((t) => [t.target, t.measured, fmtMet(t.met, t.informational)]));
 }
 
 export function renderReport(r: BenchReport): string {
@@ -104,12 +136,11 @@ export function renderReport(r: BenchReport): string {
     `ambient-lab bench ${r.date}${r.quick ? ' (--quick)' : ''}: ${m.host}, ${m.cpuModel}, ${m.cores} cores, ${Math.round(m.memoryMiB / 1024)} GiB, kernel ${m.kernel}, node ${m.node}, Geneve ${m.geneve ?? 'n/a'}`,
     `load average ${m.loadAvg.start} at start, ${m.loadAvg.end} at end${Math.max(m.loadAvg.start, m.loadAvg.end) > m.cores ? ` (more than ${m.cores} cores: other work competed with the bench, figures are pessimistic)` : ''}`,
     '',
-    '## lab up / lab down (wall time of the CLI, median (min-max))',
-    renderLifecycle(r),
-    '',
-    '## Data path: pod -> httpbin Service (median (min-max) over runs)',
-    renderDatapath(r.datapath),
-    '',
+    // A part left out with --skip prints nothing rather than a table of n/a.
+    ...(r.lifecycle.length ? ['## lab up / lab down (wall time of the CLI, median (min-max))', renderLifecycle(r), ''] : []),
+    ...(r.datapath.baseline || r.datapath.mesh || r.datapath.meshError || r.datapath.baselineError
+      ? ['## Data path: pod -> httpbin Service (median (min-max) over runs)', renderDatapath(r.datapath), ''] : []),
+    ...(r.waypoint || r.waypointError ? ['## Waypoint: what it adds per request, same lab, same client (median (min-max) over runs)', renderWaypoint(r.waypoint, r.waypointError), ''] : []),
     '## Targets',
     renderTargets(r.targets),
     '',

@@ -1,7 +1,8 @@
 // `npm run bench [-- --json] [-- --quick]`: lab up/down wall time, data-path latency,
 // throughput, concurrency and memory, each next to its no-mesh baseline from the same run;
-// a target table; results in bench/results/<date>-<host>.json. Labs are named bench-* and
-// are always brought down, also on error and Ctrl-C.
+// what a waypoint adds per request against the same lab's Service without one; a target
+// table; results in bench/results/<date>-<host>.json. Labs are named bench-* and are always
+// brought down, also on error and Ctrl-C.
 import { parseArgs } from 'node:util';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -10,6 +11,8 @@ import { REPO, downAllSync, activeLabs } from './lab-cli.js';
 import { scaleTopologyYaml } from './scale-topology.js';
 import { measureLifecycle, type LifecycleCase, type LifecycleFigures } from './lifecycle.js';
 import { measureDatapath, type DatapathOptions } from './datapath.js';
+import { measureWaypoint } from './waypoint.js';
+import { waypointTopologyYaml } from './waypoint-topology.js';
 import { machineFacts } from './machine.js';
 import { computeGrowth } from './growth.js';
 import { evaluateTargets } from './targets.js';
@@ -28,11 +31,12 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  process.stdout.write(`usage: npm run bench -- [--quick] [--json] [--skip lifecycle|scale|datapath|mesh]... [--results-dir DIR]
-  --quick         fewer runs and smaller scale labs (about 75 s)
+  process.stdout.write(`usage: npm run bench -- [--quick] [--json] [--skip lifecycle|scale|datapath|waypoint|mesh]... [--results-dir DIR]
+  --quick         fewer runs and smaller scale labs (about 90 s)
   --json          print the result as JSON instead of tables (progress stays on stderr)
   --skip WHAT     leave out a part: lifecycle (all lab up/down figures), scale (the NxM labs),
-                  datapath (latency, throughput, memory), mesh (baseline only)
+                  datapath (latency, throughput, memory), waypoint (what a waypoint adds),
+                  mesh (baseline only; also skips the waypoint)
   results go to bench/results/<date>-<host>[-quick].json (see bench/README.md)
 `);
   process.exit(0);
@@ -43,7 +47,13 @@ if (process.getuid?.() !== 0) {
 }
 
 const quick = !!values.quick;
+const PARTS = ['lifecycle', 'scale', 'datapath', 'waypoint', 'mesh'];
 const skip = new Set(values.skip ?? []);
+const unknownPart = [...skip].find((p) => !PARTS.includes(p));
+if (unknownPart !== undefined) {
+  process.stderr.write(`bench: --skip ${unknownPart}: expected one of ${PARTS.join(', ')}\n`);
+  process.exit(2);
+}
 const log = (m: string) => process.stderr.write(`${m}\n`);
 
 const datapathOptions: DatapathOptions = quick
@@ -102,16 +112,32 @@ try {
     }
   }
 
+  // A waypoint only exists in the mesh: its baseline is the same lab's Service without one.
+  let waypoint: BenchReport['waypoint'];
+  let waypointError: string | undefined;
+  if (!skip.has('waypoint') && !skip.has('mesh')) {
+    const file = join(tmp, 'bench-wp.yaml');
+    writeFileSync(file, waypointTopologyYaml());
+    try {
+      waypoint = await measureWaypoint(file, 'bench-wp-lab', datapathOptions, log);
+    } catch (e) {
+      waypointError = (e as Error).message.split('\n').slice(0, 3).join(' ');
+      log(`waypoint: ${waypointError}`);
+    }
+  }
+
   const growth = computeGrowth(lifecycle);
   const report: BenchReport = {
     version: 1,
     date: new Date().toISOString(),
     quick,
-    machine: machineFacts(loadAtStart, datapath.mesh?.tunnel),
+    machine: machineFacts(loadAtStart, datapath.mesh?.tunnel ?? waypoint?.tunnel),
     options: { datapath: datapathOptions, lifecycleReps: Object.fromEntries(cases.map((c) => [c.label, c.reps])) },
     lifecycle,
     growth,
     datapath,
+    ...(waypoint ? { waypoint } : {}),
+    ...(waypointError ? { waypointError } : {}),
     targets: [],
     durationS: (performance.now() - started) / 1000,
   };

@@ -4,6 +4,7 @@ import type { MachineFacts } from './machine.js';
 import type { LifecycleFigures } from './lifecycle.js';
 import type { LabFigures } from './datapath.js';
 import type { DatapathOptions } from './datapath.js';
+import type { WaypointFigures } from './waypoint.js';
 
 export interface Growth {
   variant: 'no-mesh' | 'mesh';
@@ -24,6 +25,9 @@ export interface BenchReport {
   lifecycle: LifecycleFigures[];
   growth: Growth[];
   datapath: { baseline?: LabFigures; mesh?: LabFigures; meshError?: string; baselineError?: string };
+  /** The waypoint section: absent when skipped (--skip waypoint or --skip mesh). */
+  waypoint?: WaypointFigures;
+  waypointError?: string;
   targets: TargetRow[];
   durationS: number;
 }
@@ -33,4 +37,6 @@ export interface TargetRow {
   measured: string;
   /** undefined: not measurable in this run (e.g. the mesh did not come up). */
   met?: boolean;
+  /** Reported, not a pass/fail criterion yet (a target still to be set). */
+  informational?: boolean;
 }

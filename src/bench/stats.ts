@@ -77,3 +77,22 @@ export function fitNodesPods(points: ReadonlyArray<{ nodes: number; pods: number
   const perPod = (spy * snn - sny * snp) / det;
   return { base: my - perNode * mn - perPod * mp, perNode, perPod };
 }
+
+/** One run of the latency load client: its own p50/p99 and how many requests failed. */
+export interface LatencyRun {
+  p50: number;
+  p99: number;
+  errors: number;
+  firstError?: string;
+}
+
+/** Repeated latency runs as reported: median (min-max) of each run's p50 and p99, errors summed. */
+export function combineLatencyRuns(runs: readonly LatencyRun[]): { p50: Spread; p99: Spread; errors: number; firstError?: string } {
+  const firstError = runs.find((r) => r.firstError !== undefined)?.firstError;
+  return {
+    p50: spread(runs.map((r) => r.p50)),
+    p99: spread(runs.map((r) => r.p99)),
+    errors: runs.reduce((a, r) => a + r.errors, 0),
+    ...(firstError !== undefined ? { firstError } : {}),
+  };
+}

@@ -2,7 +2,7 @@
 import type { BenchReport, TargetRow, Growth } from './report.js';
 import type { LabFigures, PathName } from './datapath.js';
 import type { LifecycleFigures } from './lifecycle.js';
-import { fmtMs, fmtMiB } from './format-units.js';
+import { fmtMs, fmtMiB, fmtDeltaMs } from './format-units.js';
 
 export const TARGETS = {
   demoUpMs: 2000,
@@ -13,24 +13,30 @@ export const TARGETS = {
   addedP50Ms: 1.5,
   throughputShare: 0.25,
   ztunnelIdleMiB: 80,
+  /** Informational until issue 14 sets the waypoint targets. */
+  waypointAddedP50Ms: 2,
 } as const;
 
 const NA_MESH = 'n/a: mesh not available';
+const NOT_RUN = 'n/a: not run (--skip)';
 
 function pathOf(l: LabFigures | undefined, p: PathName) {
   return l?.paths.find((x) => x.path === p);
 }
 
-export function evaluateTargets(r: Pick<BenchReport, 'lifecycle' | 'growth' | 'datapath'>): TargetRow[] {
+export function evaluateTargets(r: Pick<BenchReport, 'lifecycle' | 'growth' | 'datapath' | 'waypoint' | 'waypointError'>): TargetRow[] {
   const rows: TargetRow[] = [];
+  // A part left out with --skip is "not run", not a mesh that failed to come up.
+  const naLife = r.lifecycle.length ? NA_MESH : NOT_RUN;
+  const naData = r.datapath.baseline || r.datapath.mesh || r.datapath.meshError || r.datapath.baselineError ? NA_MESH : NOT_RUN;
   const demo = r.lifecycle.find((c) => c.label === 'demo');
   const big = r.lifecycle.find((c) => c.label === '20x10');
   const lt = (v: number | undefined, limit: number, fmt: (n: number) => string): Omit<TargetRow, 'target'> =>
-    v === undefined || !Number.isFinite(v) ? { measured: NA_MESH } : { measured: fmt(v), met: v < limit };
+    v === undefined || !Number.isFinite(v) ? { measured: naLife } : { measured: fmt(v), met: v < limit };
 
   rows.push({ target: `demo lab up (mesh) < ${fmtMs(TARGETS.demoUpMs)}`, ...lt(demo?.mesh?.upWallMs.median, TARGETS.demoUpMs, fmtMs) });
   rows.push({ target: `demo lab down (mesh) < ${fmtMs(TARGETS.demoDownMs)}`, ...lt(demo?.mesh?.downWallMs.median, TARGETS.demoDownMs, fmtMs) });
-  rows.push(bigUpRow(big, r.growth.find((g) => g.variant === 'mesh')));
+  rows.push(bigUpRow(big, r.growth.find((g) => g.variant === 'mesh'), naLife));
 
   const base = r.datapath.baseline;
   const mesh = r.datapath.mesh;
@@ -43,14 +49,14 @@ export function evaluateTargets(r: Pick<BenchReport, 'lifecycle' | 'growth' | 'd
       measured: `+${added.toFixed(2)} ms (${mCross.newConnection.p50.median.toFixed(2)} vs ${bCross.newConnection.p50.median.toFixed(2)} ms)`,
       met: added < TARGETS.addedP50Ms,
     });
-  } else rows.push({ target: `ambient cross-node new-connection p50 added < ${TARGETS.addedP50Ms} ms`, measured: NA_MESH });
+  } else rows.push({ target: `ambient cross-node new-connection p50 added < ${TARGETS.addedP50Ms} ms`, measured: naData });
 
   for (const p of ['cross-node', 'same-node'] as const) {
     const b = pathOf(base, p);
     const m = pathOf(mesh, p);
     const target = `ambient ${p} throughput >= ${TARGETS.throughputShare * 100}% of baseline`;
     if (!b || !m) {
-      rows.push({ target, measured: NA_MESH });
+      rows.push({ target, measured: naData });
       continue;
     }
     const share = m.bulk.mbitPerS.median / b.bulk.mbitPerS.median;
@@ -60,7 +66,7 @@ export function evaluateTargets(r: Pick<BenchReport, 'lifecycle' | 'growth' | 'd
   for (const p of ['cross-node', 'same-node'] as const) {
     const m = pathOf(mesh, p);
     const target = `ambient ${p}: 50 concurrent connections, no errors`;
-    if (!m) rows.push({ target, measured: NA_MESH });
+    if (!m) rows.push({ target, measured: naData });
     else {
       const c = m.concurrent;
       const ok = c.errors === 0 && c.droppedEarly === 0 && c.maxOpen >= c.connections;
@@ -72,14 +78,35 @@ export function evaluateTargets(r: Pick<BenchReport, 'lifecycle' | 'growth' | 'd
   if (zt.length) {
     const worst = Math.max(...zt.map((p) => p.idleKb!));
     rows.push({ target: `ztunnel RSS idle < ${TARGETS.ztunnelIdleMiB} MB`, measured: `${fmtMiB(worst)} (largest of ${zt.length})`, met: worst / 1024 < TARGETS.ztunnelIdleMiB });
-  } else rows.push({ target: `ztunnel RSS idle < ${TARGETS.ztunnelIdleMiB} MB`, measured: NA_MESH });
+  } else rows.push({ target: `ztunnel RSS idle < ${TARGETS.ztunnelIdleMiB} MB`, measured: naData });
+  rows.push(waypointRow(r));
   return rows;
 }
 
-function bigUpRow(big: LifecycleFigures | undefined, growth: Growth | undefined): TargetRow {
+/** The waypoint's added p50 per new request (new connection each), against the same lab's Service without one. */
+export function waypointRow(r: Pick<BenchReport, 'waypoint' | 'waypointError'>): TargetRow {
+  const target = `waypoint adds < ${TARGETS.waypointAddedP50Ms} ms p50 per new request`;
+  const w = r.waypoint;
+  if (!w) return { target, measured: r.waypointError ? 'n/a: waypoint lab not available' : NOT_RUN, informational: true };
+  const withWp = w.viaWaypoint.newConnection.p50.median;
+  const without = w.direct.newConnection.p50.median;
+  const added = withWp - without;
+  if (!Number.isFinite(added)) return { target, measured: 'n/a: no successful requests', informational: true };
+  // Failed requests do not count in a p50, so they are named and fail the row.
+  const errors = w.viaWaypoint.newConnection.errors + w.viaWaypoint.keepAlive.errors;
+  return {
+    target,
+    measured: `${fmtDeltaMs(withWp, without)} (${withWp.toFixed(2)} vs ${without.toFixed(2)} ms); kept alive ${fmtDeltaMs(w.viaWaypoint.keepAlive.p50.median, w.direct.keepAlive.p50.median)}`
+      + (errors ? `; ${errors} failed requests through the waypoint` : ''),
+    met: added < TARGETS.waypointAddedP50Ms && errors === 0,
+    informational: true,
+  };
+}
+
+function bigUpRow(big: LifecycleFigures | undefined, growth: Growth | undefined, na: string): TargetRow {
   const target = `20x10 lab up (mesh) < ${fmtMs(TARGETS.bigUpMs)}, linear growth`;
-  if (!big) return { target, measured: 'n/a: not run (--quick)' };
-  if (!big.mesh) return { target, measured: NA_MESH };
+  if (!big) return { target, measured: na === NOT_RUN ? NOT_RUN : 'n/a: not run (--quick or --skip scale)' };
+  if (!big.mesh) return { target, measured: na };
   const t = big.mesh.upWallMs.median;
   const ratio = growth?.doublingRatio;
   const linear = ratio === undefined || ratio <= TARGETS.linearDoublingMax;

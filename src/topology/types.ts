@@ -29,6 +29,8 @@ export interface PodSpec {
   app?: BuiltinApp;
   command?: string[];
   mode: PodMode;
+  /** Sidecar pods: the proxy speaks HBONE (Istio's ambient profile; default true); false = classic Istio mTLS. */
+  hbone?: boolean;
   /** Stable UID (the ipset comment carries it, as istio-cni does). */
   uid: string;
 }

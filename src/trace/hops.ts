@@ -9,8 +9,10 @@ import {
 } from './pcap.js';
 import { learnerInterface, ROLE_TRAITS, whereLabel, type ObservationPoint, type Role } from './roles.js';
 
-export type Encap = 'none' | 'geneve' | 'hbone';
+import { tunnelFacts, type L7Decision, type LogLine, type TunnelFacts } from './proxy-logs.js';
 import { HBONE_PORT } from '../mesh/ports.js';
+
+export type Encap = 'none' | 'geneve' | 'hbone';
 
 export { HBONE_PORT };
 
@@ -188,11 +190,32 @@ function anchor(l: Leg, j: Journey): void {
   l.deliveredNetns = j.obs[j.obs.length - 1].netns;
 }
 
+/** What a proxy's own log says about the request, to follow it through that proxy. */
+export interface ProxyGuide {
+  /** The proxy answered itself (a waypoint's 403): the request's path ends in it. */
+  stop: boolean;
+  /** The endpoint IP it sent the request to: its next connection goes there (over HBONE, :15008). */
+  upstreamIp?: string;
+}
+
+/** The earliest connection `cur`'s proxy sends on after taking `cur` in, among those `ok` accepts. */
+function nextLeg(legs: Leg[], chain: Leg[], cur: Leg, ok: (l: Leg) => boolean): { leg: Leg; j: Journey } | undefined {
+  let best: { leg: Leg; j: Journey } | undefined;
+  for (const l of legs) {
+    if (chain.includes(l) || l.proto !== 'tcp' || !ok(l)) continue;
+    const j = l.syn
+      ? (l.syn.obs[0].netns === cur.deliveredNetns && l.syn.obs[0].ts >= endTs(cur) ? l.syn : undefined)
+      : l.journeys.find((x) => x.obs[0].netns === cur.deliveredNetns && x.obs[0].ts >= endTs(cur) && x.obs.length > 1);
+    if (j && (!best || j.obs[0].ts < best.j.obs[0].ts)) best = { leg: l, j };
+  }
+  return best;
+}
+
 /**
  * The request's path: the first TCP connection the source pod opens (to `dport` if given),
  * then, while it is delivered into a proxy, the next connection that proxy opens.
  */
-export function chainLegs(legs: Leg[], points: Map<string, ObservationPoint>, srcNetns: string, dport?: number): Leg[] {
+export function chainLegs(legs: Leg[], points: Map<string, ObservationPoint>, srcNetns: string, dport?: number, guides: Map<string, ProxyGuide> = new Map()): Leg[] {
   const first = legs.find((l) => l.syn && l.originNetns === srcNetns && (dport === undefined || l.server.endsWith(`:${dport}`)))
     ?? legs.find((l) => l.syn && l.originNetns === srcNetns);
   if (first) anchor(first, first.syn!);
@@ -202,16 +225,15 @@ export function chainLegs(legs: Leg[], points: Map<string, ObservationPoint>, sr
     const cur = chain[chain.length - 1];
     const at = points.get(cur.deliveredNetns);
     if (!at || !ROLE_TRAITS[at.role].proxy) break;
+    const guide = guides.get(cur.deliveredNetns);
+    // The proxy answered the request itself (a waypoint's 403): nothing it opened after is ours.
+    if (guide?.stop) break;
     // The proxy's next connection: a new one (SYN) it opens, or one from its pool it sends on,
-    // whichever carries the proxy's first packet after it took this connection in.
-    let best: { leg: Leg; j: Journey } | undefined;
-    for (const l of legs) {
-      if (chain.includes(l) || l.proto !== 'tcp') continue;
-      const j = l.syn
-        ? (l.syn.obs[0].netns === cur.deliveredNetns && l.syn.obs[0].ts >= endTs(cur) ? l.syn : undefined)
-        : l.journeys.find((x) => x.obs[0].netns === cur.deliveredNetns && x.obs[0].ts >= endTs(cur) && x.obs.length > 1);
-      if (j && (!best || j.obs[0].ts < best.j.obs[0].ts)) best = { leg: l, j };
-    }
+    // whichever carries the proxy's first packet after it took this connection in. Where the
+    // proxy said where it sent the request (a waypoint's upstream_host), that connection first.
+    const upstream = guide?.upstreamIp;
+    const best = nextLeg(legs, chain, cur, (l) => upstream !== undefined && l.server.replace(/:\d+$/, '') === upstream)
+      ?? nextLeg(legs, chain, cur, () => true);
     if (!best) break;
     if (!best.leg.syn) anchor(best.leg, best.j);
     chain.push(best.leg);
@@ -287,7 +309,7 @@ function describeNext(o: Observation, prev: Observation, point: ObservationPoint
     return o.dir === 'in' ? 'same packet, onto the underlay bridge' : `bridged towards ${node}`;
   }
   if (role === 'node') return o.dir === 'in' ? 'same packet, enters the node' : 'leaves the node';
-  if (point && ROLE_TRAITS[point.role].proxy) return o.dir === 'in' ? 'arrives at the ztunnel pod' : 'leaves the ztunnel pod';
+  if (point && ROLE_TRAITS[point.role].proxy) return o.dir === 'in' ? `arrives at the ${point.role} pod` : `leaves the ${point.role} pod`;
   if (point && points.size) return o.dir === 'in' ? 'delivered to the pod' : 'leaves the pod';
   return 'same packet';
 }
@@ -335,6 +357,8 @@ export interface PathGroup {
 
 export interface TraceLeg {
   id: number;
+  /** An HBONE tunnel's :authority and identities, as the proxies at its ends logged them. */
+  tunnel?: TunnelFacts;
   proto: string;
   client: string;
   server: string;
@@ -355,6 +379,33 @@ export interface Reconstruction {
   later: PathGroup[];
   /** Connections seen that are not part of the request (DNS lookups, ...). */
   other: TraceLeg[];
+  /** What the L7 proxies on the path decided, each placed after the hop that brought the request in. */
+  decisions: PlacedDecision[];
+}
+
+export interface PlacedDecision extends L7Decision {
+  /** The connection that brought the request into the proxy. */
+  leg: number;
+  /** The decision happened after this hop (the request's arrival in the proxy). */
+  afterHop: number;
+}
+
+export interface ProxyLogs {
+  netns: string;
+  /** `ztunnel node-a`, `waypoint bookinfo-reviews`. */
+  where: string;
+  lines: LogLine[];
+  /** The identity this proxy presents when it opens HBONE (a waypoint's own; a ztunnel's vary per client). */
+  identity?: string;
+}
+
+export interface ReconstructOptions {
+  /** The L7 proxies' decisions for the trace's request (at most one per proxy netns). */
+  decisions?: L7Decision[];
+  /** The proxies' log lines of the trace's window, for the HBONE tunnels' identities. */
+  proxyLogs?: ProxyLogs[];
+  /** The SPIFFE identity of the workload at an IP: what the ztunnel answering its :15008 presents. */
+  workloadIdentity?: (ip: string) => string | undefined;
 }
 
 function traceLeg(l: Leg, points: Map<string, ObservationPoint>): TraceLeg {
@@ -370,11 +421,14 @@ function traceLeg(l: Leg, points: Map<string, ObservationPoint>): TraceLeg {
   };
 }
 
-export function reconstruct(observations: Observation[], pointList: ObservationPoint[], srcNetns: string, dport?: number): Reconstruction {
+export function reconstruct(observations: Observation[], pointList: ObservationPoint[], srcNetns: string, dport?: number, opts: ReconstructOptions = {}): Reconstruction {
   const points = new Map(pointList.map((p) => [p.netns, p]));
   const journeys = buildJourneys(observations);
   const legs = buildLegs(journeys);
-  const chain = chainLegs(legs, points, srcNetns, dport);
+  const guides = new Map<string, ProxyGuide>((opts.decisions ?? []).map((d) => [d.netns, {
+    stop: d.localReply, ...(d.upstreamHost ? { upstreamIp: d.upstreamHost.replace(/:\d+$/, '') } : {}),
+  }]));
+  const chain = chainLegs(legs, points, srcNetns, dport, guides);
   // Number the request's connections 1..n in path order, everything else after them.
   [...chain, ...legs.filter((l) => !chain.includes(l))].forEach((l, i) => { l.id = i + 1; });
   const t0 = chain.length ? startTs(chain[0]) : journeys[0]?.obs[0].ts ?? 0n;
@@ -402,10 +456,36 @@ export function reconstruct(observations: Observation[], pointList: ObservationP
     later.push(...groups.values());
   }
   later.sort((a, b) => a.firstTUs - b.firstTUs);
+  const decisions: PlacedDecision[] = [];
+  for (const d of opts.decisions ?? []) {
+    const into = chain.find((l) => l.deliveredNetns === d.netns);
+    const arrival = into && hops.filter((h) => h.leg === into.id).at(-1);
+    if (into && arrival) decisions.push({ ...d, leg: into.id, afterHop: arrival.index });
+  }
+  const logs = opts.proxyLogs ?? [];
   return {
     t0,
-    legs: chain.map((l) => traceLeg(l, points)),
+    legs: chain.map((l, i) => {
+      const t = traceLeg(l, points);
+      if (l.encap !== 'hbone') return t;
+      // A ztunnel keeps the client's original destination as the authority of its tunnel.
+      const prev = chain[i - 1];
+      const facts = tunnelFacts(logs, { client: l.client, server: l.server, ...(prev && prev.encap === 'none' ? { originalDst: prev.server } : {}) });
+      const opener = logs.find((x) => x.netns === l.originNetns);
+      const tunnel: TunnelFacts | undefined = facts || opener?.identity ? { source: [], ...facts } : undefined;
+      if (tunnel && !tunnel.clientIdentity && opener?.identity) {
+        tunnel.clientIdentity = opener.identity;
+        tunnel.source.push(`${opener.where}'s own identity`);
+      }
+      const expected = opts.workloadIdentity?.(l.server.replace(/:\d+$/, ''));
+      if (tunnel && !tunnel.serverIdentity && expected) {
+        tunnel.serverIdentity = expected;
+        tunnel.source.push('the destination workload\'s identity');
+      }
+      return tunnel ? { ...t, tunnel } : t;
+    }),
     hops, later,
     other: legs.filter((l) => !chain.includes(l)).map((l) => traceLeg(l, points)),
+    decisions,
   };
 }

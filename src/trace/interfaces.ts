@@ -28,6 +28,7 @@ const ABOUT: Record<string, string> = {
 
 export function describeInterface(point: ObservationPoint, real: string): string {
   const name = learnerInterface(point, real);
+  if (name.startsWith('veth-wp-')) return `host side of waypoint ${name.slice(8)}'s eth0`;
   if (name.startsWith('veth-')) return `host side of pod ${name.slice(5)}'s eth0`;
   if (name.startsWith('underlay-')) return `port of ${name.slice(9)}'s eth0 on the bridge`;
   if (real === 'eth0' && point.role === 'node') return 'the node\'s link to the underlay';

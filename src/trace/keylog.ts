@@ -1,19 +1,23 @@
-// The TLS secrets the ztunnels log (SSLKEYLOGFILE format), gathered into one keys.log so
-// `tshark -o tls.keylog_file:keys.log` can open the HBONE tunnels of a trace.
+// The TLS secrets the ztunnels and waypoints log (SSLKEYLOGFILE format), gathered into one
+// keys.log so `tshark -o tls.keylog_file:keys.log` can open the HBONE tunnels of a trace.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { labStateFile } from '../state/store.js';
 import { insideDir } from '../util/inside-dir.js';
 import type { LabPlan } from '../topology/address-plan.js';
 
-/** Key log files named in the lab's ztunnel configs (`keyLogFile`) that exist. */
+/** Key log files named in the lab's ztunnel and waypoint configs (`keyLogFile`) that exist. */
 export function keyLogFiles(plan: LabPlan): { configured: string[]; present: string[] } {
   const configured: string[] = [];
-  for (const n of plan.nodes) {
+  const configs = [
+    ...plan.nodes.map((n) => labStateFile(plan.lab, 'ztunnel', `${n.name}.json`)),
+    ...plan.pods.filter((p) => p.role === 'waypoint').map((p) => labStateFile(plan.lab, 'waypoint', `${p.namespace}.${p.name}.json`)),
+  ];
+  for (const file of configs) {
     try {
-      const cfg = JSON.parse(readFileSync(labStateFile(plan.lab, 'ztunnel', `${n.name}.json`), 'utf8')) as { keyLogFile?: string };
+      const cfg = JSON.parse(readFileSync(file, 'utf8')) as { keyLogFile?: string };
       if (cfg.keyLogFile) configured.push(cfg.keyLogFile);
     } catch {
-      // no mesh, or no config for this node
+      // no mesh, or no config for this proxy
     }
   }
   return { configured, present: configured.filter((f) => existsSync(f)) };

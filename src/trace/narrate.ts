@@ -3,15 +3,18 @@
 import type { ReportHop } from './report.js';
 
 const ip = (ep: string): string => ep.replace(/:\d+$/, '');
-const owner = (iface: string): string | undefined => (iface.startsWith('veth-') ? iface.slice(5) : undefined);
+const owner = (iface: string): string | undefined => (iface.startsWith('veth-wp-') ? `waypoint ${iface.slice(8)}` : iface.startsWith('veth-') ? iface.slice(5) : undefined);
 
 export function plainStep(h: ReportHop, prev: ReportHop | undefined, legStart: boolean): string {
-  const pod = h.where.replace(/^(pod|node|ztunnel) /, '');
+  const pod = h.where.replace(/^(pod|node|ztunnel|waypoint) /, '');
   const markMatch = h.reason ? /marked (0x[0-9a-f]+)/.exec(h.reason) : null;
   const table = h.reason ? /(table \d+|main table) ->/.exec(h.reason)?.[1] : undefined;
   if (legStart) {
     const what = h.flags === 'SYN' ? 'opens a connection (TCP SYN)' : 'sends a packet';
-    if (h.encap === 'hbone') return `${h.where} ${what} to ${h.dst}: HBONE, a mutual-TLS tunnel between ztunnels`;
+    if (h.encap === 'hbone') {
+      const peer = h.role === 'waypoint' ? 'from the waypoint, with its own identity, to the destination\'s ztunnel' : 'between ztunnels (or a ztunnel and a waypoint)';
+      return `${h.where} ${what} to ${h.dst}: HBONE, a mutual-TLS tunnel ${peer}`;
+    }
     return `${h.role === 'pod' ? pod : h.where} ${what} to ${h.dst}`;
   }
   if (h.encap === 'geneve' && prev?.encap !== 'geneve') {
@@ -23,6 +26,7 @@ export function plainStep(h: ReportHop, prev: ReportHop | undefined, legStart: b
     if (tp) return `unwrapped on ${h.interface}; the TPROXY rule hands it to the ztunnel listening on ${tp}`;
     if (h.reason?.includes('0x4d3')) return 'a later packet of a connection ztunnel took over: delivered straight to ztunnel\'s socket (mark 0x4d3)';
     if (h.role === 'pod') return `${pod} receives it on its eth0`;
+    if (h.role === 'waypoint') return `the waypoint takes the tunnel in on its own HBONE port ${h.dst.replace(/^.*:/, '')} (no redirection: a waypoint is never captured)`;
     return `received by ${h.where} on ${h.interface}`;
   }
   const dnat = h.what.includes('DNAT') ? ` kube-proxy swaps the Service address for a pod: now to ${h.dst}.` : '';

@@ -2,7 +2,8 @@
 // interfaces as labelled ports, and a trace as numbered arrows between those ports, plus a
 // numbered list of the steps in plain words. Used by `lab trace --svg/--html` and `lab graph --svg`.
 import type { LabPlan, PlannedPod } from '../topology/address-plan.js';
-import { podVethName } from './roles.js';
+import { podVethName, waypointGateway } from './roles.js';
+import type { PlacedDecision } from './hops.js';
 import type { ReportHop, TraceReport } from './report.js';
 import { plainStep } from './narrate.js';
 
@@ -11,6 +12,7 @@ interface Port { x: number; y: number; label: string }
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 const POD_W = 130;
+const WP_W = 180;
 const ZT_W = 220;
 const GAP = 22;
 const NODE_TOP = 70;
@@ -29,6 +31,8 @@ export interface Layout {
   /** Drawn over the arrows, so labels stay readable. */
   portPills: string[];
   ports: Map<string, Port>;
+  /** Waypoint pods' boxes by netns, where their decision is written. */
+  boxes: Map<string, { x: number; y: number; w: number }>;
 }
 
 function pill(p: Port, body: string[], fill = '#ffffff', stroke = '#555'): void {
@@ -47,22 +51,27 @@ export function layoutLab(plan: LabPlan): Layout {
     return p;
   };
   const pills: { p: Port; fill?: string; stroke?: string }[] = [];
+  const boxes = new Map<string, { x: number; y: number; w: number }>();
   let x = 30;
   const nodeX: { name: string; x: number; w: number; eth0: Port }[] = [];
   for (const n of plan.nodes) {
     const pods = plan.pods.filter((p) => p.node === n.name);
     const zt = pods.find((p) => p.role === 'ztunnel');
     const others = pods.filter((p) => p !== zt);
-    const w = Math.max(440, others.length * (POD_W + GAP) + (zt ? ZT_W + GAP : 0) + GAP);
+    const podW = (p: PlannedPod): number => (p.role === 'waypoint' ? WP_W : POD_W);
+    const w = Math.max(440, others.reduce((a, p) => a + podW(p) + GAP, 0) + (zt ? ZT_W + GAP : 0) + GAP);
     body.push(`<rect x="${x}" y="${NODE_TOP}" width="${w}" height="${NODE_BOTTOM - NODE_TOP}" rx="14" class="node"/>`,
       `<text x="${x + 14}" y="${NODE_TOP + 22}" class="title">node ${esc(n.name)}</text>`,
       `<text x="${x + 14}" y="${NODE_TOP + 38}" class="sub">eth0 ${n.ip} · pods ${n.podCidr} · routing, ip rules and iptables live here</text>`);
     let px = x + GAP;
     const drawPod = (p: PlannedPod, pw: number): void => {
       const isZt = p.role === 'ztunnel';
-      const mode = isZt ? 'ztunnel (L4 proxy)' : p.role === 'workload' ? `mode ${p.mode}` : p.role;
-      body.push(`<rect x="${px}" y="${POD_TOP}" width="${pw}" height="${POD_H}" rx="8" class="${isZt ? 'zt' : p.mode === 'ambient' && p.role === 'workload' ? 'amb' : 'pod'}"/>`,
-        `<text x="${px + pw / 2}" y="${POD_TOP + 22}" class="podname">${esc(p.name)}</text>`,
+      const gw = waypointGateway(p);
+      const mode = isZt ? 'ztunnel (L4 proxy)' : gw ? 'waypoint (L7 proxy)' : p.role === 'workload' ? `mode ${p.mode}` : p.role;
+      const cls = isZt ? 'zt' : gw ? 'wp' : p.mode === 'ambient' && p.role === 'workload' ? 'amb' : 'pod';
+      if (gw) boxes.set(p.netns, { x: px, y: POD_TOP, w: pw });
+      body.push(`<rect x="${px}" y="${POD_TOP}" width="${pw}" height="${POD_H}" rx="8" class="${cls}"/>`,
+        `<text x="${px + pw / 2}" y="${POD_TOP + 22}" class="podname">${esc(gw ?? p.name)}</text>`,
         `<text x="${px + pw / 2}" y="${POD_TOP + 38}" class="sub mid">${p.ip}</text>`,
         `<text x="${px + pw / 2}" y="${POD_TOP + 53}" class="sub mid">${esc(mode)}</text>`);
       const bottom = POD_TOP + POD_H;
@@ -87,7 +96,7 @@ export function layoutLab(plan: LabPlan): Layout {
       }
       px += pw + GAP;
     };
-    for (const p of others) drawPod(p, POD_W);
+    for (const p of others) drawPod(p, podW(p));
     if (zt) drawPod(zt, ZT_W);
     const eth0 = portAt(n.netns, 'eth0', x + w / 2, NODE_BOTTOM, 'eth0');
     pills.push({ p: eth0 });
@@ -106,7 +115,7 @@ export function layoutLab(plan: LabPlan): Layout {
   }
   const portPills: string[] = [];
   for (const s of pills) pill(s.p, portPills, s.fill, s.stroke);
-  return { width, height: UNDERLAY_Y + 80, body, portPills, ports };
+  return { width, height: UNDERLAY_Y + 80, body, portPills, ports, boxes };
 }
 
 const STYLE = `
@@ -120,6 +129,8 @@ const STYLE = `
   .pod { fill: #ffffff; stroke: #999; }
   .amb { fill: #eaf7e8; stroke: #5aa05a; }
   .zt { fill: #e6efff; stroke: #4a78c2; }
+  .wp { fill: #fff3e0; stroke: #d9730d; }
+  .verdict { font-size: 10px; text-anchor: middle; fill: #8a4a00; font-weight: bold; }
   .underlay { fill: #eeeeee; stroke: #999; }
   .wire { stroke: #999; stroke-width: 2; }
   .tunnel { stroke: ${GENEVE}; stroke-width: 2; stroke-dasharray: 5 3; }
@@ -173,6 +184,11 @@ export function renderTraceSvg(plan: LabPlan, r?: TraceReport): string {
       marks.push(`<circle cx="${cx}" cy="${cy}" r="9.5" fill="${color}" stroke="#fff" stroke-width="1.5"/>`, `<text x="${cx}" y="${cy + 4}" class="num">${h.index}</text>`);
     }
   });
+  for (const d of r?.decisions ?? []) {
+    const box = lay.boxes.get(d.netns);
+    if (!box) continue;
+    marks.push(`<text x="${box.x + box.w / 2}" y="${box.y + 70}" class="verdict">${esc(verdictShort(d))}</text>`);
+  }
   let height = lay.height;
   const steps: string[] = [];
   if (r) {
@@ -197,6 +213,13 @@ export function renderTraceSvg(plan: LabPlan, r?: TraceReport): string {
         y += 14;
       }
       y += 6;
+      for (const d of r.decisions.filter((x) => x.afterHop === h.index)) {
+        steps.push(`<rect x="31" y="${y - 13}" width="18" height="18" rx="3" fill="#d9730d" transform="rotate(45 40 ${y - 4})"/>`, `<text x="40" y="${y}" class="num">L7</text>`);
+        const text = decisionWords(d);
+        const dl = wrap(text, Math.floor((lay.width - 90) / 6.6));
+        dl.forEach((l, k) => steps.push(`<text x="58" y="${y + k * 15}" class="step" font-weight="bold">${esc(l)}</text>`));
+        y += dl.length * 15 + 6;
+      }
     }
     const later = r.later.filter((g) => g.hops.some((x) => x.reason?.includes('table 102')));
     if (later.length) {
@@ -219,6 +242,23 @@ export function renderTraceSvg(plan: LabPlan, r?: TraceReport): string {
     ...body, ...arrows, ...lay.portPills, ...marks, ...steps,
     '</svg>',
   ].join('\n');
+}
+
+/** A waypoint's decision in one short line, for its box: `GET /hostname -> v1 (90%): 200`. */
+export function verdictShort(d: PlacedDecision): string {
+  if (d.localReply) return `${d.method} ${d.path.length > 14 ? `${d.path.slice(0, 13)}…` : d.path}: ${d.status}${d.responseCodeDetails === 'rbac_access_denied' ? ' RBAC' : ''}`;
+  const to = d.backend?.subset ? `${d.backend.subset} (${d.backend.weightPercent}%)` : d.upstreamHost ?? '?';
+  return `${d.method} -> ${to}: ${d.status}`;
+}
+
+/** A waypoint's decision in plain words, for the numbered steps. */
+export function decisionWords(d: PlacedDecision): string {
+  const who = d.sourceIdentity ? ` from ${d.sourceIdentity.replace(/^spiffe:\/\/[^/]+\//, '')}` : '';
+  const head = `${d.where} opens the tunnel and reads the HTTP request inside: ${d.requestLine} (Host ${d.authority})${who}.`;
+  if (d.localReply) return `${head} It answers ${d.status} itself: ${d.denial}. The request goes no further.`;
+  const route = d.route ? ` ${d.route.origin}${d.route.index >= 0 ? ` (rule ${d.route.index})` : ''} matches;` : '';
+  const backend = d.backend ? ` it picks ${d.backend.host}:${d.backend.port}${d.backend.subset ? ` subset ${d.backend.subset}` : ''} (weight ${d.backend.weightPercent}%),` : '';
+  return `${head}${route}${backend} endpoint ${d.upstreamHost}, and sends the request there over HBONE, with its own identity; ${d.status} comes back.`;
 }
 
 export function wrapHtml(title: string, svg: string, text: string): string {

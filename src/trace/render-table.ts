@@ -1,4 +1,5 @@
 // The hop table a learner reads in the terminal.
+import type { PlacedDecision } from './hops.js';
 import type { ReportHop, ReportPath, TraceReport } from './report.js';
 
 const pad = (s: string, n: number): string => (s.length >= n ? `${s} ` : s.padEnd(n));
@@ -8,6 +9,27 @@ function legTitle(r: TraceReport, legId: number): string {
   if (!l) return `connection ${legId}`;
   const kind = l.encap === 'hbone' ? `HBONE, mTLS${l.alpn ? ` ALPN ${l.alpn.join(',')}` : ''}` : 'plain TCP';
   return `connection ${l.id}: ${l.client} -> ${l.server} (${kind}), ${l.reused ? 'reused from the pool of' : 'opened by'} ${l.origin}, taken in by ${l.delivered}`;
+}
+
+/** The tunnel's CONNECT and identities, under an HBONE connection's title. */
+function tunnelLine(r: TraceReport, legId: number): string | undefined {
+  const leg = r.legs.find((x) => x.id === legId);
+  const t = leg?.tunnel;
+  if (!t) return undefined;
+  const ids = t.clientIdentity || t.serverIdentity ? `, ${t.clientIdentity ?? '?'} -> ${t.serverIdentity ?? '?'}` : '';
+  return `       CONNECT ${t.authority ?? `(authority not seen${leg.reused ? ': the tunnel was opened before the trace' : ''})`}${ids}  [${t.source.join('; ')}]`;
+}
+
+/** What a waypoint did with the request, as lines under the hop that brought it in. */
+export function decisionLines(d: PlacedDecision): string[] {
+  const L = [`    == ${d.where} decides: ${d.requestLine} (Host ${d.authority}${d.requestId ? `, x-request-id ${d.requestId}` : ''})`];
+  if (d.sourceIdentity || d.sourceAddress) L.push(`       from ${d.sourceIdentity ?? '?'} at ${d.sourceAddress ?? '?'}`);
+  if (d.policy) L.push(`       policy: ${d.policy}`);
+  if (d.route) L.push(`       route: ${d.route.origin}${d.route.index >= 0 ? ` (rule ${d.route.index})` : ''}`);
+  if (d.backend) L.push(`       backend: ${d.backend.host}:${d.backend.port}${d.backend.subset ? ` subset ${d.backend.subset}` : ''}, weight ${d.backend.weightPercent}%`);
+  if (d.upstreamHost) L.push(`       upstream: ${d.upstreamHost}${d.upstreamCluster ? ` (cluster ${d.upstreamCluster})` : ''}, over HBONE to ${d.upstreamHost.replace(/:\d+$/, '')}:15008`);
+  L.push(`       answer: ${d.status} ${d.responseCodeDetails}, flags ${d.responseFlags}${d.localReply ? ` -- ${d.denial}: the waypoint answered itself, the request went no further` : ''}`);
+  return L;
 }
 
 export function renderHopTable(r: TraceReport): string {
@@ -26,9 +48,12 @@ export function renderHopTable(r: TraceReport): string {
     if (h.leg !== leg) {
       leg = h.leg;
       lines.push(`    -- ${legTitle(r, leg)}`);
+      const t = tunnelLine(r, leg);
+      if (t) lines.push(t);
     }
     lines.push(`${String(h.index).padStart(2)}  ${pad(h.where, w)}${pad(h.interface, iw)}${h.what}`);
     if (h.reason) lines.push(`${indent}why: ${h.reason}`);
+    for (const d of (r.decisions ?? []).filter((x) => x.afterHop === h.index)) lines.push(...decisionLines(d));
   }
   if (r.later.length) {
     lines.push('', 'Later packets of the same connections, by the path they took:');

@@ -1,5 +1,5 @@
 // What `lab trace` produces, shared by the renderers (table, JSON, SVG/HTML).
-import type { Hop, PathGroup, TraceLeg } from './hops.js';
+import type { Hop, PathGroup, PlacedDecision, TraceLeg } from './hops.js';
 import type { MovedRule } from './reasons.js';
 import type { RequestOutcome } from './request.js';
 
@@ -17,8 +17,12 @@ export interface TraceReport {
   source: { pod: string; ip: string; netns: string };
   target: string;
   request: RequestOutcome;
+  /** The x-request-id the trace's request carried (labs with a waypoint). */
+  requestId?: string;
   startedAt: string;
   legs: TraceLeg[];
+  /** What each waypoint on the path decided: request line, route rule, backend and weight, upstream, status. */
+  decisions: PlacedDecision[];
   hops: ReportHop[];
   later: ReportPath[];
   other: TraceLeg[];

@@ -8,6 +8,12 @@ export interface RequestTarget {
   text: string;
   host: string;
   port: number;
+  /** A URL's path and query, as curl sends it. */
+  path?: string;
+  /** HTTP method (curl -X); GET when absent. */
+  method?: string;
+  /** Extra request headers (curl -H). */
+  headers?: Record<string, string>;
 }
 
 export function parseRequestTarget(s: string): RequestTarget | undefined {
@@ -15,7 +21,7 @@ export function parseRequestTarget(s: string): RequestTarget | undefined {
     try {
       const u = new URL(s);
       const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
-      return { kind: 'url', text: s, host: u.hostname, port };
+      return { kind: 'url', text: s, host: u.hostname, port, path: `${u.pathname || '/'}${u.search}` };
     } catch {
       return undefined;
     }
@@ -44,10 +50,22 @@ s.on('close', () => { console.log('connected, ' + got + ' bytes back'); process.
 s.on('error', (e) => { console.log(e.code || e.message); process.exit(1); });
 `;
 
-export async function makeRequest(netns: string, t: RequestTarget, timeoutS = 5): Promise<RequestOutcome> {
+/** `Name: value` (curl's -H form) -> [name, value], or undefined when it is not a header. */
+export function parseHeader(s: string): [string, string] | undefined {
+  const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):\s*(.*)$/.exec(s);
+  return m ? [m[1], m[2]] : undefined;
+}
+
+export async function makeRequest(netns: string, t: RequestTarget, opts: { headers?: Record<string, string>; timeoutS?: number } = {}): Promise<RequestOutcome> {
+  const timeoutS = opts.timeoutS ?? 5;
   const start = Date.now();
   if (t.kind === 'url') {
-    const r = await run('ip', ['netns', 'exec', netns, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', String(timeoutS), t.text], { reject: false, timeoutMs: (timeoutS + 5) * 1000 });
+    const headers = { ...t.headers, ...opts.headers };
+    const args = [
+      ...(t.method && t.method !== 'GET' ? ['-X', t.method] : []),
+      ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]),
+    ];
+    const r = await run('ip', ['netns', 'exec', netns, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', String(timeoutS), ...args, t.text], { reject: false, timeoutMs: (timeoutS + 5) * 1000 });
     const code = r.stdout.trim();
     return { ok: r.exitCode === 0 && /^[23]/.test(code), summary: r.exitCode === 0 ? `HTTP ${code}` : `curl failed (exit ${r.exitCode})`, durationMs: Date.now() - start };
   }

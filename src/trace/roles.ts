@@ -1,9 +1,9 @@
 // What each network namespace of a lab is, for a learner: its role (pod, node, ztunnel,
-// underlay; later waypoint, sidecar), its name, and the names its interfaces go by
+// underlay, waypoint; later sidecar), its name, and the names its interfaces go by
 // (`veth-sleep` for the hashed host veth of pod sleep, `underlay-node-a` for an underlay
 // port). The trace engine knows nothing else about the lab: a new kind of pod is taught
 // here, with its traits, and the engine follows.
-import type { LabPlan, PlannedPod } from '../topology/address-plan.js';
+import { WAYPOINT_GATEWAY_LABEL, type LabPlan, type PlannedPod } from '../topology/address-plan.js';
 
 export type Role = 'pod' | 'node' | 'ztunnel' | 'underlay' | 'waypoint' | 'sidecar';
 
@@ -38,6 +38,8 @@ export interface ObservationPoint {
   ip?: string;
   /** Real interface name -> learner name, for the interfaces the lab names specially. */
   interfaceNames: Record<string, string>;
+  /** A waypoint's Gateway name (`bookinfo-reviews`): learners know a waypoint by it, not by its pod. */
+  gateway?: string;
 }
 
 function podRole(p: PlannedPod): Role {
@@ -47,9 +49,19 @@ function podRole(p: PlannedPod): Role {
   return 'pod';
 }
 
-/** Learner name of a pod's host-side veth: `veth-<pod>`, `veth-ztunnel` for the node's ztunnel. */
+/** A waypoint pod's Gateway (the `istio.io/gateway-name` label), else undefined. */
+export const waypointGateway = (p: PlannedPod): string | undefined =>
+  p.role === 'waypoint' ? p.labels[WAYPOINT_GATEWAY_LABEL] ?? p.name.replace(/-istio-waypoint$/, '') : undefined;
+
+/**
+ * Learner name of a pod's host-side veth: `veth-<pod>`, `veth-ztunnel` for the node's ztunnel,
+ * `veth-wp-<gateway>` for a waypoint (its pod name, `<gateway>-istio-waypoint`, says less and
+ * is long).
+ */
 export function podVethName(plan: LabPlan, p: PlannedPod): string {
   if (p.role === 'ztunnel') return 'veth-ztunnel';
+  const gw = waypointGateway(p);
+  if (gw) return plan.pods.filter((q) => q.node === p.node && waypointGateway(q) === gw).length > 1 ? `veth-wp-${p.namespace}.${gw}` : `veth-wp-${gw}`;
   const sameName = plan.pods.filter((q) => q.node === p.node && q.name === p.name);
   return sameName.length > 1 ? `veth-${p.namespace}.${p.name}` : `veth-${p.name}`;
 }
@@ -67,7 +79,8 @@ export function observationPoints(plan: LabPlan): ObservationPoint[] {
     });
   }
   for (const p of plan.pods) {
-    points.push({ netns: p.netns, role: podRole(p), name: p.name, key: p.key, node: p.node, ip: p.ip, interfaceNames: {} });
+    const gateway = waypointGateway(p);
+    points.push({ netns: p.netns, role: podRole(p), name: p.name, key: p.key, node: p.node, ip: p.ip, interfaceNames: {}, ...(gateway ? { gateway } : {}) });
   }
   return points;
 }
@@ -80,9 +93,10 @@ export function realInterface(point: ObservationPoint, name: string): string {
   return hit ? hit[0] : name;
 }
 
-/** `pod sleep`, `node node-a`, `ztunnel node-a`, `underlay`. */
+/** `pod sleep`, `node node-a`, `ztunnel node-a`, `waypoint bookinfo-reviews`, `underlay`. */
 export function whereLabel(point: ObservationPoint): string {
   if (point.role === 'ztunnel') return `ztunnel ${point.node ?? point.name}`;
+  if (point.role === 'waypoint') return `waypoint ${point.gateway ?? point.name}`;
   if (point.role === 'underlay') return 'underlay';
   return `${point.role} ${point.name}`;
 }

@@ -3,11 +3,14 @@
 import { insideDir } from '../util/inside-dir.js';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { DEFAULT_TRUST_DOMAIN, formatSpiffe } from '../mesh/identity.js';
 import { join } from 'node:path';
 import type { LabPlan, PlannedPod } from '../topology/address-plan.js';
 import { netnsExists } from '../host/netns.js';
 import { startCaptures } from './capture.js';
-import { observationsFrom, reconstruct, type Hop, type NetnsFrames, type RouteQuery } from './hops.js';
+import { observationsFrom, reconstruct, type Hop, type NetnsFrames, type ProxyLogs, type RouteQuery } from './hops.js';
+import { decisionFrom, matchDecision, parseLogLines, waypointIdentityFrom } from './proxy-logs.js';
 import { readCaptureFile, writePcap, writePcapng, type PcapngInterface } from './pcap.js';
 import {
   describeDelivery, describeRoute, explainRoute, movedRules, rulesForHop, ruleText, snapshotCounters,
@@ -17,6 +20,7 @@ import { makeRequest, type RequestTarget } from './request.js';
 import { learnerInterface, observationPoints, whereLabel, type ObservationPoint } from './roles.js';
 import type { ReportHop, TraceReport } from './report.js';
 import { copyKeyLog, keyLogFiles } from './keylog.js';
+import { applyWireFacts, tunnelsOnWire } from './wire-tunnels.js';
 
 export interface TraceOptions {
   plan: LabPlan;
@@ -26,6 +30,8 @@ export interface TraceOptions {
   outDir?: string;
   /** How long to keep capturing after the request returns. */
   settleMs?: number;
+  /** The proxies' log files (ztunnels, waypoints): what they decided for the request. */
+  proxyLogs?: { netns: string; file: string }[];
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -47,20 +53,51 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
   try {
     const before = await snapshotCounters(netnsList);
     const running = await startCaptures(netnsList, work);
+    // With an L7 proxy on the way, the request carries an id of ours, so the proxy's access log
+    // line is matched to it exactly (the waypoint keeps a client's x-request-id).
+    const requestId = target.kind === 'url' && points.some((p) => p.role === 'waypoint') ? `lab-trace-${randomUUID()}` : undefined;
+    const fromMs = Date.now();
     let request;
     try {
-      request = await makeRequest(source.netns, target);
+      request = await makeRequest(source.netns, target, { ...(requestId ? { headers: { 'x-request-id': requestId } } : {}) });
       await sleep(opts.settleMs ?? 400);
     } finally {
       await running.stop();
     }
+    const toMs = Date.now();
     const after = await snapshotCounters(netnsList);
     const moved = new Map(netnsList.map((ns) => [ns, movedRules(before.get(ns) ?? [], after.get(ns) ?? [])]));
 
     const captures: NetnsFrames[] = running.captures.map((c) => ({
       netns: c.netns, interfaces: c.interfaces, frames: readCaptureFile(new Uint8Array(readFileSync(c.file))).frames,
     }));
-    const rec = reconstruct(observationsFrom(captures), points, source.netns, target.port);
+    const proxyLogs = readProxyLogs(opts.proxyLogs ?? [], byNetns, fromMs - 1000);
+    const decisions = proxyLogs.flatMap((l) => {
+      if (byNetns.get(l.netns)?.role !== 'waypoint' || target.kind !== 'url') return [];
+      const all = l.lines.flatMap((x) => decisionFrom(x, l.where, l.netns) ?? []);
+      const d = matchDecision(all, { ...(requestId ? { requestId } : {}), method: target.method ?? 'GET', path: target.path, fromMs, toMs: toMs + 1000 });
+      return d ? [d] : [];
+    });
+    const rec = reconstruct(observationsFrom(captures), points, source.netns, target.port, { decisions, proxyLogs, workloadIdentity: (ip) => {
+      const pod = plan.pods.find((p) => p.ip === ip && p.role === 'workload');
+      return pod && formatSpiffe({ trustDomain: DEFAULT_TRUST_DOMAIN, namespace: pod.namespace, serviceAccount: pod.serviceAccount });
+    } });
+
+    // Tunnels opened during the trace: the certificates each end presented and the CONNECT, from the wire.
+    const fresh = rec.legs.filter((l) => l.encap === 'hbone' && !l.reused);
+    const keys = fresh.length ? copyKeyLog(plan, work) : undefined;
+    if (keys) {
+      const byOrigin = new Map<string, number[]>();
+      for (const l of fresh) {
+        const ns = points.find((p) => whereLabel(p) === l.origin)?.netns;
+        const port = Number(l.client.replace(/^.*:/, ''));
+        if (ns) byOrigin.set(ns, [...(byOrigin.get(ns) ?? []), port]);
+      }
+      for (const [ns, ports] of byOrigin) {
+        const c = running.captures.find((x) => x.netns === ns);
+        if (c) applyWireFacts(rec.legs, await tunnelsOnWire(c.file, keys, ports));
+      }
+    }
 
     const ruleCache = new Map<string, IpRule[]>();
     const routeCache = new Map<string, Promise<RouteExplanation | undefined>>();
@@ -80,6 +117,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
       if (h.delivered) {
         const d = describeDelivery(h, m);
         if (d) why.push(d);
+        else if (point?.role === 'waypoint' && h.encap === 'hbone') why.push(`the waypoint's own HBONE listener (${h.dst}): no redirection, a waypoint is never captured`);
       }
       const rules = rulesForHop(h, m).map((r) => `${ruleText(r)} (+${r.delta})`);
       const { ts: _ts, route: _route, ...rest } = h;
@@ -91,8 +129,10 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
       source: { pod: source.key, ip: source.ip, netns: source.netns },
       target: target.text,
       request,
+      ...(requestId ? { requestId } : {}),
       startedAt,
       legs: rec.legs,
+      decisions: rec.decisions,
       hops: await Promise.all(rec.hops.map(explain)),
       later: await Promise.all(rec.later.map(async (g) => ({ ...g, hops: await Promise.all(g.hops.map(explain)) }))),
       other: rec.other,
@@ -102,6 +142,13 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
     const dropped = running.captures.filter((c) => (c.droppedByKernel ?? 0) > 0);
     if (dropped.length) {
       report.notes.push(`tcpdump lost packets (kernel ring full) in ${dropped.map((c) => `${c.netns}: ${c.droppedByKernel}`).join(', ')}; some hops may be missing`);
+    }
+    for (const p of points.filter((x) => x.role === 'waypoint')) {
+      if (rec.hops.some((h) => h.netns === p.netns) && !rec.decisions.some((d) => d.netns === p.netns)) {
+        report.notes.push(target.kind === 'tcp'
+          ? `${whereLabel(p)} proxied this connection as TCP: no HTTP request, so no route rule; it picked the endpoint at random among those it serves`
+          : `the request went through ${whereLabel(p)}, but its log has no request line for it (\`lab logs ${p.name}\`)`);
+      }
     }
     if (plan.nodes.length && keyLogFiles(plan).configured.length === 0 && points.some((p) => p.role === 'ztunnel')) {
       report.notes.push('the ztunnels log no TLS keys (no keyLogFile in their config), so HBONE stays encrypted in the captures');
@@ -114,6 +161,25 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** The proxies' log lines since `sinceMs`, with what each proxy is (and, for a waypoint, the identity it presents). */
+function readProxyLogs(files: { netns: string; file: string }[], points: Map<string, ObservationPoint>, sinceMs: number): ProxyLogs[] {
+  const out: ProxyLogs[] = [];
+  for (const f of files) {
+    const point = points.get(f.netns);
+    if (!point) continue;
+    let text: string;
+    try {
+      text = readFileSync(f.file, 'utf8');
+    } catch {
+      continue;
+    }
+    const all = parseLogLines(text);
+    const identity = point.role === 'waypoint' ? waypointIdentityFrom(all) : undefined;
+    out.push({ netns: f.netns, where: whereLabel(point), lines: all.filter((l) => l.time >= sinceMs), ...(identity ? { identity } : {}) });
+  }
+  return out;
 }
 
 const fileSafe = (s: string): string => s.replace(/[^A-Za-z0-9_.-]+/g, '-');

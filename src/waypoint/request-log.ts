@@ -20,6 +20,7 @@ export function requestLogFields(r: L7RequestResult, info: DownstreamInfo): Reco
   if (r.authzPolicy) f.policy = r.authzPolicy;
   Object.assign(f, { attempts: r.attempts, duration_ms: Math.round(r.durationMs * 100) / 100, bytes_received: r.bytesReceived, bytes_sent: r.bytesSent });
   if (r.faultDelayMs) f.fault_delay_ms = r.faultDelayMs;
+  if (r.requestId) f.request_id = r.requestId;
   return f;
 }
 

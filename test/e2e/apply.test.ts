@@ -92,7 +92,10 @@ t.test('PeerAuthentication STRICT (no waypoint left): plaintext into ambient pod
   t.equal(r.code, 0, r.stderr);
   t.match(r.stdout, /peerauthentication\.security\.istio\.io\/default created/);
   const denied = plain();
-  t.equal(denied.code, 56, `STRICT: the connection is reset (curl exit 56), as ztunnel resets denied connections (${denied.stdout} ${denied.stderr})`);
+  // ztunnel resets a denied connection right after accepting it; when the RST overtakes curl's
+  // check of its own connect, curl reports the same reset as exit 7 instead of 56.
+  t.ok([56, 7].includes(denied.code), `STRICT: the connection is reset (curl exit 56, or 7 when the reset beats curl's connect check; got ${denied.code})`);
+  t.equal(denied.stdout, '000', 'no HTTP response at all');
   t.match(sh(`cat /run/ambient-lab/${NAME}/logs/ztunnel-node-b.log`), /denied by DENY policy default\/istio_converted_static_strict/, 'node-b\'s ztunnel names the converted policy');
   t.equal(lab(['exec', '--lab', NAME, 'sleep', '--', 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://${v1}:80/ip`]).stdout, '200', 'an ambient client (HBONE, mTLS) still gets through');
   const d = lab(['delete', '--lab', NAME, '-f', `${F}/strict.yaml`]);

@@ -67,7 +67,7 @@ t.test('the target table says met / NO with the measured figure', (t) => {
   const by = (prefix: string) => rows.find((r) => r.target.startsWith(prefix))!;
   t.same(by('demo lab up'), { target: 'demo lab up (mesh) < 2.00 s', measured: '1.45 s', met: true });
   t.same(by('demo lab down'), { target: 'demo lab down (mesh) < 1.00 s', measured: '545 ms', met: true });
-  t.same(by('20x10'), { target: '20x10 lab up (mesh) < 20.00 s, linear growth', measured: 'n/a: not run (--quick)' });
+  t.same(by('20x10'), { target: '20x10 lab up (mesh) < 20.00 s, linear growth', measured: 'n/a: not run (--quick or --skip scale)' });
   t.same(by('ambient cross-node new-connection'), { target: 'ambient cross-node new-connection p50 added < 1.5 ms', measured: '+1.79 ms (2.40 vs 0.61 ms)', met: false });
   t.same(by('ambient cross-node throughput'), { target: 'ambient cross-node throughput >= 25% of baseline', measured: '24.4% (1862 vs 7640 Mbit/s)', met: false });
   t.equal(by('ambient same-node throughput').met, true);
@@ -97,8 +97,10 @@ t.test('without a mesh every mesh row reads "n/a: mesh not available"', (t) => {
     { label: '20x10', nodes: 20, pods: 221, reps: 1, noMesh: variant(19000, 9000), meshError: 'lab up failed' },
   ];
   const datapath = { baseline: lab(false, [0.61, 7640], [0.48, 6989]), meshError: 'ztunnel/node-a exited before it was ready' };
-  const rows = evaluateTargets({ lifecycle, growth: [], datapath });
-  t.equal(rows.length, 9);
+  const all = evaluateTargets({ lifecycle, growth: [], datapath, waypointError: 'lab up failed' });
+  t.equal(all.length, 10);
+  t.same(all.pop(), { target: 'waypoint adds < 2 ms p50 per new request', measured: 'n/a: waypoint lab not available', informational: true }, 'the waypoint row is last');
+  const rows = all;
   for (const r of rows) {
     t.equal(r.measured, 'n/a: mesh not available', r.target);
     t.equal(r.met, undefined);
