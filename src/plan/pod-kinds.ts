@@ -11,6 +11,8 @@ import { waypointKind } from './kinds/waypoint.js';
 import { sidecarKind } from './kinds/sidecar.js';
 
 export interface PodKind {
+  /** How docs and tests name the kind. */
+  name: string;
   /** The pods it plans: every pod of this role, narrowed by `matches` (a sidecar is a workload pod that also gets a proxy). */
   role: PodRole;
   matches?(pod: PlannedPod): boolean;

@@ -64,6 +64,7 @@ export function sidecarConfig(ctx: PlanContext, pod: PlannedPod): SidecarConfig 
 }
 
 export const sidecarKind: PodKind = {
+  name: 'sidecar',
   role: 'workload',
   matches: (pod) => pod.mode === 'sidecar',
   description: 'an injected sidecar: istio-cni\'s nat rules in the pod and the sidecar proxy as uid 1337',

@@ -34,6 +34,7 @@ export function appProcess(ctx: PlanContext, pod: PlannedPod): ProcessSpec {
 }
 
 export const workloadKind: PodKind = {
+  name: 'workload',
   role: 'workload',
   description: 'a user pod running its app (sleep, httpbin, echo, a bookinfo service or a command)',
   planPod(ctx, pod) {
