@@ -3,14 +3,22 @@ import { listLabs } from '../lab/down.js';
 import { checkedLabArg, loadLab } from './select.js';
 import { isAlive, processOwner } from '../host/processes.js';
 import { table, printJson } from './output.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import type { LabBuild } from '../plan/lab-build.js';
 import { labStateFile } from '../state/store.js';
 
 export async function labStatus(lab: string) {
   const { state, plan } = loadLab(lab);
+  // Each process's ready file as planned (build.json); older labs: the name derived from the id.
+  let readyFiles = new Map<string, string | undefined>();
+  try {
+    const build = JSON.parse(readFileSync(labStateFile(lab, 'build.json'), 'utf8')) as LabBuild;
+    readyFiles = new Map(build.processes.map((p) => [p.id, p.readyFile]));
+  } catch { /* no build yet */ }
   const procs = state.processes.map((p) => {
     const alive = isAlive(p.pid) && processOwner(p.pid)?.startsWith(`${lab}:`) === true;
-    const ready = existsSync(labStateFile(lab, 'ready', p.id.replace(/^pod\//, '').replace(/\//g, '.')));
+    const file = readyFiles.has(p.id) ? readyFiles.get(p.id) : labStateFile(lab, 'ready', p.id.replace(/^pod\//, '').replace(/\//g, '.'));
+    const ready = file === undefined ? alive : existsSync(file);
     return { id: p.id, role: p.role, pid: p.pid, pod: p.pod, node: p.node, alive, ready: alive && ready, restarts: p.restarts ?? 0, log: p.log };
   });
   const healthy = state.phase === 'up' && procs.every((p) => p.alive);

@@ -75,8 +75,12 @@ function summary(ctx: UpContext, totalMs: number, json: boolean): void {
   out.push(table(['service', 'cluster ip', 'ports', 'endpoints'],
     plan.services.map((s) => [s.key, s.vip, s.ports.map((p) => `${p.port}->${p.targetPort}/${p.protocol}`).join(','), s.endpoints.map((e) => e.ip).join(',')])), '');
   const sleep = plan.pods.find((p) => p.role === 'workload' && p.app === 'sleep');
-  const svc = plan.services.find((s) => s.namespace !== 'kube-system');
-  if (sleep && svc) out.push(`try: lab exec ${sleep.name} -- curl -s http://${svc.name}${svc.namespace === sleep.namespace ? '' : `.${svc.namespace}`}:${svc.ports[0].port}/ip`);
+  // Suggest a request that answers: httpbin's /ip shows the source address; other apps get /.
+  const appOf = (s: (typeof plan.services)[number]) => plan.pods.find((p) => p.key === s.endpoints[0]?.pod)?.app;
+  const user = plan.services.filter((s) => s.namespace !== 'kube-system');
+  const svc = user.find((s) => appOf(s) === 'httpbin') ?? user.find((s) => s.name === 'productpage') ?? user[0];
+  const path = svc && appOf(svc) === 'httpbin' ? '/ip' : svc?.name === 'productpage' ? '/productpage' : '/';
+  if (sleep && svc) out.push(`try: lab exec ${sleep.name} -- curl -s http://${svc.name}${svc.namespace === sleep.namespace ? '' : `.${svc.namespace}`}:${svc.ports[0].port}${path}`);
   out.push(`     lab status · lab down ${plan.lab}`);
   process.stdout.write(out.join('\n') + '\n');
 }

@@ -22,7 +22,7 @@ import { contentHash } from '../proxy/control-plane.js';
 import { ADMIN_PORT } from '../mesh/ports.js';
 import { UserError } from '../util/errors.js';
 import { distDir } from './paths.js';
-import { LAB_CERT_TTL_MS } from './certificates.js';
+import { LAB_CERT_TTL_MS, chownTree } from './certificates.js';
 
 /** One object applied with `lab apply`, kept in the state directory (applied.json). */
 export interface AppliedObject extends ObjectDocument {
@@ -131,6 +131,7 @@ async function issueFor(build: LabBuild, owners: Set<string>): Promise<void> {
   for (const c of build.certificates.filter((x) => owners.has(x.owner))) {
     const ids = c.identities.map((u) => parseSpiffe(u)).filter((x): x is SpiffeId => !!x);
     await issueProxyCerts(build.ca!.dir, c.dir, ids, { ttlMs: LAB_CERT_TTL_MS });
+    if (c.user) chownTree(c.dir, c.user);
   }
 }
 

@@ -18,7 +18,7 @@ import { isAlive, startProcess, waitReady } from '../host/processes.js';
 import { fileLogger } from '../util/log.js';
 import type { LabBuild, ProcessSpec } from '../plan/lab-build.js';
 
-const SUPERVISED = new Set(['ztunnel', 'geneve', 'waypoint', 'dns']);
+const SUPERVISED = new Set(['ztunnel', 'geneve', 'waypoint', 'sidecar', 'dns']);
 
 export const BACKOFF = {
   /** Wait before the second restart in a row; doubles for each further quick death. */

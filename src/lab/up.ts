@@ -19,7 +19,7 @@ import { UserError } from '../util/errors.js';
 import { checkLabName } from '../topology/lab-name.js';
 import { fileLogger } from '../util/log.js';
 import { distDir } from './paths.js';
-import { issueCertificates } from './certificates.js';
+import { issueCertificates, prepareOwnDirs } from './certificates.js';
 
 export interface UpStep {
   /** Stable key (`AMBIENT_LAB_KILL_AT_STEP`, timings). */
@@ -137,6 +137,7 @@ export function upSteps(ctx: UpContext): UpStep[] {
     }),
     step(ctx, 'files', `Lab CA, ${build.certificates.length ? 'proxy certificates, ' : ''}configs, resolv.conf`, async () => {
       await issueCertificates(build);
+      prepareOwnDirs(build.processes);
       for (const f of build.files) {
         mkdirSync(dirname(f.path), { recursive: true });
         writeFileSync(f.path, f.content);

@@ -25,7 +25,13 @@ export interface HbonePoolOptions {
   dial(address: Address, srcIp?: string): net.Socket;
   /** A session with no streams is closed after this long. */
   idleTimeoutMs?: number;
-  onSessionEvent?(e: { event: 'open' | 'close' | 'idle' | 'goaway' | 'error'; key: string; error?: Error }): void;
+  onSessionEvent?(e: { event: 'open' | 'close' | 'idle' | 'goaway' | 'error' | 'stale'; key: string; error?: Error }): void;
+  /**
+   * How long a CONNECT on a reused session may wait for its response. A peer that vanished
+   * without a FIN or RST (its namespace deleted) leaves a session that looks alive; past this,
+   * the session is dropped and the CONNECT retried once on a fresh one.
+   */
+  reusedConnectTimeoutMs?: number;
 }
 
 export interface PoolStats {
@@ -47,6 +53,10 @@ interface Entry {
 
 export const poolKeyString = (k: PoolKey): string =>
   `${formatSpiffe(k.source)}|${formatSpiffe(k.expected)}|${formatAuthority(k.address)}|${k.srcIp ?? ''}`;
+
+class StaleSessionError extends Error {
+  override name = 'StaleSessionError';
+}
 
 export class HbonePool {
   readonly stats: PoolStats = { sessionsOpened: 0, reused: 0, streams: 0 };
@@ -84,15 +94,35 @@ export class HbonePool {
       if (entry.active === 0 && !entry.dead) this.armIdle(entry);
     };
     try {
-      const stream = await hboneConnect(session, authority, headers);
+      const stream = reused ? await this.connectOrStale(entry, session, authority, headers) : await hboneConnect(session, authority, headers);
       this.stats.streams++;
       if (reused) this.stats.reused++;
       stream.once('close', release);
       return { stream, reused };
     } catch (e) {
       release();
+      if (e instanceof StaleSessionError) return this.connect(key, authority, headers);
       throw e;
     }
+  }
+
+  private connectOrStale(entry: Entry, session: http2.ClientHttp2Session, authority: string, headers: ConnectHeaders): Promise<http2.ClientHttp2Stream> {
+    const ms = this.opts.reusedConnectTimeoutMs ?? 3000;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        // Nothing came back on a session we thought alive: drop it, so the retry opens a new one.
+        this.opts.onSessionEvent?.({ event: 'stale', key: entry.key });
+        entry.dead = true;
+        const l = this.entries.get(entry.key);
+        if (l && l.includes(entry)) l.splice(l.indexOf(entry), 1);
+        session.destroy();
+        reject(new StaleSessionError());
+      }, ms);
+      hboneConnect(session, authority, headers).then((s) => { clearTimeout(timer); resolve(s); }, (e: Error) => {
+        clearTimeout(timer);
+        reject(entry.dead ? new StaleSessionError() : e);
+      });
+    });
   }
 
   close(): void {
@@ -143,6 +173,8 @@ export class HbonePool {
       socket.setNoDelay(true);
       const session = await openHboneSession({ tls: this.opts.tls, socket, source: key.source, expected: key.expected });
       session.once('close', () => drop('close'));
+      // The peer ended its side (a proxy shutting down): no new stream can use this session.
+      socket.once('end', () => { drop('close'); session.destroy(); });
       session.once('goaway', () => drop('goaway'));
       session.once('error', (e: Error) => drop('error', e));
       entry.ready = session;

@@ -46,6 +46,8 @@ export interface ProcessSpec {
   argv: string[];
   /** Run as this uid/gid inside the netns (a sidecar proxy runs as 1337); default root. */
   user?: { uid: number; gid: number };
+  /** Directories created for it and owned by `user` (its ready file, key log...). */
+  ownDirs?: string[];
   /** The process writes this file when it is ready to serve. */
   readyFile?: string;
   log: string;
@@ -58,6 +60,8 @@ export interface CertSpec {
   dir: string;
   /** SPIFFE URIs. */
   identities: string[];
+  /** The proxy reading them runs as this user: the directory is handed to it. */
+  user?: { uid: number; gid: number };
 }
 
 export interface LabBuild {
@@ -242,7 +246,7 @@ export function planLab(plan: LabPlan, facts: HostFacts, paths: BuildPaths, opts
   // build (and so on the machine) does not depend on the order of pods in the file.
   for (const kind of POD_KINDS) {
     kind.planLab?.(ctx);
-    for (const p of plan.pods.filter((x) => x.role === kind.role)) kind.planPod?.(ctx, p);
+    for (const p of plan.pods.filter((x) => x.role === kind.role && (kind.matches?.(x) ?? true))) kind.planPod?.(ctx, p);
   }
   return build;
 }

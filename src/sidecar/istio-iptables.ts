@@ -12,6 +12,12 @@ export interface IstioInitOptions {
   outboundPort?: number;
   excludeInboundPorts?: number[];
   tunnelPort?: number;
+  /**
+   * 'istio-init' (the init container's rules) or 'cni' (the istio-cni plugin's, which an
+   * ambient-profile cluster installs: the same rules plus `ISTIO_OUTPUT --dport 15020 -j RETURN`
+   * first, so the agent's merged metrics port is never captured outbound).
+   */
+  variant?: 'istio-init' | 'cni';
 }
 
 /** Envoy's inbound-passthrough bind source. */
@@ -22,7 +28,9 @@ export function istioInitRuleset(opts: IstioInitOptions = {}): Ruleset {
   const gid = opts.proxyGid ?? 1337;
   const inbound = opts.inboundPort ?? INBOUND_PLAINTEXT_PORT;
   const outbound = opts.outboundPort ?? OUTBOUND_CAPTURE_PORT;
-  const exclude = opts.excludeInboundPorts ?? [ENVOY_PROMETHEUS_PORT, READINESS_PORT, STATS_PORT];
+  // istio-init's -d 15090,15021,15020; the CNI plugin lists the same ports the other way round.
+  const exclude = opts.excludeInboundPorts ?? (opts.variant === 'cni'
+    ? [STATS_PORT, READINESS_PORT, ENVOY_PROMETHEUS_PORT] : [ENVOY_PROMETHEUS_PORT, READINESS_PORT, STATS_PORT]);
   const tunnel = opts.tunnelPort ?? HBONE_PORT;
   const nat = (chain: string, args: string): IptRule => iptRule('nat', chain, args);
 
@@ -43,6 +51,7 @@ export function istioInitRuleset(opts: IstioInitOptions = {}): Ruleset {
       ...exclude.map((p) => nat('ISTIO_INBOUND', `-p tcp -m tcp --dport ${p} -j RETURN`)),
       nat('ISTIO_INBOUND', '-p tcp -j ISTIO_IN_REDIRECT'),
       nat('OUTPUT', '-p tcp -j ISTIO_OUTPUT'),
+      ...(opts.variant === 'cni' ? [nat('ISTIO_OUTPUT', `-p tcp -m tcp --dport ${STATS_PORT} -j RETURN`)] : []),
       nat('ISTIO_OUTPUT', `-s ${INBOUND_PASSTHROUGH_SRC}/32 -o lo -j RETURN`),
       ...ownerRules('--uid-owner', uid),
       ...ownerRules('--gid-owner', gid),

@@ -32,7 +32,7 @@ export const RESERVED_NAMESPACES = ['istio-system', 'kube-system'];
 const TOP_KEYS = ['name', 'tunnel', 'dnsCapture', 'network', 'nodes', 'pods', 'services', 'policies', 'resources', 'manifests', 'waypoints'] as const;
 const NETWORK_KEYS = ['nodeCidr', 'podCidr', 'serviceCidr', 'dnsIp'] as const;
 const NODE_KEYS = ['name'] as const;
-const POD_KEYS = ['name', 'node', 'namespace', 'serviceAccount', 'labels', 'app', 'command', 'mode'] as const;
+const POD_KEYS = ['name', 'node', 'namespace', 'serviceAccount', 'labels', 'app', 'command', 'mode', 'hbone'] as const;
 const SERVICE_KEYS = ['name', 'namespace', 'selector', 'ports'] as const;
 const PORT_KEYS = ['name', 'port', 'targetPort', 'protocol', 'appProtocol'] as const;
 const POLICY_KEYS = ['name', 'namespace', 'action', 'selector', 'rules'] as const;
@@ -40,7 +40,8 @@ const RULE_KEYS = ['from', 'to'] as const;
 const SOURCE_KEYS = ['principals', 'notPrincipals', 'namespaces', 'notNamespaces', 'ipBlocks', 'notIpBlocks'] as const;
 const OPERATION_KEYS = ['ports', 'notPorts'] as const;
 const TUNNELS: readonly TunnelMode[] = ['auto', 'kernel', 'userspace'];
-const APPS: readonly BuiltinApp[] = ['sleep', 'httpbin', 'echo'];
+// bookinfo's reviews is one app per version, as the sample ships one image per version.
+const APPS: readonly BuiltinApp[] = ['sleep', 'httpbin', 'echo', 'productpage', 'details', 'reviews-v1', 'reviews-v2', 'reviews-v3', 'ratings'];
 const MODES: readonly PodMode[] = ['ambient', 'sidecar', 'none'];
 
 /** Entries of a map by key, after the reader has rejected unknown keys. */
@@ -121,6 +122,8 @@ function readPod(src: YamlSource, item: Field): PodDraft {
   required(src, item, fields, 'name', 'the pod name');
   required(src, item, fields, 'node', 'the name of the node the pod runs on');
   const pod: Partial<PodDraft> & { namespace: string; mode: PodMode } = { namespace: 'default', mode: 'ambient' };
+  let modeGiven = false;
+  let hboneAt: Field | undefined;
   // Walk in file order so the first bad value in the file is the one reported.
   for (const { key, value } of entries) {
     switch (key) {
@@ -129,11 +132,8 @@ function readPod(src: YamlSource, item: Field): PodDraft {
       case 'namespace': pod.namespace = namespaceOf(src, value); break;
       case 'serviceAccount': pod.serviceAccount = checked(src, value, src.string(value), dns1123SubdomainProblem); break;
       case 'labels': pod.labels = labelMap(src, value); break;
-      case 'mode':
-        pod.mode = src.oneOf(value, MODES);
-        // Accepting it would publish an HBONE workload with nothing listening on its 15008.
-        if (pod.mode === 'sidecar') src.fail(value.at, value.path, 'sidecar pods are not supported yet (expected ambient or none)');
-        break;
+      case 'mode': pod.mode = src.oneOf(value, MODES); modeGiven = true; break;
+      case 'hbone': pod.hbone = src.boolean(value); hboneAt = value; break;
       case 'app':
         if (pod.command) src.fail(value.at, value.path, 'give either "app" or "command", not both');
         pod.app = src.oneOf(value, APPS);
@@ -147,6 +147,9 @@ function readPod(src: YamlSource, item: Field): PodDraft {
       }
     }
   }
+  // As istio's injector: the label asks for a sidecar when no mode says otherwise.
+  if (!modeGiven && pod.labels?.['sidecar.istio.io/inject'] === 'true') pod.mode = 'sidecar';
+  if (hboneAt && pod.mode !== 'sidecar') src.fail(hboneAt.at, hboneAt.path, 'hbone applies to sidecar pods only (mode: sidecar)');
   const name = pod.name as string;
   const draft: PodDraft = {
     name, namespace: pod.namespace, node: pod.node as string, serviceAccount: pod.serviceAccount ?? name,
@@ -154,6 +157,7 @@ function readPod(src: YamlSource, item: Field): PodDraft {
   };
   if (pod.command) draft.command = pod.command;
   else draft.app = pod.app ?? 'sleep';
+  if (pod.hbone !== undefined) draft.hbone = pod.hbone;
   return draft;
 }
 

@@ -3,7 +3,7 @@
 import type { MeshResources } from '../l7/model.js';
 
 export type PodMode = 'ambient' | 'sidecar' | 'none';
-export type BuiltinApp = 'sleep' | 'httpbin' | 'echo';
+export type BuiltinApp = 'sleep' | 'httpbin' | 'echo' | 'productpage' | 'details' | 'reviews-v1' | 'reviews-v2' | 'reviews-v3' | 'ratings';
 export type TunnelMode = 'auto' | 'kernel' | 'userspace';
 
 export interface NetworkPlan {
@@ -29,6 +29,8 @@ export interface PodSpec {
   app?: BuiltinApp;
   command?: string[];
   mode: PodMode;
+  /** Sidecar pods: the proxy speaks HBONE (Istio's ambient profile; default true); false = classic Istio mTLS. */
+  hbone?: boolean;
   /** Stable UID (the ipset comment carries it, as istio-cni does). */
   uid: string;
 }

@@ -28,7 +28,9 @@ function protocolOf(p: PlannedPod): { protocol: 'HBONE' | 'TCP'; nativeHbone: bo
   if (p.role === 'waypoint') return { protocol: 'HBONE', nativeHbone: true };
   if (p.role !== 'workload') return { protocol: 'TCP', nativeHbone: false };
   if (p.mode === 'ambient') return { protocol: 'HBONE', nativeHbone: false };
-  if (p.mode === 'sidecar') return { protocol: 'HBONE', nativeHbone: true };
+  // A sidecar with HBONE terminates it itself (ztunnel sends to its :15008); without, plain TCP
+  // to the app port, which the pod's rules hand to the sidecar's 15006.
+  if (p.mode === 'sidecar') return p.hbone === false ? { protocol: 'TCP', nativeHbone: false } : { protocol: 'HBONE', nativeHbone: true };
   return { protocol: 'TCP', nativeHbone: false };
 }
 

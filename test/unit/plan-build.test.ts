@@ -70,7 +70,7 @@ t.test('tunnel: kernel on a kernel without Geneve is a user error at planning ti
 
 t.test('what the kinds contribute to the demo', async (t) => {
   const b = buildOf('topologies/demo.yaml', NO_GENEVE);
-  t.same(POD_KINDS.map((k) => k.role), ['ztunnel', 'dns', 'workload', 'waypoint'], 'the registered kinds, in planning order');
+  t.same(POD_KINDS.map((k) => k.name), ['ztunnel', 'dns', 'workload', 'waypoint', 'sidecar'], 'the registered kinds, in planning order');
   t.same(b.processes.map((p) => p.id), [
     'geneve/node-a', 'geneve/ztunnel-node-a', 'ztunnel/node-a',
     'geneve/node-b', 'geneve/ztunnel-node-b', 'ztunnel/node-b',

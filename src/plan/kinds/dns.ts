@@ -3,6 +3,7 @@ import type { PodKind } from '../pod-kinds.js';
 import { buildDnsRecords } from '../../apps/dns-records.js';
 
 export const dnsKind: PodKind = {
+  name: 'dns',
   role: 'dns',
   description: 'cluster DNS (CoreDNS\'s role): Service names to ClusterIPs, behind the kube-dns VIP',
   planPod(ctx, pod) {

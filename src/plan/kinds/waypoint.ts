@@ -50,6 +50,7 @@ export function waypointConfig(ctx: PlanContext, pod: PlannedPod): WaypointConfi
 }
 
 export const waypointKind: PodKind = {
+  name: 'waypoint',
   role: 'waypoint',
   description: 'a waypoint (Gateway of class istio-waypoint): L7 policy and routing for the workloads it serves',
   planLab(ctx) {

@@ -85,6 +85,7 @@ function planZtunnelPod(ctx: PlanContext, zt: PlannedPod): void {
 }
 
 export const ztunnelKind: PodKind = {
+  name: 'ztunnel',
   role: 'ztunnel',
   description: 'ztunnel (one per node) with istio-cni\'s node rules, the Geneve pair and TPROXY',
   planLab(ctx) {
