@@ -8,7 +8,8 @@ import { decideTransport, type EndpointTransport } from './transport.js';
 import type { SidecarContext } from './context.js';
 import type { SidecarPorts } from './config.js';
 
-const transportText = (t: EndpointTransport): string => {
+/** One line for how an endpoint is reached: `hbone 10.244.0.7:15008 (waypoint default/x)`, `istio-mtls`, `plaintext`, `passthrough`. */
+export const transportText = (t: EndpointTransport): string => {
   switch (t.kind) {
     case 'hbone': return `hbone ${fmtAddr(t.hboneAddr)}${t.waypoint ? ` (waypoint ${t.waypoint.namespace}/${t.waypoint.name})` : ''}`;
     case 'istio-mtls': return 'istio-mtls';

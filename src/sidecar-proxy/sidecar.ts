@@ -27,11 +27,11 @@ import { INBOUND_PASSTHROUGH_SRC } from '../sidecar/istio-iptables.js';
 import type { SidecarConfig, SidecarPorts } from './config.js';
 import type { SidecarContext } from './context.js';
 import { dialTransport } from './dial.js';
-import { decideTransport } from './transport.js';
+import { decideTransport, type EndpointTransport } from './transport.js';
 import { handleOutbound } from './outbound.js';
 import { connectApp, createSidecarHbone, handleInboundCapture } from './inbound.js';
 import { serviceOfPodPort, sidecarRequestLabels, sidecarRequestLogFields } from './request-log.js';
-import { sidecarAdmin, sidecarReadiness, sidecarStats } from './admin.js';
+import { sidecarAdmin, sidecarReadiness, sidecarStats, transportText } from './admin.js';
 
 export interface RunningSidecar extends SidecarContext {
   ports: SidecarPorts;
@@ -91,26 +91,30 @@ export async function startSidecar(cfg: SidecarConfig, log: Logger, opts: Sideca
     serverName: 'istio-envoy',
     clusterName: (b) => `inbound|${b.port}||`,
   });
-  const secureUpstream = (hostPort: string | undefined): boolean => {
+  /** How the last attempt's endpoint is reached (the same decision the engine's connect made). */
+  const upstreamTransport = (hostPort: string | undefined): EndpointTransport | undefined => {
     const m = hostPort ? /^(.*):(\d+)$/.exec(hostPort) : null;
-    if (!m) return false;
+    if (!m) return undefined;
     try {
-      const k = decideTransport(z.cfg, z.xds.snapshot.store, { ip: m[1], port: Number(m[2]) }).kind;
-      return k === 'hbone' || k === 'istio-mtls';
+      return decideTransport(z.cfg, z.xds.snapshot.store, { ip: m[1], port: Number(m[2]) });
     } catch {
-      return false;
+      return undefined;
     }
   };
   s.outboundHttp = createL7Server(s.outboundEngine, log, (r, info) => {
-    log.info(sidecarRequestLogFields('source', r, info), 'request');
+    const t = upstreamTransport(r.upstreamHost);
+    log.info({ ...sidecarRequestLogFields('source', r, info), ...(t ? { upstream_transport: transportText(t) } : {}) }, 'request');
     const { store } = z.xds.snapshot;
     requests.record(sidecarRequestLabels({
-      reporter: 'source', store, self: store.workload(z.cfg.instanceIp), selfIdentity: z.cfg.identity, r, info, upstreamSecure: secureUpstream(r.upstreamHost),
+      reporter: 'source', store, self: store.workload(z.cfg.instanceIp), selfIdentity: z.cfg.identity, r, info,
+      upstreamSecure: t?.kind === 'hbone' || t?.kind === 'istio-mtls',
     }), r.durationMs);
   });
   s.inboundHttp = createL7Server(s.inboundEngine, log, (r, info) => {
     const { store } = z.xds.snapshot;
     const service = serviceOfPodPort(store, z.cfg.instanceIp, info.dstPort)?.service.hostname;
+    // Envoy's inbound cluster for the app port (the engine names a workload-addressed one by the pod).
+    if (r.upstreamCluster) r.upstreamCluster = `inbound|${info.dstPort}||`;
     log.info(sidecarRequestLogFields('destination', r, info, service), 'request');
     requests.record(sidecarRequestLabels({
       reporter: 'destination', store, self: store.workload(z.cfg.instanceIp), selfIdentity: z.cfg.identity, r, info, ...(service ? { service } : {}),

@@ -216,7 +216,7 @@ t.test('15006: plaintext HTTP reaches the app from 127.0.0.6, server istio-envoy
   t.equal(w.seen[0].remote, '127.0.0.6', 'the app sees Envoy\'s inbound passthrough source');
   t.notOk(w.seen[0].headers['x-forwarded-client-cert'], 'a peer without a certificate gets no XFCC');
   const line = await waitFor('request log', () => w.logs.pp.find((l) => l.msg === 'request'));
-  t.match(line, { direction: 'inbound', method: 'GET', path: '/headers', status: 200, 'src.addr': SLEEP, 'dst.service': 'productpage.default.svc.cluster.local' });
+  t.match(line, { direction: 'inbound', method: 'GET', path: '/headers', status: 200, 'src.addr': SLEEP, 'dst.service': 'productpage.default.svc.cluster.local', upstream_cluster: 'inbound|9080||' });
 });
 
 t.test('15006: Istio mTLS is told apart by its first byte; the app gets XFCC with the peer identity', async (t) => {
@@ -315,7 +315,7 @@ t.test('15001 -> HBONE -> 15008: HTTP to a Service, routed client-side (server e
   t.equal(flaky.status, 200, 'Istio\'s default retry policy retried the 503');
   t.same(w.seen.filter((s) => s.path === '/flaky').map((s) => s.headers['x-envoy-attempt-count']), ['1', '2']);
   const line = await waitFor('retried request log', () => w.logs.sleep.find((l) => l.msg === 'request' && l.path === '/flaky'));
-  t.match(line, { direction: 'outbound', attempts: 2, route: 'default', 'dst.service': 'productpage.default.svc.cluster.local:9080' });
+  t.match(line, { direction: 'outbound', attempts: 2, route: 'default', 'dst.service': 'productpage.default.svc.cluster.local:9080', upstream_transport: `hbone ${PP}:15008` });
   const metrics = (await get(w.sleep.ports.stats, '/stats/prometheus')).body;
   t.equal(seriesValue(metrics, 'istio_requests_total', { reporter: 'source', source_principal: spiffe('sleep'), destination_principal: spiffe('productpage'), destination_service: 'productpage.default.svc.cluster.local', response_code: '200' }), 2);
 });
