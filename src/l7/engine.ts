@@ -46,6 +46,11 @@ export interface DownstreamInfo {
    * as at a waypoint or for a peer without a certificate.
    */
   forwardClientCert?: string;
+  /**
+   * Policies decided for the whole connection, evaluated with the configured ones: a sidecar's
+   * L4-only AuthorizationPolicies, already applied to the connection, in L7 form.
+   */
+  connectionPolicies?: L7AuthorizationPolicy[];
 }
 
 export interface L7EngineOptions {
@@ -198,7 +203,7 @@ export class L7Engine {
       dstIp: info.dstIp,
       dstPort: info.dstPort,
     };
-    const authz = authorizeRequest(this.config.authorization, facts);
+    const authz = authorizeRequest(info.connectionPolicies ? [...this.config.authorization, ...info.connectionPolicies] : this.config.authorization, facts);
     if (authz.policy) result.authzPolicy = authz.policy;
     if (!authz.allowed) return this.localReply(x, 403, LOCAL_REPLY.rbac, 'rbac_access_denied');
 

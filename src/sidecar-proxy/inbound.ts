@@ -7,7 +7,8 @@
 // inbound passthrough source, which ISTIO_OUTPUT lets through (`-o lo -s 127.0.0.6 -j RETURN`).
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { authorize } from '../mesh/authz.js';
+import { authorize, policyMatches, type Authorization, type RbacConnection } from '../mesh/authz.js';
+import type { L7AuthorizationPolicy } from '../l7/model.js';
 import { copyBidirectional } from '../mesh/copy.js';
 import { plainDuplex } from '../mesh/duplex-adapter.js';
 import { createHboneServer, type Address, type HboneRequest, type HboneServer } from '../mesh/hbone-server.js';
@@ -32,20 +33,47 @@ export interface InboundPeer {
 }
 
 export type InboundVerdict =
-  | { kind: 'http'; service?: string }
+  /** `policies`: the L4 policies' verdict on this connection, for the HTTP RBAC filter to combine with the L7 ones. */
+  | { kind: 'http'; service?: string; policies: L7AuthorizationPolicy[] }
   | { kind: 'tcp'; service?: string; reason: string; policy?: string }
   | { kind: 'denied'; reason: string; policy?: string };
+
+const keyOf = (p: { namespace: string; name: string }): string => `${p.namespace}/${p.name}`;
+
+/**
+ * The L4 policies' part in an HTTP port's RBAC, as policies the engine evaluates with the L7
+ * ones (Envoy's HTTP RBAC filter sees every policy at once): a matching DENY denies every
+ * request; a matching ALLOW allows every request (L7 DENYs still apply); ALLOW policies none of
+ * which matched leave the decision to the L7 ALLOWs, and deny if there are none.
+ */
+export function connectionPolicies(policies: Authorization[], c: RbacConnection): L7AuthorizationPolicy[] {
+  const synth = (p: Authorization, action: 'ALLOW' | 'DENY', all: boolean): L7AuthorizationPolicy => ({
+    name: p.name, namespace: p.namespace, origin: `AuthorizationPolicy ${keyOf(p)} (L4)`, action,
+    target: { namespace: true }, rules: all ? [{}] : [],
+  });
+  const deny = policies.find((p) => p.action === 'Deny' && policyMatches(p, c));
+  if (deny) return [synth(deny, 'DENY', true)];
+  const allows = policies.filter((p) => p.action === 'Allow');
+  if (!allows.length) return [];
+  const allow = allows.find((p) => policyMatches(p, c));
+  return allow ? [synth(allow, 'ALLOW', true)] : [synth(allows[0], 'ALLOW', false)];
+}
 
 /** What the chain does with a connection to `target` (this pod's IP:port) from `peer`, before any byte goes to the app. */
 export function inboundVerdict(s: SidecarContext, peer: InboundPeer, target: Address): InboundVerdict {
   const { store } = s.z.xds.snapshot;
-  const svc = serviceOfPodPort(store, s.z.cfg.instanceIp, target.port)?.service.hostname;
-  if (isHttpPodPort(s.z.cfg, store, s.z.cfg.instanceIp, target.port)) return { kind: 'http', ...(svc ? { service: svc } : {}) };
+  const cfg = s.z.cfg;
+  const svc = serviceOfPodPort(store, cfg.instanceIp, target.port)?.service.hostname;
   const self = ownWorkload(s);
-  const d = authorize(
-    { ...(peer.identity ? { srcIdentity: peer.identity } : {}), srcIp: peer.ip, dstIp: target.ip, dstPort: target.port },
-    self ? store.policiesFor(self) : [],
-  );
+  const all = self ? store.policiesFor(self) : [];
+  const conn: RbacConnection = { ...(peer.identity ? { srcIdentity: peer.identity } : {}), srcIp: peer.ip, dstIp: target.ip, dstPort: target.port };
+  if (isHttpPodPort(cfg, store, cfg.instanceIp, target.port)) {
+    // A policy with L7 rules also comes in its L7 form (cfg.l7Policies): on an HTTP port that
+    // one applies, not istiod's L4 conversion of it.
+    const l7 = new Set(cfg.l7Policies.map(keyOf));
+    return { kind: 'http', ...(svc ? { service: svc } : {}), policies: connectionPolicies(all.filter((p) => !l7.has(keyOf(p))), conn) };
+  }
+  const d = authorize(conn, all);
   if (!d.allowed) return { kind: 'denied', reason: d.reason, ...(d.policy ? { policy: d.policy } : {}) };
   return { kind: 'tcp', reason: d.reason, ...(svc ? { service: svc } : {}), ...(d.policy ? { policy: d.policy } : {}) };
 }
@@ -98,12 +126,12 @@ export function countStream(stream: Duplex): Counters {
 }
 
 /** Serves HTTP on an accepted inbound connection; the engine logs each request, `result` is the connection. */
-function serveHttp(s: SidecarContext, conn: Duplex, peer: InboundPeer, target: Address, result: ConnectionResult, bytes: Counters): void {
+function serveHttp(s: SidecarContext, conn: Duplex, peer: InboundPeer, target: Address, result: ConnectionResult, bytes: Counters, policies: L7AuthorizationPolicy[]): void {
   result.rec.via = `${result.rec.via ?? 'tcp'}+http`;
   result.opened();
   const t0 = performance.now();
   conn.once('close', () => result.complete({ ...bytes(), durationMs: performance.now() - t0 }));
-  s.inboundHttp.serve(conn, inboundInfo(s, peer, target));
+  s.inboundHttp.serve(conn, { ...inboundInfo(s, peer, target), ...(policies.length ? { connectionPolicies: policies } : {}) });
 }
 
 function newResult(s: SidecarContext, peer: InboundPeer, target: Address, via: string, hboneAddr?: string): ConnectionResult {
@@ -167,7 +195,7 @@ export async function handleInboundCapture(s: SidecarContext, raw: net.Socket, o
   }
   if (v.service) result.rec.dst.service = v.service;
   if (v.kind === 'http') {
-    serveHttp(s, conn, peer, target, result, () => ({ aToB: raw.bytesRead, bToA: raw.bytesWritten }));
+    serveHttp(s, conn, peer, target, result, () => ({ aToB: raw.bytesRead, bToA: raw.bytesWritten }), v.policies);
     return undefined;
   }
   let app: net.Socket;
@@ -201,7 +229,7 @@ export function createSidecarHbone(s: SidecarContext): HboneServer {
     if (v.kind === 'http') {
       const tunnel = req.accept();
       const bytes = countStream(tunnel);
-      serveHttp(s, plainDuplex(tunnel), peer, req.target, result, bytes);
+      serveHttp(s, plainDuplex(tunnel), peer, req.target, result, bytes, v.policies);
       return;
     }
     let app: net.Socket;

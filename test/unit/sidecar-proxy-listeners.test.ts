@@ -352,3 +352,26 @@ t.test('admin: config_dump, readiness, stats', async (t) => {
   t.ok(ppDump.clusters.some((c: { name: string }) => c.name === 'inbound|9080||'), 'the server lists its inbound clusters');
   t.equal((await get(w.pp.ports.stats, '/nope')).status, 404);
 });
+
+t.test('L4 policies at the server sidecar: per request (403) on an HTTP port, reset on a TCP port', async (t) => {
+  const w = await world(t);
+  // An L4-only ALLOW for sleep's principal, selecting productpage (as istiod hands it over).
+  const policies = [{
+    name: 'pp-from-sleep', namespace: 'default', scope: 'WorkloadSelector' as const, action: 'Allow' as const,
+    groups: [[[{ principals: [{ Exact: 'cluster.local/ns/default/sa/sleep' }] }]]],
+  }];
+  w.pp.z.xds.apply({ workloads: workloads.map((x) => (x.workloadIp === PP ? { ...x, authorizationPolicies: ['default/pp-from-sleep'] } : x)), services, policies });
+  const plain = await request(redirected(w.pp.ports.inbound, PP, { ip: PP, port: 9080 }, SLEEP), { path: '/plain', host: 'productpage:9080' });
+  t.equal(plain.status, 403, 'plaintext has no principal: denied per request');
+  t.equal(plain.body, 'RBAC: access denied');
+  const line = await waitFor('deny log', () => w.logs.pp.find((l) => l.msg === 'request' && l.status === 403));
+  t.match(line, { response_code_details: 'rbac_access_denied', direction: 'inbound' });
+  const sec = await request(await mtlsTo(w, { ip: PP, port: 9080 }), { path: '/sec', host: 'productpage:9080' });
+  t.equal(sec.status, 200, 'sleep\'s identity over mTLS: allowed');
+  t.same(w.seen.map((x) => x.path), ['/sec']);
+  const tcp = await echoThrough(redirected(w.pp.ports.inbound, PP, { ip: PP, port: 9000 }, SLEEP), 'x');
+  t.equal(tcp.error, 'ECONNRESET', 'a TCP port is reset');
+  const denied = await waitFor('L4 deny log', () => w.logs.pp.find((l) => l.msg === 'connection denied'));
+  t.match(denied.reason, /no ALLOW policy matched \(default\/pp-from-sleep\)/);
+  t.same(await echoThrough(await mtlsTo(w, { ip: PP, port: 9000 }), 'y'), { reply: 'pp:y' }, 'sleep over mTLS gets through');
+});
