@@ -61,7 +61,7 @@ export function sidecarConfigDump(s: SidecarContext, ports?: SidecarPorts): Reco
     proxyListeners: [
       { name: 'virtualOutbound', address: `0.0.0.0:${ports?.outbound ?? 15001}`, what: 'REDIRECTed outbound, original destination from SO_ORIGINAL_DST' },
       { name: 'virtualInbound', address: `0.0.0.0:${ports?.inbound ?? 15006}`, what: `REDIRECTed inbound: plaintext${cfg.mtls.mode === 'STRICT' ? ' refused (STRICT)' : ''} or Istio mTLS` },
-      { name: 'connect_terminate', address: `0.0.0.0:${ports?.hbone ?? 15008}`, what: `HBONE for ${cfg.instanceIp} only` },
+      ...(cfg.hbone ? [{ name: 'connect_terminate', address: `0.0.0.0:${ports?.hbone ?? 15008}`, what: `HBONE for ${cfg.instanceIp} only` }] : []),
     ],
     listeners: services.map((svc) => ({
       service: svc.hostname, vips: svc.vips,

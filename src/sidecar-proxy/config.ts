@@ -26,7 +26,7 @@ export interface SidecarPorts {
   outbound: number;
   /** 15006: inbound plaintext or Istio mTLS, REDIRECTed by ISTIO_INBOUND. */
   inbound: number;
-  /** 15008: HBONE termination (ztunnels, waypoints and other sidecars dial it). */
+  /** 15008: HBONE termination (ztunnels, waypoints and other sidecars dial it); 0 when hbone is false (not listening). */
   hbone: number;
   /** 127.0.0.1:15000 /config_dump. */
   admin: number;

@@ -141,7 +141,8 @@ export async function startSidecar(cfg: SidecarConfig, log: Logger, opts: Sideca
     ports = {
       outbound: await listen(outboundSrv, host, cfg.listen?.outbound ?? OUTBOUND_CAPTURE_PORT),
       inbound: await listen(inboundSrv, host, cfg.listen?.inbound ?? INBOUND_PLAINTEXT_PORT),
-      hbone: await listen(hboneSrv, host, cfg.listen?.hbone ?? HBONE_PORT),
+      // Envoy has connect_terminate only when HBONE is enabled for the proxy (reference §4).
+      hbone: cfg.hbone ? await listen(hboneSrv, host, cfg.listen?.hbone ?? HBONE_PORT) : 0,
       admin: await listen(admin, '127.0.0.1', cfg.listen?.admin ?? ADMIN_PORT),
       stats: await listen(stats, host, cfg.listen?.stats ?? ENVOY_PROMETHEUS_PORT),
       readiness: await listen(readiness, host, cfg.listen?.readiness ?? READINESS_PORT),

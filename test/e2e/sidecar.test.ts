@@ -1,0 +1,161 @@
+// Sidecar pods in the data path, with ambient pods, a waypoint and plain pods around them: real
+// namespaces, istio-cni's nat rules in the sidecar pods, the sidecar proxy as uid 1337, real
+// requests. Lab `sc` (topologies/coexistence.yaml) walks every path of the coexistence table;
+// lab `sc-l7` (test/fixtures/topologies/sidecar-l7.yaml) what a sidecar enforces at each end.
+import t from 'tap';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lab, upJson, podIp, sh } from './helpers.js';
+import { seriesValue } from '../../src/proxy/metrics.js';
+
+const NAME = 'sc';
+const L7 = 'sc-l7';
+const WP = 'bookinfo-reviews-istio-waypoint';
+const spiffe = (sa: string) => `spiffe://cluster.local/ns/default/sa/${sa}`;
+
+const exec = (labName: string, pod: string, script: string) => lab(['exec', '--lab', labName, pod, '--', 'sh', '-c', script], { timeoutMs: 120_000 });
+/** `<status>` on the last line, the body before it. */
+const curl = (labName: string, pod: string, args: string) => {
+  const r = exec(labName, pod, `curl -s -m 5 -w '\\n%{http_code}' ${args}; echo " exit=$?"`);
+  const m = /\n(\d{3}) exit=(\d+)\s*$/.exec(r.stdout);
+  return { body: m ? r.stdout.slice(0, m.index) : r.stdout, status: m ? Number(m[1]) : 0, exit: m ? Number(m[2]) : -1, raw: r.stdout };
+};
+/** The JSON lines of a proxy's log file (`sidecar-default.sleep-sc`, `waypoint-default.<name>`). */
+const logLines = (labName: string, file: string): Array<Record<string, unknown>> =>
+  sh(`cat /run/ambient-lab/${labName}/logs/${file}.log`).split('\n').flatMap((l) => {
+    try { return [JSON.parse(l) as Record<string, unknown>]; } catch { return []; }
+  });
+
+async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+t.teardown(() => { lab(['down', NAME]); lab(['down', L7]); });
+
+t.test('coexistence: every path answers, and each hop is the one the reference names', async (t) => {
+  const up = upJson('topologies/coexistence.yaml', NAME);
+  if (!t.ok(up.ok, `lab up\n${up.stderr}`)) return;
+  const ip = (pod: string) => podIp(up.summary, `default/${pod}`);
+  const wpIp = ip(WP);
+  const targets: Array<[string, number]> = [['httpbin', 8000], ['reviews', 9080], ['httpbin-sc', 8000], ['httpbin-mtls', 8000], ['web', 8000]];
+  // What the app sees as the client address: the caller (ambient, none), the waypoint, or the server sidecar's 127.0.0.6.
+  const origin = (from: string, to: string) => (to === 'reviews' ? wpIp : to.startsWith('httpbin-') ? '127.0.0.6' : ip(from));
+  for (const from of ['sleep', 'sleep-sc', 'sleep-plain']) {
+    // A plaintext client's ztunnel hairpin through the waypoint is ztunnel's business, not tested here.
+    const tos = targets.filter(([to]) => !(from === 'sleep-plain' && to === 'reviews'));
+    const out = exec(NAME, from, tos.map(([to, port]) => `echo "${to} $(curl -s -m 5 -w ' %{http_code}' http://${to}:${port}/ip | tr -d '\\n ')"`).join('; ')).stdout;
+    for (const [to] of tos) {
+      const line = out.split('\n').find((l) => l.startsWith(`${to} `)) ?? '';
+      t.equal(line, `${to} {"origin":"${origin(from, to)}"}200`, `${from} -> ${to}`);
+    }
+  }
+
+  // How sleep-sc's sidecar reached each endpoint (its per-request access log).
+  const client = logLines(NAME, 'sidecar-default.sleep-sc').filter((l) => l.msg === 'request' && l.direction === 'outbound');
+  const via = (svc: string) => client.find((l) => String(l['dst.service']).startsWith(`${svc}.`))?.upstream_transport;
+  t.equal(via('httpbin'), `hbone ${ip('httpbin')}:15008`, 'sidecar -> ambient: HBONE to the pod\'s :15008');
+  t.equal(via('reviews'), `hbone ${wpIp}:15008 (waypoint default/${WP})`, 'sidecar -> ambient with a waypoint: HBONE to the waypoint');
+  t.equal(via('httpbin-sc'), `hbone ${ip('httpbin-sc')}:15008`, 'sidecar -> sidecar with HBONE: its :15008');
+  t.equal(via('httpbin-mtls'), 'istio-mtls', 'sidecar -> sidecar without HBONE: Istio mTLS to the app port');
+  t.equal(via('web'), 'plaintext', 'sidecar -> mode none: plaintext');
+  const wp = logLines(NAME, `waypoint-default.${WP}`).find((l) => l.msg === 'request' && l['src.identity'] === spiffe('sleep-sc'));
+  t.ok(wp, 'the waypoint served sleep-sc\'s request, from sleep-sc\'s identity');
+  // httpbin-mtls has no :15008, so a peer identity there can only come from Istio mTLS on 15006.
+  const mtls = logLines(NAME, 'sidecar-default.httpbin-mtls').filter((l) => l.msg === 'request');
+  t.ok(mtls.some((l) => l['src.identity'] === spiffe('sleep-sc')), 'httpbin-mtls took Istio mTLS on 15006 from sleep-sc');
+  t.ok(mtls.some((l) => l['src.addr'] === ip('sleep') && !l['src.identity']), 'and plaintext from the ambient sleep (its ztunnel has no HBONE to it)');
+  t.equal(exec(NAME, 'sleep-plain', `curl -s -m 3 -o /dev/null -w '%{http_code}' http://${ip('httpbin-mtls')}:15008/; echo " $?"`).stdout.trim(), '000 7', 'a sidecar without HBONE does not listen on 15008');
+  const sc = logLines(NAME, 'sidecar-default.httpbin-sc').filter((l) => l.msg === 'connection complete');
+  t.ok(sc.some((l) => l.via === 'hbone+http' && l['src.identity'] === spiffe('sleep')), 'httpbin-sc terminated HBONE from the ambient sleep\'s ztunnel, as sleep');
+});
+
+t.test('coexistence: headers each sidecar adds; metrics and config_dump', async (t) => {
+  const fromSc = curl(NAME, 'sleep-sc', '-D - http://httpbin-sc:8000/headers');
+  t.equal(fromSc.status, 200);
+  t.match(fromSc.body, /^server: envoy\r?$/m, 'a client with a sidecar sees its outbound\'s server: envoy');
+  t.match(fromSc.body, /"X-Envoy-Attempt-Count": "1"/, 'the client sidecar counts attempts');
+  t.match(fromSc.body, new RegExp(`"X-Forwarded-Client-Cert": "By=${spiffe('httpbin-sc')};URI=${spiffe('sleep-sc')}"`), 'the server sidecar appends the peer\'s identity');
+  const fromAmbient = curl(NAME, 'sleep', '-D - http://httpbin-sc:8000/headers');
+  t.match(fromAmbient.body, /^server: istio-envoy\r?$/m, 'a client without a sidecar sees the server sidecar\'s istio-envoy');
+  t.match(fromAmbient.body, new RegExp(`"X-Forwarded-Client-Cert": "By=${spiffe('httpbin-sc')};URI=${spiffe('sleep')}"`));
+  t.notMatch(fromAmbient.body, /X-Envoy-Attempt-Count/, 'no client sidecar, no attempt count');
+
+  const server = exec(NAME, 'httpbin-sc', 'curl -s -m 5 http://127.0.0.1:15090/stats/prometheus').stdout;
+  t.ok(seriesValue(server, 'istio_requests_total', { reporter: 'destination', source_principal: spiffe('sleep-sc'), destination_principal: spiffe('httpbin-sc'), connection_security_policy: 'mutual_tls', response_code: '200' }) >= 1,
+    'the server sidecar reports as destination');
+  const client = exec(NAME, 'sleep-sc', 'curl -s -m 5 http://127.0.0.1:15090/stats/prometheus').stdout;
+  t.ok(seriesValue(client, 'istio_requests_total', { reporter: 'source', destination_service: 'httpbin-sc.default.svc.cluster.local', source_principal: spiffe('sleep-sc'), response_code: '200' }) >= 1,
+    'the client sidecar reports as source');
+  t.ok(seriesValue(client, 'istio_tcp_connections_opened_total', { reporter: 'source' }) >= 1, 'and counts the connections it carried');
+
+  const dump = JSON.parse(exec(NAME, 'sleep-sc', 'curl -s -m 5 http://127.0.0.1:15000/config_dump').stdout);
+  t.match(dump, { kind: 'sidecar', identity: spiffe('sleep-sc'), hbone: true, config: { version: 1 } });
+  const reviews = dump.clusters.find((c: { name: string }) => c.name === 'outbound|9080||reviews.default.svc.cluster.local');
+  t.match(reviews.transports[0].via, /^hbone .*:15008 \(waypoint default\/bookinfo-reviews-istio-waypoint\)$/);
+  t.equal(exec(NAME, 'sleep-sc', 'curl -s -m 5 -o /dev/null -w "%{http_code}" http://127.0.0.1:15021/healthz/ready').stdout, '200');
+});
+
+t.test('sc-l7: faults at the client sidecar, RBAC at the server sidecar, STRICT, L4 policy, live reload', async (t) => {
+  const up = upJson('test/fixtures/topologies/sidecar-l7.yaml', L7);
+  if (!t.ok(up.ok, `lab up\n${up.stderr}`)) return;
+
+  // A VirtualService applies at a client sidecar (an ambient client has no waypoint for httpbin).
+  const fault = curl(L7, 'sleep-sc', `-D - -H 'x-fault: abort' http://httpbin:8000/get`);
+  t.equal(fault.status, 418, 'the client sidecar aborted with the VS status');
+  t.match(fault.body, /fault filter abort$/);
+  t.match(fault.body, /^server: envoy\r?$/m);
+  t.equal(curl(L7, 'sleep', `-H 'x-fault: abort' http://httpbin:8000/get`).status, 200, 'an ambient client without a waypoint is not routed by the VS');
+  const faultLog = logLines(L7, 'sidecar-default.sleep-sc').find((l) => l.msg === 'request' && l.status === 418);
+  t.match(faultLog, { response_flags: 'FI', attempts: 0, route: 'VirtualService default/httpbin http[0] rule 0' });
+
+  // GET-only at httpbin-sc's sidecar: the deny is its local reply, renamed envoy by a client sidecar.
+  t.equal(curl(L7, 'sleep-sc', 'http://httpbin-sc:8000/get').status, 200);
+  const post = curl(L7, 'sleep-sc', '-D - -X POST http://httpbin-sc:8000/post');
+  t.equal(post.status, 403);
+  t.match(post.body, /RBAC: access denied$/);
+  const postAmbient = curl(L7, 'sleep', '-D - -X POST http://httpbin-sc:8000/post');
+  t.equal(postAmbient.status, 403);
+  t.match(postAmbient.body, /^server: istio-envoy\r?$/m, 'from an ambient client: the server sidecar\'s own server header');
+
+  // STRICT: plaintext from a plain pod is reset; mesh clients (HBONE, sidecar) get through.
+  const plain = curl(L7, 'sleep-plain', 'http://strict-sc:8000/get');
+  t.equal(plain.status, 0);
+  t.ok([52, 56].includes(plain.exit), `plaintext to a STRICT sidecar: connection reset (curl exit ${plain.exit})`);
+  t.equal(curl(L7, 'sleep', 'http://strict-sc:8000/get').status, 200, 'ambient client over HBONE');
+  t.equal(curl(L7, 'sleep-sc', 'http://strict-sc:8000/get').status, 200, 'sidecar client over HBONE');
+  const strictLog = logLines(L7, 'sidecar-default.strict-sc').find((l) => l.msg === 'connection denied');
+  t.match(strictLog, { policy: 'default/istio_converted_static_strict' });
+
+  // L4 policy on a TCP port: only sleep-sc's identity.
+  const echo = (pod: string) => lab(['exec', '--lab', L7, pod, '--', 'bash', '-c', 'exec 3<>/dev/tcp/echo-sc/9000; echo hello-sidecar >&3; read -t 5 line <&3; echo "$line"']).stdout.trim();
+  t.equal(echo('sleep-sc'), 'hello-sidecar', 'sleep-sc reaches the TCP port');
+  t.equal(echo('sleep'), '', 'sleep is refused');
+  const denied = logLines(L7, 'sidecar-default.echo-sc').find((l) => l.msg === 'connection denied');
+  t.match(denied, { 'src.identity': spiffe('sleep'), reason: /no ALLOW policy matched \(default\/echo-sc-from-sleep-sc\)/ });
+
+  // lab apply: the sidecar reloads its rewritten config (file watch) without a restart.
+  const dir = mkdtempSync(join(tmpdir(), 'alt-sc-apply-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'deny.yaml');
+  writeFileSync(file, [
+    'apiVersion: security.istio.io/v1beta1', 'kind: AuthorizationPolicy', 'metadata: {name: httpbin-sc-no-deny}',
+    'spec:', '  selector: {matchLabels: {app: httpbin-sc}}', '  action: DENY', '  rules:', '    - to: [{operation: {paths: ["/deny*"]}}]', '',
+  ].join('\n'));
+  const applied = lab(['apply', '--lab', L7, '-f', file]);
+  t.equal(applied.code, 0, `lab apply\n${applied.stderr}`);
+  const status = await until('the DENY policy to take effect', () => {
+    const s = curl(L7, 'sleep-sc', 'http://httpbin-sc:8000/deny-me').status;
+    return s === 403 ? s : undefined;
+  });
+  t.equal(status, 403, 'the new DENY applies');
+  t.equal(curl(L7, 'sleep-sc', 'http://httpbin-sc:8000/get').status, 200, 'the rest still passes');
+  const reloaded = logLines(L7, 'sidecar-default.httpbin-sc').find((l) => l.msg === 'config reloaded');
+  t.match(reloaded, { version: 2, trigger: 'file' });
+});
