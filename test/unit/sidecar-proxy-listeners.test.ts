@@ -89,9 +89,9 @@ async function waitFor<T>(what: string, pred: () => T | undefined | false, timeo
 
 interface Reply { status: number; headers: http.IncomingHttpHeaders; body: string }
 
-function request(sock: net.Socket | tls.TLSSocket, opts: { method?: string; path: string; host: string }): Promise<Reply> {
+function request(sock: net.Socket | tls.TLSSocket, opts: { method?: string; path: string; host: string; headers?: Record<string, string> }): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ method: opts.method ?? 'GET', path: opts.path, headers: { host: opts.host }, createConnection: () => sock }, (res) => {
+    const req = http.request({ method: opts.method ?? 'GET', path: opts.path, headers: { host: opts.host, ...opts.headers }, createConnection: () => sock }, (res) => {
       let body = '';
       res.on('data', (d) => (body += d));
       res.on('end', () => {
@@ -210,21 +210,21 @@ async function mtlsTo(w: World, origDst: Address, alpn = ISTIO_ALPN): Promise<tl
 
 t.test('15006: plaintext HTTP reaches the app from 127.0.0.6, server istio-envoy, no XFCC', async (t) => {
   const w = await world(t);
-  const r = await request(redirected(w.pp.ports.inbound, PP, { ip: PP, port: 9080 }, SLEEP), { path: '/headers', host: 'productpage:9080' });
+  const r = await request(redirected(w.pp.ports.inbound, PP, { ip: PP, port: 9080 }, SLEEP), { path: '/headers', host: 'productpage:9080', headers: { 'x-forwarded-client-cert': 'By=forged' } });
   t.equal(r.status, 200);
   t.equal(r.headers.server, 'istio-envoy', 'the sidecar inbound overwrites the app\'s server header');
   t.equal(w.seen[0].remote, '127.0.0.6', 'the app sees Envoy\'s inbound passthrough source');
-  t.notOk(w.seen[0].headers['x-forwarded-client-cert'], 'a peer without a certificate gets no XFCC');
+  t.notOk(w.seen[0].headers['x-forwarded-client-cert'], 'a peer without a certificate gets no XFCC: what it sent is removed');
   const line = await waitFor('request log', () => w.logs.pp.find((l) => l.msg === 'request'));
   t.match(line, { direction: 'inbound', method: 'GET', path: '/headers', status: 200, 'src.addr': SLEEP, 'dst.service': 'productpage.default.svc.cluster.local', upstream_cluster: 'inbound|9080||' });
 });
 
 t.test('15006: Istio mTLS is told apart by its first byte; the app gets XFCC with the peer identity', async (t) => {
   const w = await world(t);
-  const r = await request(await mtlsTo(w, { ip: PP, port: 9080 }), { path: '/mtls', host: 'productpage:9080' });
+  const r = await request(await mtlsTo(w, { ip: PP, port: 9080 }), { path: '/mtls', host: 'productpage:9080', headers: { 'x-forwarded-client-cert': 'By=upstream-hop' } });
   t.equal(r.status, 200);
   t.match(String(w.seen[0].headers['x-forwarded-client-cert']),
-    new RegExp(`^By=${spiffe('productpage')};Hash=[0-9a-f]{64};Subject="";URI=${spiffe('sleep')}$`), 'APPEND_FORWARD element for the peer');
+    new RegExp(`^By=upstream-hop,By=${spiffe('productpage')};Hash=[0-9a-f]{64};Subject="";URI=${spiffe('sleep')}$`), 'APPEND_FORWARD: the peer\'s element after what it sent');
   const conn = await waitFor('connection log', () => w.logs.pp.find((l) => l.msg === 'connection complete'));
   t.match(conn, { direction: 'inbound', via: 'mtls+http', 'src.identity': spiffe('sleep'), 'dst.identity': spiffe('productpage') });
   const metrics = (await get(w.pp.ports.stats, '/stats/prometheus')).body;
