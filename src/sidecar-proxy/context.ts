@@ -26,7 +26,13 @@ export interface SidecarContext {
   origDstOf(sock: net.Socket): Address;
   /** Where inbound connections to the app come from (Envoy's inbound passthrough bind, 127.0.0.6). */
   appSource: string;
+  /** The proxy's own listening ports: a connection whose original destination is one of them is a loop. */
+  ownPorts: Set<number>;
 }
+
+/** A connection addressed to this proxy's own listener (not REDIRECTed): serving it would call ourselves forever. */
+export const isSelfAddressed = (s: SidecarContext, dst: { ip: string; port: number }): boolean =>
+  s.ownPorts.has(dst.port) && (dst.ip === s.z.cfg.instanceIp || dst.ip.startsWith('127.') || dst.ip === '0.0.0.0');
 
 /** This pod's workload as the control plane lists it (absent only in a broken config). */
 export const ownWorkload = (s: SidecarContext): Workload | undefined => s.z.xds.snapshot.store.workload(s.z.cfg.instanceIp);

@@ -20,7 +20,7 @@ import { fmtAddr, plainIp } from '../proxy/inputs.js';
 import type { DownstreamInfo } from '../l7/engine.js';
 import { acceptIstioMtls, formatXfcc, looksLikeTls, peekFirstChunk } from './istio-mtls.js';
 import { isHttpPodPort, serviceOfPodPort } from './request-log.js';
-import { ownWorkload, type SidecarContext } from './context.js';
+import { isSelfAddressed, ownWorkload, type SidecarContext } from './context.js';
 
 /** Who is calling, as the inbound chain knows it. */
 export interface InboundPeer {
@@ -156,6 +156,10 @@ export async function handleInboundCapture(s: SidecarContext, raw: net.Socket, o
   } catch (e) {
     raw.destroy();
     return newResult(s, peer, { ip: plainIp(raw.localAddress), port: raw.localPort ?? 0 }, 'tcp').failed(`no original destination: ${(e as Error).message}`);
+  }
+  if (isSelfAddressed(s, target)) {
+    raw.destroy();
+    return newResult(s, peer, target, 'tcp').failed(`${fmtAddr(target)} is this proxy's own listener (not a redirected connection): refused, it would loop`);
   }
   const cfg = s.z.cfg;
   const mode = cfg.mtls.ports[target.port] ?? cfg.mtls.mode;

@@ -16,7 +16,7 @@ import type { DownstreamInfo } from '../l7/engine.js';
 import { dialTransport } from './dial.js';
 import { isHttpPodPort } from './request-log.js';
 import { transportFor } from './transport.js';
-import { ownWorkload, type SidecarContext } from './context.js';
+import { isSelfAddressed, ownWorkload, type SidecarContext } from './context.js';
 
 /** Whether the decided destination speaks HTTP: the Service port (VIP) or the pod port behind an HTTP Service port. */
 export function outboundIsHttp(s: SidecarContext, req: OutboundRequest, origDst: Address): boolean {
@@ -46,6 +46,10 @@ export async function handleOutbound(s: SidecarContext, down: net.Socket, origDs
     return result.failed(`no original destination: ${(e as Error).message}`);
   }
   rec.dst.addr = fmtAddr(origDst);
+  if (isSelfAddressed(s, origDst)) {
+    down.destroy();
+    return result.failed(`${fmtAddr(origDst)} is this proxy's own listener (not a redirected connection): refused, it would loop`);
+  }
   let req: OutboundRequest;
   try {
     req = buildOutboundRequest(store, { kind: 'sidecar', node: z.cfg.node, instanceIp: z.cfg.instanceIp }, origDst, z.random);

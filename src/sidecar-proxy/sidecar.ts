@@ -61,7 +61,7 @@ export async function startSidecar(cfg: SidecarConfig, log: Logger, opts: Sideca
   // The proxy runs as uid 1337: its own connections are not captured and need no spoofing.
   const z = createProxyInputs('sidecar', cfg, tls, log, { dialer: createDialer('off', log), ...opts, ...(configHash ? { configHash } : {}) });
   const requests = new RequestMetrics();
-  const s = { z, identity, requests, appSource: opts.appSource ?? INBOUND_PASSTHROUGH_SRC } as SidecarContext;
+  const s = { z, identity, requests, appSource: opts.appSource ?? INBOUND_PASSTHROUGH_SRC, ownPorts: new Set<number>() } as SidecarContext;
   s.origDstOf = opts.origDstOf ?? ((sock) => originalDst(socketFd(sock)));
 
   const serviceEndpoints = (host: string, port: number): L7Endpoint[] => {
@@ -135,6 +135,7 @@ export async function startSidecar(cfg: SidecarConfig, log: Logger, opts: Sideca
   const listen = async (srv: net.Server, h: string, port: number): Promise<number> => {
     const p = await listenTcp(srv, h, port);
     servers.push(srv);
+    s.ownPorts.add(p);
     return p;
   };
   try {

@@ -375,3 +375,14 @@ t.test('L4 policies at the server sidecar: per request (403) on an HTTP port, re
   t.match(denied.reason, /no ALLOW policy matched \(default\/pp-from-sleep\)/);
   t.same(await echoThrough(await mtlsTo(w, { ip: PP, port: 9000 }), 'y'), { reply: 'pp:y' }, 'sleep over mTLS gets through');
 });
+
+t.test('a connection addressed to the proxy\'s own listener is refused, not looped', async (t) => {
+  const w = await world(t);
+  const r = await echoThrough(redirected(w.sleep.ports.outbound, '127.0.0.1', { ip: SLEEP, port: w.sleep.ports.outbound }, SLEEP), 'loop');
+  t.equal(r.reply, '');
+  const line = await waitFor('loop log', () => w.logs.sleep.find((l) => l.msg === 'connection failed'));
+  t.match(line.reason, /own listener/);
+  const r2 = await echoThrough(redirected(w.pp.ports.inbound, PP, { ip: PP, port: w.pp.ports.inbound }, SLEEP), 'loop');
+  t.equal(r2.reply, '');
+  t.match((await waitFor('loop log', () => w.logs.pp.find((l) => l.msg === 'connection failed'))).reason, /own listener/);
+});
