@@ -63,8 +63,8 @@ t.test('GET through the waypoint: every hop in order, the decision between the t
   const d = r.decisions[0];
   t.equal(d.afterHop, arrival.index);
   t.equal(d.requestLine, 'GET /hostname');
-  t.equal(d.requestId, undefined, 'the waypoint does not log x-request-id yet: matched by window, method and path');
   t.ok(r.requestId?.startsWith('lab-trace-'), 'the trace sent its own x-request-id');
+  t.equal(d.requestId, r.requestId, 'the waypoint\'s log line is matched by that x-request-id');
   t.match(d, { status: 200, localReply: false, sourceIdentity: SLEEP_ID, route: { origin: 'VirtualService default/reviews http[1]', index: 1 } });
   t.ok(d.backend?.subset === 'v1' || d.backend?.subset === 'v2', `backend subset ${d.backend?.subset}`);
   t.equal(d.backend?.weightPercent, d.backend?.subset === 'v1' ? 90 : 10, 'the weight of the subset it picked');
@@ -91,7 +91,7 @@ t.test('GET through the waypoint: every hop in order, the decision between the t
   }
   // The table shows the same.
   const text = lab(['trace', '--lab', NAME, 'sleep', 'http://reviews:9080/hostname', '-H', 'end-user: jason']).stdout;
-  t.match(text, /== waypoint bookinfo-reviews decides: GET \/hostname \(Host reviews:9080\)\n.*\n.*\n\s+route: VirtualService default\/reviews http\[0\] \(rule 0\)\n\s+backend: reviews\.default\.svc\.cluster\.local:9080 subset v2, weight 100%/);
+  t.match(text, /== waypoint bookinfo-reviews decides: GET \/hostname \(Host reviews:9080, x-request-id lab-trace-[0-9a-f-]+\)\n.*\n.*\n\s+route: VirtualService default\/reviews http\[0\] \(rule 0\)\n\s+backend: reviews\.default\.svc\.cluster\.local:9080 subset v2, weight 100%/);
   t.match(text, /pod reviews-v2 +eth0/, 'end-user: jason goes to v2, and the hops end there');
 });
 
