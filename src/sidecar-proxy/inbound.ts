@@ -215,17 +215,25 @@ export async function handleInboundCapture(s: SidecarContext, raw: net.Socket, o
 
 /** :15008: HBONE to this pod only (authority <podIP>:<port>), then the same chain. */
 export function createSidecarHbone(s: SidecarContext): HboneServer {
+  // Refusals this handler already logged with the whole story; the server reports every
+  // refusal again (onRefused), which is only news for the ones it decided itself.
+  const logged = new Set<string>();
+  const reject = (req: HboneRequest, status: 400 | 401 | 503, reason: string): void => {
+    logged.add(reason);
+    req.reject(status, reason);
+    logged.delete(reason);
+  };
   const onRequest = async (req: HboneRequest): Promise<void> => {
     const peer: InboundPeer = { ip: req.peer.ip, port: req.peer.port, identity: req.peer.identity };
     const result = newResult(s, peer, req.target, 'hbone', fmtAddr(req.origDst));
     if (req.target.ip !== s.z.cfg.instanceIp) {
-      req.reject(400, `authority ${req.authority} is not this pod (${s.z.cfg.instanceIp})`);
+      reject(req, 400, `authority ${req.authority} is not this pod (${s.z.cfg.instanceIp})`);
       result.failed(`authority ${req.authority} is not this pod`, { status: 400 });
       return;
     }
     const v = inboundVerdict(s, peer, req.target);
     if (v.kind === 'denied') {
-      req.reject(401, v.reason);
+      reject(req, 401, v.reason);
       result.denied(v.reason, { status: 401, ...(v.policy ? { policy: v.policy } : {}) });
       return;
     }
@@ -240,7 +248,7 @@ export function createSidecarHbone(s: SidecarContext): HboneServer {
     try {
       app = await connectApp(s, req.target);
     } catch (e) {
-      req.reject(503, (e as Error).message);
+      reject(req, 503, (e as Error).message);
       result.failed(`connect ${req.authority}: ${(e as Error).message}`, { status: 503 });
       return;
     }
@@ -255,6 +263,7 @@ export function createSidecarHbone(s: SidecarContext): HboneServer {
     requireAuthorityOnOrigDst: true,
     onRequest: (req) => void onRequest(req),
     onRefused: (r) => {
+      if (logged.has(r.reason)) return;
       new ConnectionResult(s.z, {
         direction: 'inbound', src: { addr: r.peerIp ?? 'unknown' },
         dst: { addr: r.authority ?? fmtAddr(r.origDst), hboneAddr: fmtAddr(r.origDst) }, via: 'hbone',
