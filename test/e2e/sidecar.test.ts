@@ -137,8 +137,10 @@ t.test('sc-l7: faults at the client sidecar, RBAC at the server sidecar, STRICT,
   const echo = (pod: string) => lab(['exec', '--lab', L7, pod, '--', 'bash', '-c', 'exec 3<>/dev/tcp/echo-sc/9000; echo hello-sidecar >&3; read -t 5 line <&3; echo "$line"']).stdout.trim();
   t.equal(echo('sleep-sc'), 'hello-sidecar', 'sleep-sc reaches the TCP port');
   t.equal(echo('sleep'), '', 'sleep is refused');
-  const denied = logLines(L7, 'sidecar-default.echo-sc').find((l) => l.msg === 'connection denied');
-  t.match(denied, { 'src.identity': spiffe('sleep'), reason: /no ALLOW policy matched \(default\/echo-sc-from-sleep-sc\)/ });
+  const echoLog = logLines(L7, 'sidecar-default.echo-sc');
+  t.match(echoLog.find((l) => l.msg === 'connection denied'), { 'src.identity': spiffe('sleep'), status: 401, reason: /no ALLOW policy matched \(default\/echo-sc-from-sleep-sc\)/ },
+    'over HBONE the deny is a 401 to the CONNECT');
+  t.equal(echoLog.filter((l) => l.status === 401).length, 1, 'logged once');
 
   // lab apply: the sidecar reloads its rewritten config (file watch) without a restart.
   const dir = mkdtempSync(join(tmpdir(), 'alt-sc-apply-'));
