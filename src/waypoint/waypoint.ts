@@ -1,7 +1,7 @@
 // One waypoint: the proxy core's inputs (as kind 'waypoint'), the HBONE listener on 15008, the
 // L7 engine for HTTP ports, and the admin, stats and readiness side doors. main.ts is the
 // process wrapper; tests can start this in-process.
-import http from 'node:http';
+import type http from 'node:http';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
@@ -15,7 +15,9 @@ import { contentHash } from '../proxy/control-plane.js';
 import { createProxyInputs, type InputsOptions, type ProxyInputs } from '../proxy/inputs.js';
 import { createReloader, type Reloader, type ReloadResult, type ReloadTrigger } from '../proxy/reload.js';
 import { RequestMetrics } from '../proxy/request-metrics.js';
-import { L7Engine, type DownstreamInfo, type L7Config } from '../l7/engine.js';
+import { L7Engine, type L7Config } from '../l7/engine.js';
+import { createL7Server } from '../proxy/l7-server.js';
+import { listenTcp } from '../proxy/listen.js';
 import type { L7Endpoint } from '../l7/backends.js';
 import type { WaypointConfig, WaypointPorts } from './config.js';
 import { createWaypointInbound, dialEndpoint } from './inbound.js';
@@ -37,16 +39,6 @@ export interface RunningWaypoint {
 export const l7ConfigOf = (cfg: WaypointConfig): L7Config => ({
   routes: cfg.routes, destinationPolicies: cfg.destinationPolicies, authorization: cfg.l7Policies,
 });
-
-function listen(server: net.Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port }, () => {
-      server.off('error', reject);
-      resolve((server.address() as net.AddressInfo).port);
-    });
-  });
-}
 
 export async function startWaypoint(cfg: WaypointConfig, log: Logger, opts: InputsOptions & { configFile?: string } = {}): Promise<RunningWaypoint> {
   const keyLog = keyLogFromEnv(cfg.keyLogFile);
@@ -80,25 +72,18 @@ export async function startWaypoint(cfg: WaypointConfig, log: Logger, opts: Inpu
     clusterName: (b) => `inbound-vip|${b.port}|http/${b.subset ?? ''}|${b.host}`,
   });
 
-  // HTTP over a CONNECT tunnel: one Node HTTP server, fed tunnels instead of sockets; what
-  // the tunnel's CONNECT said (peer, destination) travels with the tunnel.
-  const tunnels = new WeakMap<object, DownstreamInfo>();
-  const httpServer = http.createServer((req, res) => {
-    const info = tunnels.get(req.socket);
-    if (!info) { res.writeHead(500).end(); return; }
-    void engine.handle(req, res, info).then((r) => {
-      log.info(requestLogFields(r, info), 'request');
-      requests.record(requestLabels(z, r, info), r.durationMs);
-    }, (e: Error) => log.error({ err: e.message }, 'request failed in the L7 engine'));
+  // HTTP over a CONNECT tunnel: the proxy core's L7 server, fed tunnels instead of sockets;
+  // what the tunnel's CONNECT said (peer, destination) travels with the tunnel.
+  const l7 = createL7Server(engine, log, (r, info) => {
+    log.info(requestLogFields(r, info), 'request');
+    requests.record(requestLabels(z, r, info), r.durationMs);
   });
-  httpServer.on('clientError', (_e, sock) => sock.destroy());
 
   const inbound = createWaypointInbound(z, (req, t, tunnel: Duplex) => {
     const service = t.kind === 'service'
       ? { host: t.service.hostname, port: t.port }
       : t.service ? { host: t.service.hostname, port: Number(Object.entries(t.service.ports).find(([, tp]) => tp === t.port)?.[0] ?? t.port) } : undefined;
-    const conn = plainDuplex(tunnel);
-    tunnels.set(conn, {
+    l7.serve(plainDuplex(tunnel), {
       ...(service ? { service } : {}),
       srcIp: req.peer.ip,
       srcPrincipal: principalOf(req.peer.identity),
@@ -106,7 +91,6 @@ export async function startWaypoint(cfg: WaypointConfig, log: Logger, opts: Inpu
       dstIp: req.target.ip,
       dstPort: req.target.port,
     });
-    httpServer.emit('connection', conn);
   });
 
   const host = cfg.listen?.host ?? '0.0.0.0';
@@ -119,10 +103,10 @@ export async function startWaypoint(cfg: WaypointConfig, log: Logger, opts: Inpu
   let reloader: Reloader | undefined;
   try {
     const ports: WaypointPorts = {
-      inbound: await listen(inboundSrv, host, cfg.listen?.inbound ?? HBONE_PORT),
-      admin: await listen(admin, '127.0.0.1', cfg.listen?.admin ?? ADMIN_PORT),
-      stats: await listen(stats, host, cfg.listen?.stats ?? STATS_PORT),
-      readiness: await listen(readiness, host, cfg.listen?.readiness ?? READINESS_PORT),
+      inbound: await listenTcp(inboundSrv, host, cfg.listen?.inbound ?? HBONE_PORT),
+      admin: await listenTcp(admin, '127.0.0.1', cfg.listen?.admin ?? ADMIN_PORT),
+      stats: await listenTcp(stats, host, cfg.listen?.stats ?? STATS_PORT),
+      readiness: await listenTcp(readiness, host, cfg.listen?.readiness ?? READINESS_PORT),
     };
     servers.push(inboundSrv, admin, stats, readiness);
     if (opts.configFile) {
@@ -141,6 +125,7 @@ export async function startWaypoint(cfg: WaypointConfig, log: Logger, opts: Inpu
         z.ready = false;
         inbound.close();
         z.pool.close();
+        await l7.close();
         await engine.close();
         await Promise.all(servers.map((s) => new Promise<void>((r) => {
           s.close(() => r());
