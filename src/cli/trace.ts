@@ -23,7 +23,8 @@ export const traceCommand = {
       .option('header', { alias: 'H', type: 'string', array: true, describe: 'extra request header "Name: value" (URLs only); repeatable' })
       .example('$0 trace sleep http://httpbin:8000/ip', 'follow a request through both ztunnels')
       .example('$0 trace sleep 10.244.1.3:80 --out /tmp/t', 'keep the captures; open /tmp/t/merged.pcapng in Wireshark')
-      .example('$0 trace sleep http://reviews:9080/hostname -X POST', 'through a waypoint: its route, backend, or its 403'),
+      .example('$0 trace sleep http://reviews:9080/hostname -X POST', 'through a waypoint: its route, backend, or its 403')
+      .example('$0 trace sleep-sc http://httpbin-mtls:8000/ip', 'from a sidecar pod: REDIRECT to 15001, Istio mTLS, REDIRECT to 15006'),
   handler: async (argv: { src: string; target: string; lab?: string; json?: boolean; out?: string; svg?: string; html?: string; method?: string; header?: string[] }) => {
     checkedLabArg(argv.lab);
     const target = parseRequestTarget(argv.target);
@@ -43,8 +44,8 @@ export const traceCommand = {
     const { plan, state } = loadLab(await resolveLab(argv.lab));
     const src = resolveTarget(plan, argv.src);
     if (src.kind !== 'pod' || !src.pod) throw new UserError(`"${argv.src}" is not a pod`, 'the source of a trace is a pod, e.g. sleep');
-    // The proxies' logs say what packets cannot: a waypoint's route, backend and verdict, the tunnels' identities.
-    const proxyLogs = state.processes.filter((p) => p.role === 'ztunnel' || p.role === 'waypoint').map((p) => ({ netns: p.netns, file: p.log }));
+    // The proxies' logs say what packets cannot: a waypoint's or sidecar's route, backend and verdict, the tunnels' identities.
+    const proxyLogs = state.processes.filter((p) => p.role === 'ztunnel' || p.role === 'waypoint' || p.role === 'sidecar').map((p) => ({ netns: p.netns, file: p.log }));
     const report = await runTrace({ plan, source: src.pod, target, proxyLogs, ...(argv.out ? { outDir: argv.out } : {}) });
     if (argv.svg) writeFileSync(argv.svg, renderTraceSvg(plan, report));
     if (argv.html) writeFileSync(argv.html, wrapHtml(`lab trace ${argv.src} ${argv.target}`, renderTraceSvg(plan, report), renderHopTable(report)));

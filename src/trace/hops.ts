@@ -11,6 +11,7 @@ import { learnerInterface, ROLE_TRAITS, whereLabel, type ObservationPoint, type 
 
 import { tunnelFacts, type L7Decision, type LogLine, type TunnelFacts } from './proxy-logs.js';
 import { HBONE_PORT } from '../mesh/ports.js';
+import { isSidecarPort, SIDECAR_INBOUND_SOURCE } from './sidecar.js';
 
 export type Encap = 'none' | 'geneve' | 'hbone';
 
@@ -198,6 +199,18 @@ export interface ProxyGuide {
   upstreamIp?: string;
 }
 
+const portOfEp = (ep: string): number => Number(/:(\d+)$/.exec(ep)?.[1] ?? -1);
+
+/**
+ * A connection delivered into a sidecar pod that the app, not the proxy, took in: one opened
+ * inside that pod (the sidecar's hand-off on lo) to a port that is not the proxy's. The first
+ * connection of a sidecar source pod is the app's own, captured to 15001, so never this.
+ */
+function deliveredToApp(l: Leg, isFirst: boolean, srcNetns: string): boolean {
+  if (isFirst && l.originNetns === srcNetns) return false;
+  return l.originNetns === l.deliveredNetns && !isSidecarPort(portOfEp(l.server));
+}
+
 /** The earliest connection `cur`'s proxy sends on after taking `cur` in, among those `ok` accepts. */
 function nextLeg(legs: Leg[], chain: Leg[], cur: Leg, ok: (l: Leg) => boolean): { leg: Leg; j: Journey } | undefined {
   let best: { leg: Leg; j: Journey } | undefined;
@@ -205,7 +218,9 @@ function nextLeg(legs: Leg[], chain: Leg[], cur: Leg, ok: (l: Leg) => boolean): 
     if (chain.includes(l) || l.proto !== 'tcp' || !ok(l)) continue;
     const j = l.syn
       ? (l.syn.obs[0].netns === cur.deliveredNetns && l.syn.obs[0].ts >= endTs(cur) ? l.syn : undefined)
-      : l.journeys.find((x) => x.obs[0].netns === cur.deliveredNetns && x.obs[0].ts >= endTs(cur) && x.obs.length > 1);
+      : l.journeys.find((x) => x.obs[0].netns === cur.deliveredNetns && x.obs[0].ts >= endTs(cur)
+        // A packet that leaves the proxy's namespace; or, on lo, a sidecar's pooled connection to its app (from 127.0.0.6).
+        && (x.obs.length > 1 || (x.obs[0].ifname === 'lo' && x.obs[0].inner.src === SIDECAR_INBOUND_SOURCE)));
     if (j && (!best || j.obs[0].ts < best.j.obs[0].ts)) best = { leg: l, j };
   }
   return best;
@@ -225,6 +240,8 @@ export function chainLegs(legs: Leg[], points: Map<string, ObservationPoint>, sr
     const cur = chain[chain.length - 1];
     const at = points.get(cur.deliveredNetns);
     if (!at || !ROLE_TRAITS[at.role].proxy) break;
+    // In a sidecar pod, a connection that reached the app (not one of the proxy's ports) ends the path.
+    if (at.role === 'sidecar' && deliveredToApp(cur, chain.length === 1, srcNetns)) break;
     const guide = guides.get(cur.deliveredNetns);
     // The proxy answered the request itself (a waypoint's 403): nothing it opened after is ours.
     if (guide?.stop) break;
@@ -368,6 +385,10 @@ export interface TraceLeg {
   packets: number;
   reused: boolean;
   alpn?: string[];
+  /** Istio mTLS between sidecars (TLS straight to the app port, ALPN istio-peer-exchange / istio). */
+  istioMtls?: boolean;
+  /** In a sidecar pod: the app opened this connection (captured to 15001), or took it in (from 127.0.0.6). */
+  app?: 'opened' | 'took-in';
 }
 
 export interface Reconstruction {
@@ -418,6 +439,7 @@ function traceLeg(l: Leg, points: Map<string, ObservationPoint>): TraceLeg {
   return {
     id: l.id, proto: l.proto, client: l.client, server: l.server, encap: l.encap,
     origin: label(l.originNetns), delivered: label(l.deliveredNetns), packets: l.journeys.length, reused: l.reused, ...(alpn ? { alpn } : {}),
+    ...(l.encap !== 'hbone' && alpn?.some((a) => a === 'istio-peer-exchange' || a.startsWith('istio')) ? { istioMtls: true } : {}),
   };
 }
 
@@ -456,6 +478,19 @@ export function reconstruct(observations: Observation[], pointList: ObservationP
     later.push(...groups.values());
   }
   later.sort((a, b) => a.firstTUs - b.firstTUs);
+  // A sidecar pod holds the app and its proxy: the app's own hops are named for the pod, the rest for the sidecar.
+  const appSide = new Map<number, { netns: string; app: 'opened' | 'took-in' }>();
+  chain.forEach((l, i) => {
+    if (i === 0 && points.get(srcNetns)?.role === 'sidecar') appSide.set(l.id, { netns: srcNetns, app: 'opened' });
+    else if (points.get(l.deliveredNetns)?.role === 'sidecar' && deliveredToApp(l, i === 0, srcNetns)) appSide.set(l.id, { netns: l.deliveredNetns, app: 'took-in' });
+  });
+  for (const h of [...hops, ...later.flatMap((g) => g.hops)]) {
+    const a = appSide.get(h.leg);
+    if (!a || h.netns !== a.netns) continue;
+    h.role = 'pod';
+    h.where = `pod ${h.name}`;
+    if (a.app === 'took-in' && h.delivered) h.what = `${h.what}, delivered to the app`;
+  }
   const decisions: PlacedDecision[] = [];
   for (const d of opts.decisions ?? []) {
     const into = chain.find((l) => l.deliveredNetns === d.netns);
@@ -467,6 +502,17 @@ export function reconstruct(observations: Observation[], pointList: ObservationP
     t0,
     legs: chain.map((l, i) => {
       const t = traceLeg(l, points);
+      const a = appSide.get(l.id);
+      if (a) {
+        t.app = a.app;
+        const app = `pod ${points.get(a.netns)?.name ?? a.netns} (the app)`;
+        if (a.app === 'opened') t.origin = app;
+        else t.delivered = app;
+      }
+      if (t.istioMtls) {
+        const facts = tunnelFacts(logs, { client: l.client, server: l.server, istioMtls: true });
+        return facts ? { ...t, tunnel: facts } : t;
+      }
       if (l.encap !== 'hbone') return t;
       // A ztunnel keeps the client's original destination as the authority of its tunnel.
       const prev = chain[i - 1];

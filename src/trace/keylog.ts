@@ -1,4 +1,4 @@
-// The TLS secrets the ztunnels and waypoints log (SSLKEYLOGFILE format), gathered into one
+// The TLS secrets the ztunnels, waypoints and sidecars log (SSLKEYLOGFILE format), gathered into one
 // keys.log so `tshark -o tls.keylog_file:keys.log` can open the HBONE tunnels of a trace.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { labStateFile } from '../state/store.js';
@@ -11,6 +11,8 @@ export function keyLogFiles(plan: LabPlan): { configured: string[]; present: str
   const configs = [
     ...plan.nodes.map((n) => labStateFile(plan.lab, 'ztunnel', `${n.name}.json`)),
     ...plan.pods.filter((p) => p.role === 'waypoint').map((p) => labStateFile(plan.lab, 'waypoint', `${p.namespace}.${p.name}.json`)),
+    // Sidecars log their keys too: Istio mTLS between two sidecars is opened with them.
+    ...plan.pods.filter((p) => p.role === 'workload' && p.mode === 'sidecar').map((p) => labStateFile(plan.lab, 'sidecar', `${p.namespace}.${p.name}`, 'config.json')),
   ];
   for (const file of configs) {
     try {

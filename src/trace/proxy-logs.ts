@@ -56,6 +56,10 @@ export interface L7Decision {
   /** Why, in words, when the waypoint answered itself. */
   denial?: string;
   durationMs?: number;
+  /** A sidecar's line: `outbound` (its app's request, reporter source) or `inbound` (reporter destination). */
+  direction?: string;
+  /** How a sidecar reached the upstream: `hbone`, `istio-mtls`, `plaintext` (its `upstream_transport`). */
+  upstreamTransport?: string;
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -114,6 +118,8 @@ export function decisionFrom(line: LogLine, where: string, netns: string): L7Dec
     localReply,
     ...(localReply ? { denial: denialText(details, status, policy) } : {}),
     ...(num(line.duration_ms) !== undefined ? { durationMs: num(line.duration_ms) } : {}),
+    ...(str(line.direction) ? { direction: str(line.direction) } : {}),
+    ...(str(line.upstream_transport) ? { upstreamTransport: str(line.upstream_transport) } : {}),
   };
   return d;
 }
@@ -167,12 +173,21 @@ const ipOf = (ep: string): string => ep.replace(/:\d+$/, '');
  */
 export function tunnelFacts(
   logs: { where: string; lines: LogLine[] }[],
-  tunnel: { client: string; server: string; originalDst?: string },
+  tunnel: { client: string; server: string; originalDst?: string; istioMtls?: boolean },
 ): TunnelFacts | undefined {
   const f: TunnelFacts = { source: [] };
   for (const { where, lines } of logs) {
     for (const l of lines) {
       if (!/^connection (complete|denied|failed)$/.test(l.msg)) continue;
+      if (tunnel.istioMtls) {
+        // Istio mTLS goes straight to the app port: the receiving sidecar logs the peer it verified.
+        if (l.direction === 'inbound' && str(l['src.addr']) === tunnel.client && str(l['dst.addr']) === tunnel.server) {
+          f.clientIdentity ??= str(l['src.identity']);
+          f.serverIdentity ??= str(l['dst.identity']);
+          f.source.push(`${where} log`);
+        }
+        continue;
+      }
       const hbone = str(l['dst.hbone_addr']);
       if (hbone !== tunnel.server) continue;
       const src = str(l['src.addr']);
@@ -199,6 +214,17 @@ export function tunnelFacts(
 export function waypointIdentityFrom(lines: LogLine[]): string | undefined {
   for (let i = lines.length - 1; i >= 0; i--) {
     if (lines[i].msg === 'waypoint ready' && typeof lines[i].identity === 'string') return lines[i].identity as string;
+  }
+  return undefined;
+}
+
+/**
+ * The address the app of a sidecar pod asked for, before nat REDIRECT sent it to 15001: the
+ * sidecar's outbound connection line for that client address (`dst.addr`).
+ */
+export function originalDestination(lines: LogLine[], client: string): string | undefined {
+  for (const l of lines) {
+    if (l.msg === 'connection complete' && l.direction === 'outbound' && l['src.addr'] === client && typeof l['dst.addr'] === 'string') return l['dst.addr'];
   }
   return undefined;
 }

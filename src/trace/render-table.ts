@@ -7,7 +7,8 @@ const pad = (s: string, n: number): string => (s.length >= n ? `${s} ` : s.padEn
 function legTitle(r: TraceReport, legId: number): string {
   const l = r.legs.find((x) => x.id === legId);
   if (!l) return `connection ${legId}`;
-  const kind = l.encap === 'hbone' ? `HBONE, mTLS${l.alpn ? ` ALPN ${l.alpn.join(',')}` : ''}` : 'plain TCP';
+  const kind = l.encap === 'hbone' ? `HBONE, mTLS${l.alpn ? ` ALPN ${l.alpn.join(',')}` : ''}`
+    : l.istioMtls ? `Istio mTLS to the app port, ALPN ${l.alpn?.join(',')}` : 'plain TCP';
   return `connection ${l.id}: ${l.client} -> ${l.server} (${kind}), ${l.reused ? 'reused from the pool of' : 'opened by'} ${l.origin}, taken in by ${l.delivered}`;
 }
 
@@ -17,18 +18,29 @@ function tunnelLine(r: TraceReport, legId: number): string | undefined {
   const t = leg?.tunnel;
   if (!t) return undefined;
   const ids = t.clientIdentity || t.serverIdentity ? `, ${t.clientIdentity ?? '?'} -> ${t.serverIdentity ?? '?'}` : '';
+  if (leg.istioMtls) return `       TLS${ids}  [${t.source.join('; ')}]`;
   return `       CONNECT ${t.authority ?? `(authority not seen${leg.reused ? ': the tunnel was opened before the trace' : ''})`}${ids}  [${t.source.join('; ')}]`;
+}
+
+/** How the proxy reached its upstream: a waypoint always over HBONE; a sidecar says so in its log. */
+function upstreamVia(d: PlacedDecision): string {
+  const ip = d.upstreamHost!.replace(/:\d+$/, '');
+  if (d.direction === 'inbound') return `the app, over lo from 127.0.0.6`;
+  if (d.upstreamTransport === 'hbone' || !d.upstreamTransport) return `over HBONE to ${ip}:15008`;
+  if (d.upstreamTransport === 'istio-mtls') return 'over Istio mTLS to that port';
+  return `over ${d.upstreamTransport}`;
 }
 
 /** What a waypoint did with the request, as lines under the hop that brought it in. */
 export function decisionLines(d: PlacedDecision): string[] {
-  const L = [`    == ${d.where} decides: ${d.requestLine} (Host ${d.authority}${d.requestId ? `, x-request-id ${d.requestId}` : ''})`];
+  const side = d.direction ? ` (${d.direction === 'outbound' ? 'outbound, for its app' : 'inbound, for its app'})` : '';
+  const L = [`    == ${d.where} decides${side}: ${d.requestLine} (Host ${d.authority}${d.requestId ? `, x-request-id ${d.requestId}` : ''})`];
   if (d.sourceIdentity || d.sourceAddress) L.push(`       from ${d.sourceIdentity ?? '?'} at ${d.sourceAddress ?? '?'}`);
   if (d.policy) L.push(`       policy: ${d.policy}`);
   if (d.route) L.push(`       route: ${d.route.origin}${d.route.index >= 0 ? ` (rule ${d.route.index})` : ''}`);
   if (d.backend) L.push(`       backend: ${d.backend.host}:${d.backend.port}${d.backend.subset ? ` subset ${d.backend.subset}` : ''}, weight ${d.backend.weightPercent}%`);
-  if (d.upstreamHost) L.push(`       upstream: ${d.upstreamHost}${d.upstreamCluster ? ` (cluster ${d.upstreamCluster})` : ''}, over HBONE to ${d.upstreamHost.replace(/:\d+$/, '')}:15008`);
-  L.push(`       answer: ${d.status} ${d.responseCodeDetails}, flags ${d.responseFlags}${d.localReply ? ` -- ${d.denial}: the waypoint answered itself, the request went no further` : ''}`);
+  if (d.upstreamHost) L.push(`       upstream: ${d.upstreamHost}${d.upstreamCluster ? ` (cluster ${d.upstreamCluster})` : ''}, ${upstreamVia(d)}`);
+  L.push(`       answer: ${d.status} ${d.responseCodeDetails}, flags ${d.responseFlags}${d.localReply ? ` -- ${d.denial}: the ${d.where.split(' ')[0]} answered itself, the request went no further` : ''}`);
   return L;
 }
 

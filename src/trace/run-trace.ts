@@ -10,7 +10,8 @@ import type { LabPlan, PlannedPod } from '../topology/address-plan.js';
 import { netnsExists } from '../host/netns.js';
 import { startCaptures } from './capture.js';
 import { observationsFrom, reconstruct, type Hop, type NetnsFrames, type ProxyLogs, type RouteQuery } from './hops.js';
-import { decisionFrom, matchDecision, parseLogLines, waypointIdentityFrom } from './proxy-logs.js';
+import { decisionFrom, matchDecision, originalDestination, parseLogLines, waypointIdentityFrom } from './proxy-logs.js';
+import { inboundCapture, isSidecarPort, loopbackToApp, outboundRedirect, proxyOwnConnection, SIDECAR_INBOUND_SOURCE, SIDECAR_OUTBOUND_PORT } from './sidecar.js';
 import { readCaptureFile, writePcap, writePcapng, type PcapngInterface } from './pcap.js';
 import {
   describeDelivery, describeRoute, explainRoute, movedRules, rulesForHop, ruleText, snapshotCounters,
@@ -55,7 +56,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
     const running = await startCaptures(netnsList, work);
     // With an L7 proxy on the way, the request carries an id of ours, so the proxy's access log
     // line is matched to it exactly (the waypoint keeps a client's x-request-id).
-    const requestId = target.kind === 'url' && points.some((p) => p.role === 'waypoint') ? `lab-trace-${randomUUID()}` : undefined;
+    const requestId = target.kind === 'url' && points.some((p) => p.role === 'waypoint' || p.role === 'sidecar') ? `lab-trace-${randomUUID()}` : undefined;
     const fromMs = Date.now();
     let request;
     try {
@@ -73,7 +74,9 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
     }));
     const proxyLogs = readProxyLogs(opts.proxyLogs ?? [], byNetns, fromMs - 1000);
     const decisions = proxyLogs.flatMap((l) => {
-      if (byNetns.get(l.netns)?.role !== 'waypoint' || target.kind !== 'url') return [];
+      // The L7 proxies: waypoints, and sidecars (their outbound and inbound request lines).
+      const role = byNetns.get(l.netns)?.role;
+      if ((role !== 'waypoint' && role !== 'sidecar') || target.kind !== 'url') return [];
       const all = l.lines.flatMap((x) => decisionFrom(x, l.where, l.netns) ?? []);
       const d = matchDecision(all, { ...(requestId ? { requestId } : {}), method: target.method ?? 'GET', path: target.path, fromMs, toMs: toMs + 1000 });
       return d ? [d] : [];
@@ -84,7 +87,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
     } });
 
     // Tunnels opened during the trace: the certificates each end presented and the CONNECT, from the wire.
-    const fresh = rec.legs.filter((l) => l.encap === 'hbone' && !l.reused);
+    const fresh = rec.legs.filter((l) => (l.encap === 'hbone' || l.istioMtls) && !l.reused);
     const keys = fresh.length ? copyKeyLog(plan, work) : undefined;
     if (keys) {
       const byOrigin = new Map<string, number[]>();
@@ -98,6 +101,24 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
         if (c) applyWireFacts(rec.legs, await tunnelsOnWire(c.file, keys, ports));
       }
     }
+
+    // Inside a sidecar pod: which of istio-cni's nat rules took the connection where it went.
+    const firstOfLeg = new Set(rec.legs.map((l) => rec.hops.find((h) => h.leg === l.id)?.index));
+    const sidecarReason = (h: Hop): string | undefined => {
+      const m = moved.get(h.netns) ?? [];
+      const port = Number(h.dst.replace(/^.*:/, ''));
+      const leg = rec.legs.find((l) => l.id === h.leg);
+      if (h.ifname === 'lo' && port === SIDECAR_OUTBOUND_PORT && firstOfLeg.has(h.index)) {
+        const logs = proxyLogs.find((l) => l.netns === h.netns)?.lines ?? [];
+        // The de-NATed replies on lo carry the address the app asked for, as does the sidecar's log.
+        const orig = originalDestination(logs, h.src) ?? rec.other.find((o) => o.server === h.src && o.proto === 'tcp')?.client;
+        return outboundRedirect(m, orig);
+      }
+      if (h.ifname === 'lo' && h.src.startsWith(`${SIDECAR_INBOUND_SOURCE}:`)) return loopbackToApp(m, h.src);
+      if (h.delivered && h.ifname !== 'lo' && leg?.app !== 'took-in') return inboundCapture(m, h.dst) ?? (isSidecarPort(port) ? undefined : 'delivered to the app port, no nat rule moved');
+      if (h.direction === 'out' && h.ifname !== 'lo' && firstOfLeg.has(h.index)) return proxyOwnConnection(m);
+      return undefined;
+    };
 
     const ruleCache = new Map<string, IpRule[]>();
     const routeCache = new Map<string, Promise<RouteExplanation | undefined>>();
@@ -118,6 +139,10 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
         const d = describeDelivery(h, m);
         if (d) why.push(d);
         else if (point?.role === 'waypoint' && h.encap === 'hbone') why.push(`the waypoint's own HBONE listener (${h.dst}): no redirection, a waypoint is never captured`);
+      }
+      if (point?.role === 'sidecar') {
+        const s = sidecarReason(h);
+        if (s) why.push(s);
       }
       const rules = rulesForHop(h, m).map((r) => `${ruleText(r)} (+${r.delta})`);
       const { ts: _ts, route: _route, ...rest } = h;
@@ -176,7 +201,7 @@ function readProxyLogs(files: { netns: string; file: string }[], points: Map<str
       continue;
     }
     const all = parseLogLines(text);
-    const identity = point.role === 'waypoint' ? waypointIdentityFrom(all) : undefined;
+    const identity = point.role === 'waypoint' ? waypointIdentityFrom(all) : point.role === 'sidecar' ? sidecarIdentityFrom(all) : undefined;
     out.push({ netns: f.netns, where: whereLabel(point), lines: all.filter((l) => l.time >= sinceMs), ...(identity ? { identity } : {}) });
   }
   return out;
@@ -233,4 +258,12 @@ function writeCaptures(plan: LabPlan, dir: string, captures: NetnsFrames[], poin
   writeFileSync(mergedFile, writePcapng(interfaces, merged));
   const keyLog = copyKeyLog(plan, dir);
   return { dir, merged: 'merged.pcapng', perHop, ...(keyLog ? { keyLog: 'keys.log' } : {}) };
+}
+
+/** A sidecar's identity, from the line it logs when it is ready. */
+function sidecarIdentityFrom(lines: { msg: string; [k: string]: unknown }[]): string | undefined {
+  for (let i = lines.length - 1; i >= 0; i--) {
+    if (lines[i].msg === 'sidecar ready' && typeof lines[i].identity === 'string') return lines[i].identity as string;
+  }
+  return undefined;
 }

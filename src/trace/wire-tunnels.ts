@@ -44,7 +44,7 @@ export async function tunnelsOnWire(pcap: string, keyLog: string, ports: number[
 /** The wire's word over the logs': the identities each end of a tunnel presented, the authority its client asked for. */
 export function applyWireFacts(legs: TraceLeg[], wire: WireFacts): void {
   for (const l of legs) {
-    if (l.encap !== 'hbone') continue;
+    if (l.encap !== 'hbone' && !l.istioMtls) continue;
     const client = wire.identities.get(`${l.client}>${l.server}`);
     const server = wire.identities.get(`${l.server}>${l.client}`);
     const authority = wire.authorities.get(`${l.client}>${l.server}`);
