@@ -443,12 +443,18 @@ function traceLeg(l: Leg, points: Map<string, ObservationPoint>): TraceLeg {
   };
 }
 
+/** Where a proxy sent the request: a sidecar's HBONE tunnel end (a waypoint's address) when it names one, else upstream_host. */
+function upstreamIpOf(d: L7Decision): string | undefined {
+  const hbone = d.upstreamTransport && /^hbone (\S+)/.exec(d.upstreamTransport);
+  return (hbone ? hbone[1] : d.upstreamHost)?.replace(/:\d+$/, '');
+}
+
 export function reconstruct(observations: Observation[], pointList: ObservationPoint[], srcNetns: string, dport?: number, opts: ReconstructOptions = {}): Reconstruction {
   const points = new Map(pointList.map((p) => [p.netns, p]));
   const journeys = buildJourneys(observations);
   const legs = buildLegs(journeys);
   const guides = new Map<string, ProxyGuide>((opts.decisions ?? []).map((d) => [d.netns, {
-    stop: d.localReply, ...(d.upstreamHost ? { upstreamIp: d.upstreamHost.replace(/:\d+$/, '') } : {}),
+    stop: d.localReply, ...(upstreamIpOf(d) ? { upstreamIp: upstreamIpOf(d) } : {}),
   }]));
   const chain = chainLegs(legs, points, srcNetns, dport, guides);
   // Number the request's connections 1..n in path order, everything else after them.

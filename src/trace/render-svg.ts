@@ -67,7 +67,7 @@ export function layoutLab(plan: LabPlan): Layout {
     const drawPod = (p: PlannedPod, pw: number): void => {
       const isZt = p.role === 'ztunnel';
       const gw = waypointGateway(p);
-      const mode = isZt ? 'ztunnel (L4 proxy)' : gw ? 'waypoint (L7 proxy)' : p.role === 'workload' ? `mode ${p.mode}` : p.role;
+      const mode = isZt ? 'ztunnel (L4 proxy)' : gw ? 'waypoint (L7 proxy)' : p.role === 'workload' && p.mode === 'sidecar' ? 'app + sidecar' : p.role === 'workload' ? `mode ${p.mode}` : p.role;
       const cls = isZt ? 'zt' : gw ? 'wp' : p.mode === 'ambient' && p.role === 'workload' ? 'amb' : 'pod';
       if (gw) boxes.set(p.netns, { x: px, y: POD_TOP, w: pw });
       body.push(`<rect x="${px}" y="${POD_TOP}" width="${pw}" height="${POD_H}" rx="8" class="${cls}"/>`,
@@ -76,6 +76,13 @@ export function layoutLab(plan: LabPlan): Layout {
         `<text x="${px + pw / 2}" y="${POD_TOP + 53}" class="sub mid">${esc(mode)}</text>`);
       const bottom = POD_TOP + POD_H;
       const vethLabel = podVethName(plan, p);
+      if (p.role === 'workload' && p.mode === 'sidecar') {
+        // The app and its proxy share the pod's network namespace: the sidecar is a box inside the pod, lo between them.
+        const sy = POD_TOP + 58;
+        body.push(`<rect x="${px + 40}" y="${sy}" width="${pw - 46}" height="20" rx="5" class="sc"/>`,
+          `<text x="${px + 40 + (pw - 46) / 2}" y="${sy + 14}" class="sub mid">sidecar 1337</text>`);
+        pills.push({ p: portAt(p.netns, 'lo', px + 22, sy + 10, 'lo') });
+      }
       if (isZt) {
         const e = portAt(p.netns, 'eth0', px + pw / 2, bottom, 'eth0');
         const po = portAt(p.netns, 'pistioout', px + 40, bottom, 'pistioout');
@@ -130,6 +137,7 @@ const STYLE = `
   .amb { fill: #eaf7e8; stroke: #5aa05a; }
   .zt { fill: #e6efff; stroke: #4a78c2; }
   .wp { fill: #fff3e0; stroke: #d9730d; }
+  .sc { fill: #e6efff; stroke: #4a78c2; }
   .verdict { font-size: 10px; text-anchor: middle; fill: #8a4a00; font-weight: bold; }
   .underlay { fill: #eeeeee; stroke: #999; }
   .wire { stroke: #999; stroke-width: 2; }
@@ -201,7 +209,7 @@ export function renderTraceSvg(plan: LabPlan, r?: TraceReport): string {
       const color = h.encap === 'geneve' ? GENEVE : LEG_COLORS[(h.leg - 1) % LEG_COLORS.length];
       if (legStart) {
         const l = r.legs.find((x) => x.id === h.leg);
-        steps.push(`<text x="30" y="${y}" class="sub" font-weight="bold">${esc(`connection ${h.leg}: ${l?.client ?? ''} -> ${l?.server ?? ''}${l?.encap === 'hbone' ? ' (HBONE: mutual TLS + HTTP/2 CONNECT)' : ''}`)}</text>`);
+        steps.push(`<text x="30" y="${y}" class="sub" font-weight="bold">${esc(`connection ${h.leg}: ${l?.client ?? ''} -> ${l?.server ?? ''}${l?.encap === 'hbone' ? ' (HBONE: mutual TLS + HTTP/2 CONNECT)' : l?.istioMtls ? ' (Istio mTLS: sidecar to sidecar, to the app port)' : ''}`)}</text>`);
         y += 18;
       }
       steps.push(`<circle cx="40" cy="${y - 4}" r="9.5" fill="${color}"/>`, `<text x="40" y="${y}" class="num">${h.index}</text>`);
@@ -253,12 +261,22 @@ export function verdictShort(d: PlacedDecision): string {
 
 /** A waypoint's decision in plain words, for the numbered steps. */
 export function decisionWords(d: PlacedDecision): string {
+  if (d.where.startsWith('sidecar ')) return sidecarDecisionWords(d);
   const who = d.sourceIdentity ? ` from ${d.sourceIdentity.replace(/^spiffe:\/\/[^/]+\//, '')}` : '';
   const head = `${d.where} opens the tunnel and reads the HTTP request inside: ${d.requestLine} (Host ${d.authority})${who}.`;
   if (d.localReply) return `${head} It answers ${d.status} itself: ${d.denial}. The request goes no further.`;
   const route = d.route ? ` ${d.route.origin}${d.route.index >= 0 ? ` (rule ${d.route.index})` : ''} matches;` : '';
   const backend = d.backend ? ` it picks ${d.backend.host}:${d.backend.port}${d.backend.subset ? ` subset ${d.backend.subset}` : ''} (weight ${d.backend.weightPercent}%),` : '';
   return `${head}${route}${backend} endpoint ${d.upstreamHost}, and sends the request there over HBONE, with its own identity; ${d.status} comes back.`;
+}
+
+/** A sidecar's request line in plain words: which way it went, where it sent the request and how. */
+function sidecarDecisionWords(d: PlacedDecision): string {
+  const who = d.sourceIdentity ? ` from ${d.sourceIdentity.replace(/^spiffe:\/\/[^/]+\//, '')}` : d.sourceAddress ? ` from ${d.sourceAddress} (plaintext, no identity)` : '';
+  if (d.localReply) return `${d.where} reads the request ${d.requestLine}${who} and answers ${d.status} itself: ${d.denial}.`;
+  if (d.direction === 'inbound') return `${d.where} reads the request ${d.requestLine}${who} and passes it to its app at ${d.upstreamHost} over lo; ${d.status} comes back.`;
+  const how = d.upstreamTransport?.startsWith('hbone') ? `over HBONE (${d.upstreamTransport.replace(/^hbone /, 'to ')})` : d.upstreamTransport === 'istio-mtls' ? 'over Istio mTLS (TLS straight to the pod\'s port)' : `as ${d.upstreamTransport ?? 'TCP'}`;
+  return `${d.where} reads its app's request ${d.requestLine} (Host ${d.authority}), picks endpoint ${d.upstreamHost} and sends it ${how}; ${d.status} comes back.`;
 }
 
 export function wrapHtml(title: string, svg: string, text: string): string {

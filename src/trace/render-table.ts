@@ -26,7 +26,10 @@ function tunnelLine(r: TraceReport, legId: number): string | undefined {
 function upstreamVia(d: PlacedDecision): string {
   const ip = d.upstreamHost!.replace(/:\d+$/, '');
   if (d.direction === 'inbound') return `the app, over lo from 127.0.0.6`;
-  if (d.upstreamTransport === 'hbone' || !d.upstreamTransport) return `over HBONE to ${ip}:15008`;
+  if (!d.upstreamTransport) return `over HBONE to ${ip}:15008`;
+  // The sidecar's `upstream_transport`: `hbone 10.244.0.7:15008 (waypoint default/x)` names the tunnel's end.
+  const hbone = /^hbone (\S+)(.*)$/.exec(d.upstreamTransport);
+  if (hbone) return `over HBONE to ${hbone[1]}${hbone[2]}`;
   if (d.upstreamTransport === 'istio-mtls') return 'over Istio mTLS to that port';
   return `over ${d.upstreamTransport}`;
 }
@@ -35,7 +38,7 @@ function upstreamVia(d: PlacedDecision): string {
 export function decisionLines(d: PlacedDecision): string[] {
   const side = d.direction ? ` (${d.direction === 'outbound' ? 'outbound, for its app' : 'inbound, for its app'})` : '';
   const L = [`    == ${d.where} decides${side}: ${d.requestLine} (Host ${d.authority}${d.requestId ? `, x-request-id ${d.requestId}` : ''})`];
-  if (d.sourceIdentity || d.sourceAddress) L.push(`       from ${d.sourceIdentity ?? '?'} at ${d.sourceAddress ?? '?'}`);
+  if (d.sourceIdentity || d.sourceAddress) L.push(`       from ${d.sourceIdentity ?? '(no identity: plaintext)'} at ${d.sourceAddress ?? '?'}`);
   if (d.policy) L.push(`       policy: ${d.policy}`);
   if (d.route) L.push(`       route: ${d.route.origin}${d.route.index >= 0 ? ` (rule ${d.route.index})` : ''}`);
   if (d.backend) L.push(`       backend: ${d.backend.host}:${d.backend.port}${d.backend.subset ? ` subset ${d.backend.subset}` : ''}, weight ${d.backend.weightPercent}%`);

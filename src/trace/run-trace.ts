@@ -91,14 +91,16 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
     const keys = fresh.length ? copyKeyLog(plan, work) : undefined;
     if (keys) {
       const byOrigin = new Map<string, number[]>();
+      const tlsPorts = new Map<string, number[]>();
       for (const l of fresh) {
         const ns = points.find((p) => whereLabel(p) === l.origin)?.netns;
         const port = Number(l.client.replace(/^.*:/, ''));
         if (ns) byOrigin.set(ns, [...(byOrigin.get(ns) ?? []), port]);
+        if (ns && l.istioMtls) tlsPorts.set(ns, [...(tlsPorts.get(ns) ?? []), Number(l.server.replace(/^.*:/, ''))]);
       }
       for (const [ns, ports] of byOrigin) {
         const c = running.captures.find((x) => x.netns === ns);
-        if (c) applyWireFacts(rec.legs, await tunnelsOnWire(c.file, keys, ports));
+        if (c) applyWireFacts(rec.legs, await tunnelsOnWire(c.file, keys, ports, tlsPorts.get(ns)));
       }
     }
 
@@ -114,7 +116,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
         const orig = originalDestination(logs, h.src) ?? rec.other.find((o) => o.server === h.src && o.proto === 'tcp')?.client;
         return outboundRedirect(m, orig);
       }
-      if (h.ifname === 'lo' && h.src.startsWith(`${SIDECAR_INBOUND_SOURCE}:`)) return loopbackToApp(m, h.src);
+      if (h.ifname === 'lo' && h.src.startsWith(`${SIDECAR_INBOUND_SOURCE}:`)) return loopbackToApp(m, h.src, leg?.reused);
       if (h.delivered && h.ifname !== 'lo' && leg?.app !== 'took-in') return inboundCapture(m, h.dst) ?? (isSidecarPort(port) ? undefined : 'delivered to the app port, no nat rule moved');
       if (h.direction === 'out' && h.ifname !== 'lo' && firstOfLeg.has(h.index)) return proxyOwnConnection(m);
       return undefined;

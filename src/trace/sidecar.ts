@@ -50,9 +50,12 @@ export function inboundCapture(moved: MovedRule[], dst: string): string | undefi
 }
 
 /** The sidecar's hand-off to the app on lo, from 127.0.0.6: not captured again. */
-export function loopbackToApp(moved: MovedRule[], src: string): string {
+export function loopbackToApp(moved: MovedRule[], src: string, reused = false): string {
   const ret = ipOf(src) === SIDECAR_INBOUND_SOURCE ? natIn(moved, 'ISTIO_OUTPUT', (s) => s.includes(`-s ${SIDECAR_INBOUND_SOURCE}/32`) && / -j RETURN /.test(s)) : undefined;
-  return `the sidecar hands the request to the app over lo from ${SIDECAR_INBOUND_SOURCE}${ret ? `; nat ${step(ret, `-s ${SIDECAR_INBOUND_SOURCE}/32 -o lo RETURN`)}: not captured again` : ''}`;
+  const why = ret ? `; nat ${step(ret, `-s ${SIDECAR_INBOUND_SOURCE}/32 -o lo RETURN`)}: not captured again`
+    // nat sees only a connection's first packet, which a kept-alive connection sent before the trace.
+    : reused ? `; a kept-alive connection: nat ISTIO_OUTPUT's -s ${SIDECAR_INBOUND_SOURCE}/32 -o lo RETURN let its first packet through before the trace` : '';
+  return `the sidecar hands the request to the app over lo from ${SIDECAR_INBOUND_SOURCE}${why}`;
 }
 
 /** The sidecar's own outbound connection (uid 1337) leaves uncaptured. */

@@ -31,11 +31,13 @@ export function parseWireFields(text: string): WireFacts {
 }
 
 /** Reads certificates and CONNECTs of the HBONE tunnels in `pcap` on TCP `ports`; nothing when tshark is missing or fails. */
-export async function tunnelsOnWire(pcap: string, keyLog: string, ports: number[]): Promise<WireFacts> {
+export async function tunnelsOnWire(pcap: string, keyLog: string, ports: number[], tlsPorts: number[] = []): Promise<WireFacts> {
   const none: WireFacts = { identities: new Map(), authorities: new Map() };
   if (!ports.length) return none;
   const filter = `(tls.handshake.type == 11 || http2.headers.method == "CONNECT") && (${ports.map((p) => `tcp.port == ${p}`).join(' || ')})`;
-  const r = await run('tshark', ['-n', '-r', pcap, '-o', `tls.keylog_file:${keyLog}`, '-Y', filter, '-T', 'fields',
+  // Istio mTLS runs on the app's port (80 would be read as HTTP): tell tshark it is TLS.
+  const decodeAs = [...new Set(tlsPorts)].flatMap((p) => ['-d', `tcp.port==${p},tls`]);
+  const r = await run('tshark', ['-n', '-r', pcap, '-o', `tls.keylog_file:${keyLog}`, ...decodeAs, '-Y', filter, '-T', 'fields',
     '-e', 'ip.src', '-e', 'tcp.srcport', '-e', 'ip.dst', '-e', 'tcp.dstport', '-e', 'x509ce.uniformResourceIdentifier', '-e', 'http2.headers.authority'],
   { reject: false, timeoutMs: 20_000 }).catch(() => undefined);
   return r && r.exitCode === 0 ? parseWireFields(r.stdout) : none;
