@@ -177,6 +177,14 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
           : `the request went through ${whereLabel(p)}, but its log has no request line for it (\`lab logs ${p.name}\`)`);
       }
     }
+    // A path that ends in a sidecar (not its app): the proxy took the connection in and opened nothing.
+    const lastLeg = rec.legs.at(-1);
+    const endsAt = lastLeg && points.find((p) => whereLabel(p) === lastLeg.delivered);
+    if (endsAt?.role === 'sidecar' && !rec.decisions.some((d) => d.netns === endsAt.netns && d.localReply)) {
+      report.notes.push(`${whereLabel(endsAt)} took the connection in and opened none of its own during the trace${target.kind === 'tcp'
+        ? ': to a sidecar an HTTP Service port carries HTTP, and the trace\'s TCP probe is not an HTTP request (trace a URL instead)'
+        : ` (its log, logs/sidecar-${endsAt.key.replace('/', '.')}.log in the lab's state directory, says why)`}`);
+    }
     if (plan.nodes.length && keyLogFiles(plan).configured.length === 0 && points.some((p) => p.role === 'ztunnel')) {
       report.notes.push('the ztunnels log no TLS keys (no keyLogFile in their config), so HBONE stays encrypted in the captures');
     }
