@@ -76,6 +76,11 @@ t.test('sleep-sc -> httpbin (sidecar -> ambient): REDIRECT 15001, HBONE to the p
   const d = r.decisions.find((x) => x.where === 'sidecar sleep-sc');
   t.match(d, { direction: 'outbound', requestLine: 'GET /ip', status: 200, upstreamHost: `${ip}:80`, upstreamTransport: `hbone ${ip}:15008`, afterHop: 1 });
   t.equal(sidecarLine('sleep-sc', r.requestId)?.upstream_transport, `hbone ${ip}:15008`, 'the sidecar\'s own log says the same transport');
+  // A TCP probe to the same HTTP port: the sidecar takes it in and opens nothing; the trace says why.
+  const tcpProbe = JSON.parse(lab(['trace', '--lab', NAME, 'sleep-sc', `${ip}:80`, '--json']).stdout) as Report & { notes: string[] };
+  t.same(legHops(tcpProbe, 1), ['pod sleep-sc lo']);
+  t.equal(tcpProbe.legs.length, 1, 'no connection out of the sidecar');
+  t.match(tcpProbe.notes.join('\n'), /sidecar sleep-sc took the connection in and opened none of its own during the trace: .*TCP probe is not an HTTP request/);
 });
 
 t.test('sleep -> httpbin-sc (ambient -> sidecar): istioout, client ztunnel, HBONE to httpbin-sc:15008, the sidecar\'s 15008, 127.0.0.6 -> app', async (t) => {
