@@ -1,5 +1,6 @@
 // What each network namespace of a lab is, for a learner: its role (pod, node, ztunnel,
-// underlay, waypoint; later sidecar), its name, and the names its interfaces go by
+// underlay, waypoint, sidecar: a pod whose netns holds its app and its proxy; the trace names
+// the app's hops `pod <name>` and the proxy's `sidecar <name>`), its name, and the names its interfaces go by
 // (`veth-sleep` for the hashed host veth of pod sleep, `underlay-node-a` for an underlay
 // port). The trace engine knows nothing else about the lab: a new kind of pod is taught
 // here, with its traits, and the engine follows.
