@@ -14,21 +14,30 @@ export const logsCommand = {
       .positional('target', { type: 'string', default: 'lab' })
       .option('lab', { type: 'string' })
       .option('follow', { alias: 'f', type: 'boolean', describe: 'keep printing new lines' })
-      .option('raw', { type: 'boolean', describe: 'JSON lines as written (pino)' }),
-  handler: async (argv: { target: string; lab?: string; follow?: boolean; raw?: boolean }) => {
+      .option('raw', { type: 'boolean', describe: 'JSON lines as written (pino)' })
+      .option('container', { alias: 'c', type: 'string', describe: 'in a sidecar pod: istio-proxy for the sidecar proxy (as kubectl logs -c), else the app' })
+      .example('$0 logs sleep-sc -c istio-proxy', 'the sidecar proxy of pod sleep-sc (also: lab logs sidecar-sleep-sc)'),
+  handler: async (argv: { target: string; lab?: string; follow?: boolean; raw?: boolean; container?: string }) => {
     const lab = await resolveLab(argv.lab);
     const { state } = loadLab(lab);
-    const t = argv.target;
+    const proxy = argv.container === 'istio-proxy' || /^sidecar-/.test(argv.target);
+    if (argv.container !== undefined && !['istio-proxy', 'app'].includes(argv.container)) {
+      throw new UserError(`no container "${argv.container}"`, 'a pod has its app and, with a sidecar, istio-proxy');
+    }
+    const t = argv.target.replace(/^sidecar-/, '');
     let file: string | undefined;
     if (t === 'lab') file = labStateFile(lab, 'logs', 'lab.log');
     else {
-      const p = state.processes.find((x) =>
-        x.id === `pod/${t}` || x.pod?.endsWith(`/${t}`) && x.role !== 'ztunnel' || x.id === t.replace(/^(ztunnel|geneve)-/, '$1/'));
+      const inPod = (x: (typeof state.processes)[number]) => x.id === `pod/${t}` || x.pod === t || x.pod?.endsWith(`/${t}`);
+      const p = proxy
+        ? state.processes.find((x) => x.role === 'sidecar' && inPod(x))
+        : state.processes.find((x) => inPod(x) && !['ztunnel', 'sidecar'].includes(x.role)) ?? state.processes.find((x) => x.id === t.replace(/^(ztunnel|geneve)-/, '$1/'));
       // Every log the lab writes lives in its state directory; a recorded path elsewhere is not followed.
       file = p?.log && insideLabDir(lab, p.log);
     }
     if (!file || !existsSync(file)) {
-      throw new UserError(`no log for "${t}"`, `targets: lab, ${state.processes.map((p) => p.id.replace(/^pod\/[^/]+\//, '').replace('/', '-')).join(', ')}`);
+      const name = (p: (typeof state.processes)[number]) => (p.role === 'sidecar' ? `sidecar-${p.pod?.split('/').pop()}` : p.pod && !['ztunnel'].includes(p.role) ? p.pod.split('/').pop() : p.id.replace('/', '-'));
+      throw new UserError(`no log for "${argv.target}"${proxy ? ' (sidecar proxy)' : ''}`, `targets: lab, ${state.processes.map(name).join(', ')}`);
     }
     const src = argv.follow ? spawn('tail', ['-n', '+1', '-f', file], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout! : createReadStream(file);
     if (argv.raw) return void src.pipe(process.stdout);

@@ -33,9 +33,10 @@ export const proxyConfigCommand = {
   handler: async (argv: { target: string; section: (typeof SECTIONS)[number]; lab?: string; json?: boolean }) => {
     const { plan } = loadLab(await resolveLab(argv.lab));
     const t = resolveTarget(plan, argv.target);
-    if (t.kind !== 'pod' || t.pod?.role !== 'waypoint') {
-      const wps = plan.pods.filter((p) => p.role === 'waypoint').map((p) => p.name);
-      throw new UserError(`"${argv.target}" is not a waypoint`, wps.length ? `waypoints in this lab: ${wps.join(', ')}` : 'this lab has no waypoint (a Gateway of class istio-waypoint makes one); for a ztunnel use `lab ztunnel config NODE`');
+    const isProxy = (p?: typeof t.pod) => !!p && (p.role === 'waypoint' || (p.role === 'workload' && p.mode === 'sidecar'));
+    if (t.kind !== 'pod' || !isProxy(t.pod)) {
+      const proxies = plan.pods.filter((p) => isProxy(p)).map((p) => p.name);
+      throw new UserError(`"${argv.target}" is not a waypoint or a sidecar pod`, proxies.length ? `L7 proxies in this lab: ${proxies.join(', ')}` : 'this lab has no waypoint (a Gateway of class istio-waypoint makes one) and no sidecar pod; for a ztunnel use `lab ztunnel config NODE`');
     }
     const r = await run('curl', ['-s', '--max-time', '5', `http://127.0.0.1:${ADMIN_PORT}/config_dump`], { netns: t.netns, reject: false });
     if (r.exitCode !== 0) throw new UserError(`the waypoint in ${t.netns} does not answer on 127.0.0.1:${ADMIN_PORT}`, `check \`lab status\` and \`lab logs ${argv.target}\``);
@@ -44,9 +45,11 @@ export const proxyConfigCommand = {
     const out: string[] = [];
     const show = (s: (typeof SECTIONS)[number]) => argv.section === 'all' || argv.section === s;
     const v = dump.config;
-    out.push(`waypoint ${t.name} (${dump.identity}; config version ${v?.version}, ${v?.hash})`, '');
+    out.push(`${dump.kind ?? 'waypoint'} ${t.name} (${dump.identity}; config version ${v?.version}, ${v?.hash})`, '');
     if (show('listeners')) {
-      out.push(table(['service', 'vips', 'port', 'protocol'], (dump.listeners as any[]).flatMap((l) => l.ports.map((p: any) => [l.service, l.vips.join(','), p.port, p.protocol]))), '');
+      const ls = (dump.listeners ?? []) as any[];
+      if (ls.length && ls[0].ports) out.push(table(['service', 'vips', 'port', 'protocol'], ls.flatMap((l) => l.ports.map((p: any) => [l.service, (l.vips ?? []).join(','), p.port, p.protocol]))), '');
+      else out.push(table(['listener', 'address', 'what'], ls.map((l) => [l.name ?? '', l.address ?? `${l.host ?? ''}:${l.port ?? ''}`, l.description ?? l.what ?? JSON.stringify(l)])), '');
     }
     if (show('routes')) {
       const rows = (dump.routes as ServiceRoutes[]).flatMap((sr) => sr.rules.map((rule, i) => [
@@ -59,10 +62,10 @@ export const proxyConfigCommand = {
       out.push(rows.length ? table(['host', '#', 'match', 'backends (weight)', 'policy', 'from'], rows) : 'routes: none (every Service goes to its default route: all endpoints, no retries)', '');
     }
     if (show('clusters') || show('endpoints')) {
-      out.push(table(['cluster', 'load balancer', 'endpoints'], (dump.clusters as any[]).map((c) => [c.name, c.loadBalancer, c.endpoints.join(',') || '(none)'])), '');
+      out.push(table(['cluster', 'load balancer', 'endpoints'], ((dump.clusters ?? []) as any[]).map((c) => [c.name, c.loadBalancer ?? '', (c.endpoints ?? []).map((e: any) => (typeof e === 'string' ? e : `${e.address ?? e.ip}:${e.port ?? ''}${e.transport ? ` (${e.transport})` : ''}`)).join(',') || '(none)'])), '');
     }
     if (show('authz')) {
-      const pols = dump.authorization as L7AuthorizationPolicy[];
+      const pols = (dump.authorization ?? dump.l7Policies ?? []) as L7AuthorizationPolicy[];
       out.push(pols.length ? table(['policy', 'action', 'rules', 'from'], pols.map((p) => [`${p.namespace}/${p.name}`, p.action, p.rules.length, p.origin])) : 'L7 authorization: none (everything allowed)', '');
     }
     process.stdout.write(out.join('\n'));

@@ -97,15 +97,16 @@ export function servicesFromPlan(plan: LabPlan): Service[] {
 }
 
 /**
- * The identities a node's ztunnel holds keys for: the HBONE workloads it terminates HBONE
- * for, i.e. the ambient pods on its node. A pod with its own HBONE (a sidecar) holds its own.
+ * The identities a node's ztunnel holds keys for, as istiod's node authorization lets a ztunnel
+ * have them: its node's workload pods, except sidecar pods (they hold their own). Ambient pods'
+ * keys terminate and originate their HBONE; a plaintext (mode none) pod's key lets the ztunnel
+ * hairpin that pod's traffic to a waypoint (reference §3.4). A pod on another node is never
+ * its to impersonate, so a plaintext caller there cannot be hairpinned: the connection fails.
  */
 export function ztunnelIdentities(plan: LabPlan, node: string): SpiffeId[] {
   return plan.pods
-    .filter((p) => p.node === node)
-    .map((p) => workloadFromPod(plan, p))
-    .filter((w) => w.protocol === 'HBONE' && !w.nativeHbone)
-    .map(workloadIdentity);
+    .filter((p) => p.node === node && p.role === 'workload' && p.mode !== 'sidecar')
+    .map((p) => workloadIdentity(workloadFromPod(plan, p)));
 }
 
 export function ztunnelConfigFromPlan(plan: LabPlan, node: string, opts: { certDir: string; keyLogFile?: string; dnsCapture?: boolean }): ZtunnelConfig {

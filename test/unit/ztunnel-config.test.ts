@@ -87,9 +87,10 @@ t.test('workload names like Kubernetes Deployments', async (t) => {
   t.same(workloadNameOf('web-abc12-aeiou'), { workloadName: 'web-abc12-aeiou', workloadType: 'pod' }, 'vowels never appear in generated suffixes');
 });
 
-t.test('a ztunnel holds the identities of its node\'s ambient pods only', async (t) => {
+t.test('a ztunnel holds the identities of its node\'s pods, except sidecar pods (istiod\'s node authorization)', async (t) => {
   const plan = planAddresses(topology);
-  t.same(ztunnelIdentities(plan, 'node-a').map(formatSpiffe), ['spiffe://cluster.local/ns/default/sa/sleep'], 'node-a: sleep (legacy is not in the mesh)');
+  t.same(ztunnelIdentities(plan, 'node-a').map(formatSpiffe), ['spiffe://cluster.local/ns/default/sa/sleep', 'spiffe://cluster.local/ns/legacy/sa/default'],
+    'node-a: sleep, and legacy (plaintext: its traffic may be hairpinned to a waypoint)');
   t.same(ztunnelIdentities(plan, 'node-b').map(formatSpiffe), ['spiffe://cluster.local/ns/default/sa/bookinfo-productpage'],
     'node-b: productpage; httpbin is a sidecar pod and terminates its own HBONE');
 });
