@@ -183,7 +183,7 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
     if (endsAt?.role === 'sidecar' && !rec.decisions.some((d) => d.netns === endsAt.netns && d.localReply)) {
       report.notes.push(`${whereLabel(endsAt)} took the connection in and opened none of its own during the trace${target.kind === 'tcp'
         ? ': to a sidecar an HTTP Service port carries HTTP, and the trace\'s TCP probe is not an HTTP request (trace a URL instead)'
-        : ` (its log, logs/sidecar-${endsAt.key.replace('/', '.')}.log in the lab's state directory, says why)`}`);
+        : ` (\`lab logs sidecar-${endsAt.name}\` says why)`}`);
     }
     if (plan.nodes.length && keyLogFiles(plan).configured.length === 0 && points.some((p) => p.role === 'ztunnel')) {
       report.notes.push('the ztunnels log no TLS keys (no keyLogFile in their config), so HBONE stays encrypted in the captures');
