@@ -44,6 +44,9 @@ else
   node_supported || { echo "provision: node still missing after installing it" >&2; exit 1; }
 fi
 command -v npm >/dev/null || { apt_update; say "installing npm"; apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+# The course's commands say `sudo lab ...`; a root shell in a fresh container has no sudo, so
+# provide it and the same commands work there as written.
+command -v sudo >/dev/null || { apt_update; say "installing sudo"; apt-get install -y -qq --no-install-recommends sudo >/dev/null; }
 
 bash "$REPO/scripts/setup.sh" --check-first
 

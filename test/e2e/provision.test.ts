@@ -13,7 +13,8 @@ import { REPO } from './helpers.js';
 // another checkout.
 const bin = mkdtempSync(join(tmpdir(), 'provision-bin-'));
 t.teardown(() => rmSync(bin, { recursive: true, force: true }));
-const env = { ...process.env, LAB_BIN_DIR: bin, PATH: `${bin}:${process.env.PATH}` };
+// vagrant's own state (.vagrant/) goes to the scratch directory too.
+const env = { ...process.env, LAB_BIN_DIR: bin, PATH: `${bin}:${process.env.PATH}`, VAGRANT_DOTFILE_PATH: join(bin, '.vagrant') };
 
 function provision(): { code: number; out: string } {
   const r = spawnSync('bash', [join(REPO, 'lab/provision.sh')], { cwd: REPO, encoding: 'utf8', env, timeout: 600_000 });
