@@ -2,6 +2,9 @@
 # The README's first command: set up this machine, bring up topologies/demo.yaml and show a
 # request from the sleep pod (node-a) reaching httpbin (node-b) by Service name, across the mesh.
 set -euo pipefail
+# Root is needed: a user with sudo runs ./scripts/demo.sh and it re-executes itself with sudo;
+# a root shell (a fresh container has no sudo) runs it as is.
+[ "$(id -u)" = 0 ] || exec sudo bash "$0" "$@"
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 if lab status --json 2>/dev/null | grep -q '"lab": "demo"'; then

@@ -15,6 +15,7 @@ import { traceCommand } from './trace.js';
 import { graphCommand } from './graph.js';
 import { applyCommand, deleteCommand, getCommand } from './apply.js';
 import { proxyConfigCommand } from './proxy-config.js';
+import { courseCommand } from './course.js'; import { checkCommand } from './check.js';
 
 function fail(e: unknown): never {
   if (e instanceof UserError) {
@@ -60,6 +61,7 @@ await yargs(hideBin(process.argv))
   .command(deleteCommand as never)
   .command(getCommand as never)
   .command(proxyConfigCommand as never)
+  .command(courseCommand as never).command(checkCommand as never)
   .demandCommand(1, 'give a command: lab up FILE, lab status, lab exec POD -- CMD, lab down (see --help)')
   .strict()
   .fail((msg, err) => {

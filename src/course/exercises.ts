@@ -1,0 +1,310 @@
+// The course's registry: one entry per exercise (its Markdown page, the lab it runs on, and its
+// checks). Checks are data (a title, a hint, how long to retry) plus a function over the live lab;
+// answer checks compare ~/answers/NN.yaml with what the lab really has.
+import type { LiveLab } from './probe.js';
+import { counterSum } from './probe.js';
+import { labStateFile } from '../state/store.js';
+
+export interface Outcome { ok: boolean; detail: string; hint?: string }
+
+export interface Check {
+  title: string;
+  /** What to try when it fails (an outcome may give a sharper one). */
+  hint: string;
+  /** Retried until it passes or this many ms have gone by (traffic and restarts take a moment). */
+  retryMs: number;
+  run: (lab: LiveLab) => Outcome | Promise<Outcome>;
+}
+
+export interface Answer {
+  key: string;
+  /** What it is about, for the check's title. */
+  about: string;
+  /** Where in the lab to look, for the hint (never the answer). */
+  lookAt: string;
+  expected: (lab: LiveLab) => unknown;
+}
+
+export interface Exercise {
+  id: string;
+  slug: string;
+  title: string;
+  /** Whether its page and checks exist yet. */
+  written: boolean;
+  /** Lab name: fixed by the course, so `lab check NN` knows where to look. */
+  lab: string;
+  /** Topology file, relative to the repository. */
+  topology: string;
+  upArgs: string[];
+  checks: Check[];
+  answers: Answer[];
+}
+
+const pass = (detail: string): Outcome => ({ ok: true, detail });
+const fail = (detail: string, hint?: string): Outcome => ({ ok: false, detail, ...(hint ? { hint } : {}) });
+
+const spiffe = (lab: LiveLab, pod: string): string => {
+  const p = lab.pod(pod);
+  return `spiffe://cluster.local/ns/${p.namespace}/sa/${p.serviceAccount ?? p.name}`;
+};
+
+function curlOk(from: string, url: string): Check {
+  return {
+    title: `${from} reaches ${url} (HTTP 200)`, hint: `try it: lab exec ${from} -- curl -sv ${url}`, retryMs: 8000,
+    run: (lab) => {
+      const r = lab.curl(from, url);
+      return r.exit === 0 && r.status === '200' ? pass(`HTTP 200`) : fail(`curl exit ${r.exit}, HTTP ${r.status || '-'}`);
+    },
+  };
+}
+
+/** A probe: send one request and require a rule's packet counter to move. */
+function counterMoves(title: string, node: string, table: string, rule: (lab: LiveLab) => RegExp, from: string, url: string, hint: string): Check {
+  return {
+    title, hint, retryMs: 8000,
+    run: (lab) => {
+      const ns = node.startsWith('ztunnel-') ? lab.pod(node).netns : lab.node(node).netns;
+      const re = rule(lab);
+      const before = counterSum(lab.counters(ns, table), re);
+      const r = lab.curl(from, url);
+      const after = counterSum(lab.counters(ns, table), re);
+      if (r.exit !== 0) return fail(`the probe request failed (curl exit ${r.exit})`);
+      return after > before ? pass(`+${after - before} packets on ${re.source}`) : fail(`no packet counted by ${re.source} in ${node}'s ${table} table`);
+    },
+  };
+}
+
+function lines(r: { out: string }): string[] { return r.out.split('\n'); }
+
+const HTTPBIN = 'http://httpbin:8000/ip';
+
+const ex01: Exercise = {
+  id: '01', slug: 'pods-and-nodes', title: 'Pods and nodes without a mesh', written: true,
+  lab: 'ex01', topology: 'topologies/plain.yaml', upArgs: ['--no-mesh'],
+  checks: [
+    {
+      title: 'no pod is enrolled (no ztunnel-pods-ips ipset on node-a)', hint: 'this exercise runs without the mesh: lab course start 01', retryMs: 0,
+      run: (lab) => {
+        const r = lab.inNs(lab.node('node-a').netns, ['ipset', 'list', '-n']);
+        return r.out.includes('ztunnel-pods-ips') ? fail('node-a has the ambient ipset') : pass('no ambient ipset on node-a');
+      },
+    },
+    curlOk('sleep', HTTPBIN),
+    counterMoves("kube-proxy's DNAT to httpbin's endpoint counts the probe's SYN on node-a", 'node-a', 'nat',
+      (lab) => new RegExp(`DNAT --to-destination ${lab.pod('httpbin').ip.replace(/\./g, '\\.')}:80`), 'sleep', HTTPBIN,
+      'lab exec node-a -- iptables -t nat -L KUBE-SERVICES -v -n, then follow the KUBE-SVC-* chain'),
+  ],
+  answers: [
+    { key: 'sleep_ip', about: "sleep's pod IP", lookAt: 'lab status, or lab exec sleep -- ip -4 addr', expected: (l) => l.pod('sleep').ip },
+    { key: 'sleep_gateway', about: "sleep's default gateway", lookAt: 'lab exec sleep -- ip route', expected: (l) => l.node('node-a').hostIp },
+    { key: 'httpbin_cluster_ip', about: "httpbin's ClusterIP", lookAt: 'lab status (SERVICE table)', expected: (l) => l.plan.services.find((s) => s.name === 'httpbin')!.vip },
+    { key: 'dnat_to', about: 'where kube-proxy DNATs httpbin:8000 to (ip:port)', lookAt: 'lab exec node-a -- iptables -t nat -S | grep DNAT', expected: (l) => `${l.pod('httpbin').ip}:80` },
+    { key: 'route_to_node_b_pods', about: "node-a's next hop for node-b's pod CIDR", lookAt: 'lab exec node-a -- ip route', expected: (l) => l.node('node-b').ip },
+  ],
+};
+
+const ex02: Exercise = {
+  id: '02', slug: 'enrolling', title: 'Enrolling a pod in ambient', written: true,
+  lab: 'ex02', topology: 'topologies/demo.yaml', upArgs: [],
+  checks: [
+    {
+      title: "node-a's ipset ztunnel-pods-ips holds sleep's IP", hint: 'lab exec node-a -- ipset list ztunnel-pods-ips', retryMs: 2000,
+      run: (lab) => {
+        const r = lab.inNs(lab.node('node-a').netns, ['ipset', 'list', 'ztunnel-pods-ips']);
+        return r.out.split('\n').some((l) => l.startsWith(`${lab.pod('sleep').ip} `) || l === lab.pod('sleep').ip) ? pass('enrolled') : fail(`sleep (${lab.pod('sleep').ip}) is not in the set`);
+      },
+    },
+    {
+      title: 'node-a has ip rules 100-103', hint: 'lab exec node-a -- ip rule', retryMs: 2000,
+      run: (lab) => {
+        const have = lines(lab.inNs(lab.node('node-a').netns, ['ip', 'rule'])).map((l) => l.split(':')[0].trim());
+        const missing = ['100', '101', '102', '103'].filter((p) => !have.includes(p));
+        return missing.length ? fail(`missing rule(s) ${missing.join(', ')}`) : pass('rules 100, 101, 102, 103');
+      },
+    },
+    {
+      title: "node-a's table 101 sends everything to the ztunnel over istioout", hint: 'lab exec node-a -- ip route show table 101', retryMs: 2000,
+      run: (lab) => {
+        const r = lab.inNs(lab.node('node-a').netns, ['ip', 'route', 'show', 'table', '101']);
+        return /default via 192\.168\.127\.2 dev istioout/.test(r.out) ? pass('default via 192.168.127.2 dev istioout') : fail(`table 101: ${r.out.trim() || 'empty'}`);
+      },
+    },
+    counterMoves("the probe's SYN is marked 0x100 in node-a's mangle ztunnel-PREROUTING", 'node-a', 'mangle',
+      () => /-A ztunnel-PREROUTING .*ztunnel-pods-ips src .*0x100/, 'sleep', HTTPBIN, 'lab exec node-a -- iptables -t mangle -L ztunnel-PREROUTING -v -n'),
+  ],
+  answers: [
+    { key: 'ipset_node_b', about: "the IPs in node-b's ztunnel-pods-ips", lookAt: 'lab exec node-b -- ipset list ztunnel-pods-ips', expected: (l) => l.plan.pods.filter((p) => p.node === 'node-b' && p.mode === 'ambient' && p.role === 'workload').map((p) => p.ip) },
+    { key: 'outbound_mark', about: "the mark of an enrolled pod's outbound packet", lookAt: 'lab exec node-a -- iptables -t mangle -S ztunnel-PREROUTING', expected: () => '0x100' },
+    { key: 'outbound_table', about: 'the routing table that marked packets use', lookAt: 'lab exec node-a -- ip rule', expected: () => 101 },
+    { key: 'istioout_peer', about: 'the far end of istioout (the ztunnel pod side)', lookAt: 'lab exec node-a -- ip route show table 101; lab exec ztunnel-node-a -- ip -4 addr show pistioout', expected: () => '192.168.127.2' },
+    { key: 'geneve_remote', about: "the address istioout's Geneve packets go to", lookAt: 'lab status (ztunnel pod IPs); lab capture node-a:veth-ztunnel -- -nn -c 2 udp port 6081', expected: (l) => l.ztunnelPod('node-a').ip },
+  ],
+};
+
+const ex03: Exercise = {
+  id: '03', slug: 'l4-path', title: 'The L4 path in ten steps', written: true,
+  lab: 'ex03', topology: 'topologies/demo.yaml', upArgs: [],
+  checks: [
+    {
+      title: 'lab trace sleep -> httpbin: istioout, ztunnel node-a, HBONE to 15008, ztunnel node-b, httpbin, HTTP 200', hint: 'lab trace sleep http://httpbin:8000/ip', retryMs: 8000,
+      run: (lab) => {
+        // A tunnel opened within the last minute is reused from the pool, so the trace may
+        // show no new SYN through istioin: require what every request shows.
+        const r = lab.cli(['trace', 'sleep', HTTPBIN]);
+        const need = [/HTTP 200/, /node node-a +istioout/, /TPROXY -> 127\.0\.0\.1:15001/, /HBONE [\d.:]+ -> [\d.]+:15008/, /opened by ztunnel node-b, taken in by pod httpbin/, /pod httpbin +eth0 +delivered/];
+        const missing = need.filter((re) => !re.test(r.out));
+        return missing.length ? fail(`the trace lacks ${missing.map((m) => m.source).join(', ')}${r.code ? ` (exit ${r.code}: ${r.err.trim().split('\n')[0]})` : ''}`) : pass('every step seen');
+      },
+    },
+    counterMoves("the probe's SYN is handed to ztunnel node-a's 15001 by TPROXY on pistioout", 'ztunnel-node-a', 'mangle',
+      () => /-i pistioout .*TPROXY/, 'sleep', HTTPBIN, 'lab exec ztunnel-node-a -- iptables -t mangle -L PREROUTING -v -n'),
+  ],
+  answers: [
+    { key: 'outbound_vni', about: 'the Geneve VNI of istioout', lookAt: 'lab trace sleep http://httpbin:8000/ip (step 4)', expected: () => 1001 },
+    { key: 'inbound_vni', about: 'the Geneve VNI of istioin', lookAt: 'the trace, step 14', expected: () => 1000 },
+    { key: 'hbone_port', about: 'the port the HBONE tunnel connects to', lookAt: 'the trace, connection 2', expected: () => 15008 },
+    { key: 'node_b_ip_rule', about: 'the ip rule on node-b that sends the tunnel to istioin', lookAt: 'the trace, step 13; lab exec node-b -- ip rule', expected: () => 103 },
+    { key: 'source_ip_seen_by_httpbin', about: 'the source address httpbin sees', lookAt: 'lab exec sleep -- curl -s http://httpbin:8000/ip', expected: (l) => l.pod('sleep').ip },
+  ],
+};
+
+function metricSum(text: string, name: string): number {
+  let n = 0;
+  for (const l of text.split('\n')) if (l.startsWith(name)) n += Number(l.trim().split(/\s+/).pop()) || 0;
+  return n;
+}
+
+const ex04: Exercise = {
+  id: '04', slug: 'inside-ztunnel', title: 'Inside ztunnel', written: true,
+  lab: 'ex04', topology: 'topologies/demo.yaml', upArgs: [],
+  checks: [
+    {
+      title: "node-a's ztunnel knows sleep as an HBONE workload", hint: 'lab ztunnel config node-a', retryMs: 4000,
+      run: (lab) => {
+        const r = lab.cli(['ztunnel', 'config', 'node-a', '--json']);
+        try {
+          const w = (JSON.parse(r.out) as { workloads: Record<string, { name: string; protocol: string }> }).workloads[lab.pod('sleep').ip];
+          return w?.protocol === 'HBONE' ? pass('sleep: HBONE') : fail(`sleep: ${w ? w.protocol : 'unknown to the ztunnel'}`);
+        } catch { return fail(`no config dump (exit ${r.code}: ${r.err.trim().split('\n')[0]})`); }
+      },
+    },
+    {
+      title: "node-b's ztunnel counts the probe's connection (istio_tcp_connections_opened_total)", hint: 'lab exec ztunnel-node-b -- curl -s localhost:15020/metrics', retryMs: 8000,
+      run: (lab) => {
+        const ns = lab.ztunnelPod('node-b').netns;
+        const m = (): number => metricSum(lab.inNs(ns, ['curl', '-s', '--max-time', '3', 'http://127.0.0.1:15020/metrics']).out, 'istio_tcp_connections_opened_total');
+        const before = m();
+        const r = lab.curl('sleep', HTTPBIN);
+        const after = m();
+        if (r.exit !== 0) return fail(`the probe request failed (curl exit ${r.exit})`);
+        return after > before ? pass(`${before} -> ${after}`) : fail(`the counter stayed at ${after}`);
+      },
+    },
+    {
+      title: "the key log of node-a's ztunnel grows with a new HBONE tunnel", hint: 'ls /run/ambient-lab/ex04/keylog/', retryMs: 8000,
+      run: (lab) => {
+        const f = labStateFile(lab.name, 'keylog', 'ztunnel-node-a.keys');
+        const keyLog = (): number => lab.logText(f).split('\n').filter((l) => l.startsWith('CLIENT_TRAFFIC_SECRET_0')).length;
+        const before = keyLog();
+        // A second client identity would pool separately; here the same sleep opens a new tunnel
+        // only when the pooled one is gone, so count what exists after a request.
+        lab.curl('sleep', HTTPBIN);
+        const after = keyLog();
+        return after > 0 ? pass(`${after} TLS sessions logged (${after - before} new)`) : fail('no CLIENT_TRAFFIC_SECRET_0 line yet');
+      },
+    },
+  ],
+  answers: [
+    { key: 'sleep_identity', about: "sleep's SPIFFE identity", lookAt: 'lab ztunnel config node-a; lab trace', expected: (l) => spiffe(l, 'sleep') },
+    { key: 'httpbin_identity', about: "httpbin's SPIFFE identity", lookAt: 'lab logs ztunnel-node-b', expected: (l) => spiffe(l, 'httpbin') },
+    { key: 'connect_authority', about: "the CONNECT request's :authority", lookAt: 'lab trace sleep http://httpbin:8000/ip (connection 2)', expected: (l) => `${l.pod('httpbin').ip}:80` },
+    { key: 'node_a_identities', about: "the identities whose certificates node-a's ztunnel holds", lookAt: 'lab logs ztunnel-node-a | grep -A3 identities', expected: (l) => l.plan.pods.filter((p) => p.node === 'node-a' && p.mode === 'ambient' && p.role === 'workload').map((p) => spiffe(l, p.name)) },
+  ],
+};
+
+const ex05: Exercise = {
+  id: '05', slug: 'l4-authorization', title: 'L4 authorization in ztunnel', written: true,
+  lab: 'ex05', topology: 'lab/topologies/ex05.yaml', upArgs: [],
+  checks: [
+    {
+      title: "an AuthorizationPolicy of yours is bound to httpbin in node-b's ztunnel", retryMs: 2000,
+      hint: 'write an ALLOW AuthorizationPolicy for app: httpbin that lets only sleep in, then `lab apply -f` it',
+      run: (lab) => {
+        const r = lab.cli(['ztunnel', 'config', 'node-b', '--json']);
+        try {
+          const w = (JSON.parse(r.out) as { workloads: Record<string, { authorizationPolicies?: string[] }> }).workloads[lab.pod('httpbin').ip];
+          const pols = w?.authorizationPolicies ?? [];
+          return pols.length ? pass(pols.join(', ')) : fail('httpbin has no policy yet');
+        } catch { return fail(`no config dump (exit ${r.code})`); }
+      },
+    },
+    curlOk('sleep', HTTPBIN),
+    {
+      title: "notsleep's connection to httpbin is reset (curl exit 56)", retryMs: 4000,
+      hint: 'your policy still lets notsleep in: ALLOW only the principal cluster.local/ns/default/sa/sleep',
+      run: (lab) => {
+        const r = lab.curl('notsleep', HTTPBIN);
+        return r.exit === 56 ? pass('curl exit 56 (connection reset)') : fail(`curl exit ${r.exit}, HTTP ${r.status || '-'}`);
+      },
+    },
+    {
+      title: "node-b's ztunnel logs the deny for notsleep, naming your policy", retryMs: 4000,
+      hint: 'lab logs ztunnel-node-b | grep -A20 "connection denied"',
+      run: (lab) => {
+        const log = lab.state().processes.find((p) => p.id === 'ztunnel/node-b')?.log;
+        const count = (): number => lab.logText(log ?? '').split('\n').filter((l) => l.includes('"connection denied"') && l.includes('"src.workload":"notsleep"')).length;
+        const before = count();
+        lab.curl('notsleep', HTTPBIN);
+        const after = count();
+        return after > before ? pass('a new "connection denied" line for notsleep') : fail('no new deny line in ztunnel-node-b\'s log');
+      },
+    },
+  ],
+  answers: [
+    { key: 'denied_curl_exit', about: 'the exit code of curl when the policy denies it', lookAt: 'lab exec notsleep -- curl -s http://httpbin:8000/ip; echo $?', expected: () => 56 },
+    { key: 'enforced_by', about: 'the process that enforces the policy', lookAt: 'lab logs ztunnel-node-a and ztunnel-node-b', expected: () => 'ztunnel-node-b' },
+  ],
+};
+
+const ex08: Exercise = {
+  id: '08', slug: 'ztunnel-failure', title: 'When ztunnel fails', written: true,
+  lab: 'ex08', topology: 'topologies/demo.yaml', upArgs: [],
+  checks: [
+    {
+      title: "node-a's ztunnel has been restarted by the supervisor at least once", retryMs: 3000,
+      hint: 'kill the ztunnel/node-a PID that lab status shows, during traffic, and watch lab status',
+      run: (lab) => {
+        const p = lab.state().processes.find((x) => x.id === 'ztunnel/node-a');
+        return (p?.restarts ?? 0) >= 1 ? pass(`restarts: ${p!.restarts}`) : fail('restarts: 0');
+      },
+    },
+    {
+      title: "node-a's ztunnel is running again (lab status: ready)", hint: 'lab status; lab logs ztunnel-node-a', retryMs: 10_000,
+      run: (lab) => {
+        const r = lab.cli(['status', '--json']);
+        try {
+          const p = (JSON.parse(r.out) as { processes: Array<{ id: string; ready: boolean }> }).processes.find((x) => x.id === 'ztunnel/node-a');
+          return p?.ready ? pass('ready') : fail('not ready');
+        } catch { return fail(`lab status failed (exit ${r.code})`); }
+      },
+    },
+    curlOk('sleep', HTTPBIN),
+  ],
+  answers: [
+    { key: 'open_connection_curl_exit', about: 'the exit code of the curl whose connection was open when ztunnel died', lookAt: 'the first experiment of the exercise', expected: () => 52 },
+    { key: 'new_connection_status', about: 'the HTTP status of a new connection once the supervisor restarted ztunnel', lookAt: 'lab exec sleep -- curl -s -o /dev/null -w "%{http_code}" http://httpbin:8000/ip', expected: () => 200 },
+  ],
+};
+
+const stub = (id: string, slug: string, title: string): Exercise => ({
+  id, slug, title, written: false, lab: `ex${id}`, topology: 'topologies/demo.yaml', upArgs: [], checks: [], answers: [],
+});
+
+export const EXERCISES: Exercise[] = [
+  ex01, ex02, ex03, ex04, ex05,
+  stub('06', 'waypoints', 'L7 with a waypoint'),
+  stub('07', 'sidecars', 'Ambient and sidecars side by side'),
+  ex08,
+];
+
+export const exerciseFile = (e: Exercise): string => `lab/${e.id}-${e.slug}.md`;
