@@ -82,7 +82,8 @@ export const captureCommand = {
       .example('$0 capture underlay -- -w under.pcap udp port 6081', 'write a pcap'),
   handler: async (argv: { target: string; args?: string[]; lab?: string; list?: boolean; '--'?: string[] }) => {
     const lab = await resolveLab(argv.lab);
-    const extra = checkCaptureArgs([...(argv.args ?? []), ...(argv['--'] ?? [])]);
+    // yargs hands numeric words after `--` over as numbers (`-c 2`): tcpdump wants them as text.
+    const extra = checkCaptureArgs([...(argv.args ?? []), ...(argv['--'] ?? [])].map(String));
     const { plan } = loadLab(lab);
     const { name, iface } = splitCaptureTarget(argv.target);
     const t = resolveTarget(plan, name);

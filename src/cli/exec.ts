@@ -15,7 +15,7 @@ export const execCommand = {
       .example('$0 exec node-a -- iptables-save -t mangle', 'rules on a node'),
   handler: async (argv: { target: string; cmd?: string[]; lab?: string; '--'?: string[] }) => {
     checkedLabArg(argv.lab);
-    const cmd = [...(argv.cmd ?? []), ...(argv['--'] ?? [])];
+    const cmd = [...(argv.cmd ?? []), ...(argv['--'] ?? [])].map(String);
     if (!cmd.length) throw new UserError('no command given', 'usage: lab exec TARGET -- COMMAND [ARGS...]');
     const { plan } = loadLab(await resolveLab(argv.lab));
     const t = resolveTarget(plan, argv.target);
