@@ -63,7 +63,8 @@ function counterMoves(title: string, node: string, table: string, rule: (lab: Li
   return {
     title, hint, retryMs: 8000,
     run: (lab) => {
-      const ns = node.startsWith('ztunnel-') ? lab.pod(node).netns : lab.node(node).netns;
+      // A node, or a pod (a ztunnel pod, a sidecar pod's own nat rules).
+      const ns = lab.plan.nodes.some((n) => n.name === node) ? lab.node(node).netns : lab.pod(node).netns;
       const re = rule(lab);
       const before = counterSum(lab.counters(ns, table), re);
       const r = lab.curl(from, url);
@@ -266,6 +267,146 @@ const ex05: Exercise = {
   ],
 };
 
+const REVIEWS = 'http://reviews:9080';
+const WAYPOINT = 'bookinfo-reviews-istio-waypoint';
+
+type ZtunnelWorkloads = Record<string, { name: string; waypointAddresses?: string[] }>;
+
+/** node-a's ztunnel's workloads (its /config_dump), through the lab's own CLI. */
+function ztunnelWorkloads(lab: LiveLab, node: string): ZtunnelWorkloads {
+  const r = lab.cli(['ztunnel', 'config', node, '--json']);
+  if (r.code !== 0) throw new Error(`lab ztunnel config ${node} failed (exit ${r.code}: ${r.err.trim().split('\n')[0]})`);
+  return (JSON.parse(r.out) as { workloads: ZtunnelWorkloads }).workloads;
+}
+
+/** The waypoint's IP as the ztunnels know it (it is not in the plan: the learner applied it). */
+function waypointIp(lab: LiveLab, node = 'node-a'): string {
+  const w = Object.entries(ztunnelWorkloads(lab, node)).find(([, x]) => x.name === WAYPOINT);
+  if (!w) throw new Error(`no ${WAYPOINT} yet: apply the waypoint first`);
+  return w[0];
+}
+
+interface WaypointDump {
+  routes?: Array<{ host: string; rules: Array<{ origin?: string; backends: Array<{ subset?: string | null; weight: number }> }> }>;
+  authorization?: Array<{ name: string; namespace: string; action: string }>;
+}
+
+function waypointDump(lab: LiveLab): WaypointDump {
+  const r = lab.cli(['proxy-config', WAYPOINT, '--json']);
+  if (r.code !== 0) throw new Error(`lab proxy-config ${WAYPOINT} failed (exit ${r.code}: ${r.err.trim().split('\n')[0]})`);
+  return JSON.parse(r.out) as WaypointDump;
+}
+
+const ex06: Exercise = {
+  id: '06', slug: 'waypoints', title: 'Adding a waypoint: L4 to L7', written: true,
+  lab: 'ex06', topology: 'lab/topologies/ex06.yaml', upArgs: [],
+  checks: [
+    {
+      title: `the waypoint ${WAYPOINT} is up and node-a's ztunnel sends reviews' traffic to it (waypointAddresses)`, retryMs: 4000,
+      hint: 'lab apply -f lab/topologies/ex06-waypoint.yaml, then lab ztunnel config node-a',
+      run: (lab) => {
+        const ws = ztunnelWorkloads(lab, 'node-a');
+        const wp = Object.entries(ws).find(([, x]) => x.name === WAYPOINT)?.[0];
+        if (!wp) return fail(`node-a's ztunnel knows no ${WAYPOINT}`);
+        const reviews = Object.values(ws).filter((x) => x.name.startsWith('reviews-'));
+        const not = reviews.filter((x) => !(x.waypointAddresses ?? []).includes(wp));
+        return reviews.length && !not.length ? pass(`${reviews.map((x) => x.name).join(', ')} -> waypoint ${wp}`) : fail(`${not.map((x) => x.name).join(', ') || 'reviews'} not pointed at ${wp}`);
+      },
+    },
+    {
+      title: 'the waypoint has the 90/10 route for reviews (v1 90, v2 10)', retryMs: 4000,
+      hint: `lab apply -f lab/topologies/ex06-reviews-90-10.yaml, then lab proxy-config ${WAYPOINT} routes`,
+      run: (lab) => {
+        const rules = (waypointDump(lab).routes ?? []).filter((r) => r.host.startsWith('reviews.')).flatMap((r) => r.rules);
+        const split = rules.find((r) => r.backends.some((b) => b.subset === 'v1' && b.weight === 90) && r.backends.some((b) => b.subset === 'v2' && b.weight === 10));
+        return split ? pass(split.origin ?? 'v1 90, v2 10') : fail('no rule with v1 90 and v2 10 for reviews');
+      },
+    },
+    {
+      title: 'a probe of 100 requests from sleep reaches both versions, v1 the majority', retryMs: 8000,
+      hint: 'lab exec sleep -- curl -s http://reviews:9080/hostname a few times; is the route applied?',
+      run: (lab) => {
+        const rs = lab.curlMany('sleep', `${REVIEWS}/hostname`, 100);
+        const v1 = rs.filter((r) => r.status === '200' && r.body.trim() === 'reviews-v1').length;
+        const v2 = rs.filter((r) => r.status === '200' && r.body.trim() === 'reviews-v2').length;
+        const d = `v1 ${v1}, v2 ${v2} of ${rs.length}`;
+        return v1 > 0 && v2 > 0 && v1 > v2 * 3 ? pass(d) : fail(d);
+      },
+    },
+    {
+      title: 'an ALLOW AuthorizationPolicy of yours is bound to the waypoint', retryMs: 4000,
+      hint: `write the policy of the exercise (selector istio.io/gateway-name: bookinfo-reviews), lab apply -f it; lab proxy-config ${WAYPOINT} authz`,
+      run: (lab) => {
+        const pols = (waypointDump(lab).authorization ?? []).filter((p) => p.action === 'ALLOW');
+        return pols.length ? pass(pols.map((p) => `${p.namespace}/${p.name}`).join(', ')) : fail('the waypoint has no ALLOW policy');
+      },
+    },
+    {
+      title: "sleep's GET is allowed (200), its POST refused by the waypoint (403 RBAC: access denied)", retryMs: 4000,
+      hint: 'your policy must ALLOW sleep\'s principal with methods: ["GET"] only',
+      run: (lab) => {
+        const get = lab.curl('sleep', `${REVIEWS}/ip`);
+        const post = lab.curl('sleep', `${REVIEWS}/ip`, 5, ['-X', 'POST']);
+        const d = `GET ${get.status || `exit ${get.exit}`}, POST ${post.status || `exit ${post.exit}`}${post.body ? ` (${post.body.trim()})` : ''}`;
+        return get.status === '200' && post.status === '403' && post.body.includes('RBAC: access denied') ? pass(d) : fail(d);
+      },
+    },
+    {
+      title: "notsleep's GET is refused by the waypoint (403)", retryMs: 4000,
+      hint: 'your policy must name the principal cluster.local/ns/default/sa/sleep',
+      run: (lab) => {
+        const r = lab.curl('notsleep', `${REVIEWS}/ip`);
+        return r.status === '403' ? pass('403') : fail(`HTTP ${r.status || '-'} (curl exit ${r.exit})`);
+      },
+    },
+  ],
+  answers: [
+    { key: 'source_ip_seen_by_reviews', about: 'the source address reviews sees through the waypoint', lookAt: 'lab exec sleep -- curl -s http://reviews:9080/ip', expected: (l) => waypointIp(l) },
+    { key: 'waypoint_port', about: 'the port the waypoint listens on for HBONE', lookAt: 'lab/topologies/ex06-waypoint.yaml (listeners); lab trace sleep http://reviews:9080/ip', expected: () => 15008 },
+    { key: 'denied_status', about: "the HTTP status of sleep's POST", lookAt: "lab exec sleep -- curl -s -X POST -w '%{http_code}' http://reviews:9080/ip", expected: () => 403 },
+    { key: 'enforced_by', about: 'the process that refused the POST', lookAt: `lab logs ${WAYPOINT}`, expected: () => WAYPOINT },
+  ],
+};
+
+// Exercise 7: every path of topologies/coexistence.yaml, from the three kinds of client.
+const COEX_TARGETS = ['http://httpbin:8000/ip', 'http://reviews:9080/ip', 'http://httpbin-sc:8000/ip', 'http://httpbin-mtls:8000/ip', 'http://web:8000/ip'];
+
+const ex07: Exercise = {
+  id: '07', slug: 'sidecars', title: 'Ambient and sidecars together', written: true,
+  lab: 'ex07', topology: 'topologies/coexistence.yaml', upArgs: [],
+  checks: [
+    ...['sleep', 'sleep-sc', 'sleep-plain'].map((from): Check => ({
+      title: `${from} reaches every server${from === 'sleep-plain' ? ' but reviews (the hairpin needs its certificate on node-b)' : ''} (HTTP 200)`, retryMs: 8000,
+      hint: `lab exec ${from} -- curl -sv URL for each Service of lab status; lab logs the proxies on the way`,
+      run: (lab) => {
+        const targets = COEX_TARGETS.filter((u) => !(from === 'sleep-plain' && u.includes('reviews')));
+        const bad = targets.map((u) => ({ u, r: lab.curl(from, u) })).filter((x) => x.r.status !== '200');
+        return bad.length ? fail(bad.map((x) => `${x.u}: curl exit ${x.r.exit}, HTTP ${x.r.status || '-'}`).join('; ')) : pass(`${targets.length} paths, HTTP 200`);
+      },
+    })),
+    {
+      title: "sleep-sc's istio-cni nat rules are in place (ISTIO_OUTPUT, ISTIO_REDIRECT to 15001, ISTIO_IN_REDIRECT to 15006)", retryMs: 2000,
+      hint: 'lab exec sleep-sc -- iptables -t nat -S',
+      run: (lab) => {
+        const r = lab.inNs(lab.pod('sleep-sc').netns, ['iptables', '-t', 'nat', '-S']);
+        const need = [/-A OUTPUT -p tcp -j ISTIO_OUTPUT/, /-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001/, /-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006/, /--uid-owner 1337 -j RETURN/];
+        const missing = need.filter((re) => !re.test(r.out));
+        return missing.length ? fail(`missing ${missing.map((m) => m.source).join(', ')}`) : pass('istio-cni rules present');
+      },
+    },
+    counterMoves("the probe's connection from sleep-sc's app is REDIRECTed to its sidecar's 15001", 'sleep-sc', 'nat',
+      () => /-A ISTIO_REDIRECT .*REDIRECT --to-ports 15001/, 'sleep-sc', 'http://httpbin:8000/ip', 'lab exec sleep-sc -- iptables -t nat -L ISTIO_REDIRECT -v -n'),
+  ],
+  answers: [
+    { key: 'source_ip_httpbin_sc_sees_from_sleep', about: 'the source address httpbin-sc (sidecar) sees for sleep', lookAt: 'lab exec sleep -- curl -s http://httpbin-sc:8000/ip', expected: () => '127.0.0.6' },
+    { key: 'source_ip_httpbin_sees_from_sleep_sc', about: 'the source address httpbin (ambient) sees for sleep-sc', lookAt: 'lab exec sleep-sc -- curl -s http://httpbin:8000/ip', expected: (l) => l.pod('sleep-sc').ip },
+    { key: 'source_ip_reviews_sees_from_sleep_sc', about: 'the source address reviews (behind a waypoint) sees for sleep-sc', lookAt: 'lab exec sleep-sc -- curl -s http://reviews:9080/ip; lab status', expected: (l) => waypointIp(l) },
+    { key: 'ztunnel_port_to_httpbin_sc', about: "the port node-a's ztunnel connects to on httpbin-sc", lookAt: 'lab trace sleep http://httpbin-sc:8000/ip (connection 2)', expected: () => 15008 },
+    { key: 'decrypted_by_sleep_to_httpbin_sc', about: 'who decrypts sleep -> httpbin-sc', lookAt: 'lab trace sleep http://httpbin-sc:8000/ip ("taken in by")', expected: () => 'sidecar httpbin-sc' },
+    { key: 'sleep_sc_to_httpbin_mtls_transport', about: "how sleep-sc's sidecar sends to httpbin-mtls", lookAt: 'lab trace sleep-sc http://httpbin-mtls:8000/ip (the sidecar\'s upstream line)', expected: () => 'Istio mTLS' },
+  ],
+};
+
 const ex08: Exercise = {
   id: '08', slug: 'ztunnel-failure', title: 'When ztunnel fails', written: true,
   lab: 'ex08', topology: 'topologies/demo.yaml', upArgs: [],
@@ -296,14 +437,9 @@ const ex08: Exercise = {
   ],
 };
 
-const stub = (id: string, slug: string, title: string): Exercise => ({
-  id, slug, title, written: false, lab: `ex${id}`, topology: 'topologies/demo.yaml', upArgs: [], checks: [], answers: [],
-});
-
 export const EXERCISES: Exercise[] = [
   ex01, ex02, ex03, ex04, ex05,
-  stub('06', 'waypoints', 'L7 with a waypoint'),
-  stub('07', 'sidecars', 'Ambient and sidecars side by side'),
+  ex06, ex07,
   ex08,
 ];
 

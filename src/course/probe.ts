@@ -54,10 +54,22 @@ export class LiveLab {
   }
 
   /** curl from a pod: exit code, HTTP status and body. */
-  curl(pod: string, url: string, maxTimeS = 5): { exit: number; status: string; body: string } {
-    const r = this.inNs(this.pod(pod).netns, ['curl', '-s', '--max-time', String(maxTimeS), '-w', '\n%{http_code}', url], (maxTimeS + 5) * 1000);
+  curl(pod: string, url: string, maxTimeS = 5, curlArgs: string[] = []): { exit: number; status: string; body: string } {
+    const r = this.inNs(this.pod(pod).netns, ['curl', '-s', '--max-time', String(maxTimeS), ...curlArgs, '-w', '\n%{http_code}', url], (maxTimeS + 5) * 1000);
     const i = r.out.lastIndexOf('\n');
     return { exit: r.code, status: r.out.slice(i + 1).trim(), body: r.out.slice(0, Math.max(0, i)) };
+  }
+
+  /** Several requests from a pod in one namespace entry (one `ip netns exec`, not one per request):
+   * the HTTP status and body of each, for probes that count (a 90/10 split needs ~100 requests). */
+  curlMany(pod: string, url: string, n: number, curlArgs: string[] = []): Array<{ status: string; body: string }> {
+    const q = (a: string): string => `'${a.replace(/'/g, `'\\''`)}'`;
+    const one = ['curl', '-s', '--max-time', '5', ...curlArgs.map(q), '-w', '"\\n%{http_code}\\n--\\n"', q(url)].join(' ');
+    const r = this.inNs(this.pod(pod).netns, ['bash', '-c', `for i in $(seq ${n}); do ${one}; done`], (n * 5 + 10) * 1000);
+    return r.out.split('\n--\n').filter((x) => x.trim()).map((x) => {
+      const i = x.lastIndexOf('\n');
+      return { status: x.slice(i + 1).trim(), body: x.slice(0, Math.max(0, i)) };
+    });
   }
 
   /** Packet counters of every rule of an iptables table, keyed by the rule as iptables-save prints it. */
