@@ -5,7 +5,11 @@ import type { LiveLab } from './probe.js';
 import { counterSum } from './probe.js';
 import { labStateFile } from '../state/store.js';
 
-export interface Outcome { ok: boolean; detail: string; hint?: string }
+export interface Outcome {
+  ok: boolean; detail: string; hint?: string;
+  /** Not worth retrying: what the check needs is not there yet (an earlier step of the exercise). */
+  final?: boolean;
+}
 
 export interface Check {
   title: string;
@@ -42,6 +46,8 @@ export interface Exercise {
 
 const pass = (detail: string): Outcome => ({ ok: true, detail });
 const fail = (detail: string, hint?: string): Outcome => ({ ok: false, detail, ...(hint ? { hint } : {}) });
+/** A failure that retrying cannot fix: an earlier step is missing, so say which. */
+const missingStep = (detail: string, hint: string): Outcome => ({ ok: false, detail, hint, final: true });
 
 const spiffe = (lab: LiveLab, pod: string): string => {
   const p = lab.pod(pod);
@@ -297,12 +303,24 @@ function waypointDump(lab: LiveLab): WaypointDump {
   return JSON.parse(r.out) as WaypointDump;
 }
 
+/** The waypoint's 90/10 rule for reviews, if the route is applied (undefined without a waypoint too). */
+function hasSplit(lab: LiveLab): { origin?: string } | undefined {
+  let dump: WaypointDump;
+  try { dump = waypointDump(lab); } catch { return undefined; }
+  const rules = (dump.routes ?? []).filter((r) => r.host.startsWith('reviews.')).flatMap((r) => r.rules);
+  return rules.find((r) => r.backends.some((b) => b.subset === 'v1' && b.weight === 90) && r.backends.some((b) => b.subset === 'v2' && b.weight === 10));
+}
+
+function allowPolicies(lab: LiveLab): Array<{ name: string; namespace: string }> {
+  try { return (waypointDump(lab).authorization ?? []).filter((p) => p.action === 'ALLOW'); } catch { return []; }
+}
+
 const ex06: Exercise = {
   id: '06', slug: 'waypoints', title: 'Adding a waypoint: L4 to L7', written: true,
   lab: 'ex06', topology: 'lab/topologies/ex06.yaml', upArgs: [],
   checks: [
     {
-      title: `the waypoint ${WAYPOINT} is up and node-a's ztunnel sends reviews' traffic to it (waypointAddresses)`, retryMs: 4000,
+      title: `the waypoint ${WAYPOINT} is up and node-a's ztunnel sends reviews' traffic to it (waypointAddresses)`, retryMs: 2000,
       hint: 'lab apply -f lab/topologies/ex06-waypoint.yaml, then lab ztunnel config node-a',
       run: (lab) => {
         const ws = ztunnelWorkloads(lab, 'node-a');
@@ -314,11 +332,10 @@ const ex06: Exercise = {
       },
     },
     {
-      title: 'the waypoint has the 90/10 route for reviews (v1 90, v2 10)', retryMs: 4000,
+      title: 'the waypoint has the 90/10 route for reviews (v1 90, v2 10)', retryMs: 2000,
       hint: `lab apply -f lab/topologies/ex06-reviews-90-10.yaml, then lab proxy-config ${WAYPOINT} routes`,
       run: (lab) => {
-        const rules = (waypointDump(lab).routes ?? []).filter((r) => r.host.startsWith('reviews.')).flatMap((r) => r.rules);
-        const split = rules.find((r) => r.backends.some((b) => b.subset === 'v1' && b.weight === 90) && r.backends.some((b) => b.subset === 'v2' && b.weight === 10));
+        const split = hasSplit(lab);
         return split ? pass(split.origin ?? 'v1 90, v2 10') : fail('no rule with v1 90 and v2 10 for reviews');
       },
     },
@@ -326,6 +343,7 @@ const ex06: Exercise = {
       title: 'a probe of 100 requests from sleep reaches both versions, v1 the majority', retryMs: 8000,
       hint: 'lab exec sleep -- curl -s http://reviews:9080/hostname a few times; is the route applied?',
       run: (lab) => {
+        if (!hasSplit(lab)) return missingStep('no 90/10 route on the waypoint yet', 'apply the route first (check 06.2)');
         const rs = lab.curlMany('sleep', `${REVIEWS}/hostname`, 100);
         const v1 = rs.filter((r) => r.status === '200' && r.body.trim() === 'reviews-v1').length;
         const v2 = rs.filter((r) => r.status === '200' && r.body.trim() === 'reviews-v2').length;
@@ -334,10 +352,10 @@ const ex06: Exercise = {
       },
     },
     {
-      title: 'an ALLOW AuthorizationPolicy of yours is bound to the waypoint', retryMs: 4000,
+      title: 'an ALLOW AuthorizationPolicy of yours is bound to the waypoint', retryMs: 2000,
       hint: `write the policy of the exercise (selector istio.io/gateway-name: bookinfo-reviews), lab apply -f it; lab proxy-config ${WAYPOINT} authz`,
       run: (lab) => {
-        const pols = (waypointDump(lab).authorization ?? []).filter((p) => p.action === 'ALLOW');
+        const pols = allowPolicies(lab);
         return pols.length ? pass(pols.map((p) => `${p.namespace}/${p.name}`).join(', ')) : fail('the waypoint has no ALLOW policy');
       },
     },
@@ -345,6 +363,7 @@ const ex06: Exercise = {
       title: "sleep's GET is allowed (200), its POST refused by the waypoint (403 RBAC: access denied)", retryMs: 4000,
       hint: 'your policy must ALLOW sleep\'s principal with methods: ["GET"] only',
       run: (lab) => {
+        if (!allowPolicies(lab).length) return missingStep('no policy of yours on the waypoint yet', 'apply your policy first (check 06.4)');
         const get = lab.curl('sleep', `${REVIEWS}/ip`);
         const post = lab.curl('sleep', `${REVIEWS}/ip`, 5, ['-X', 'POST']);
         const d = `GET ${get.status || `exit ${get.exit}`}, POST ${post.status || `exit ${post.exit}`}${post.body ? ` (${post.body.trim()})` : ''}`;
@@ -355,6 +374,7 @@ const ex06: Exercise = {
       title: "notsleep's GET is refused by the waypoint (403)", retryMs: 4000,
       hint: 'your policy must name the principal cluster.local/ns/default/sa/sleep',
       run: (lab) => {
+        if (!allowPolicies(lab).length) return missingStep('no policy of yours on the waypoint yet', 'apply your policy first (check 06.4)');
         const r = lab.curl('notsleep', `${REVIEWS}/ip`);
         return r.status === '403' ? pass('403') : fail(`HTTP ${r.status || '-'} (curl exit ${r.exit})`);
       },

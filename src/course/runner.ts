@@ -33,7 +33,7 @@ async function retried(retryMs: number, f: () => Outcome | Promise<Outcome>): Pr
   for (;;) {
     let o: Outcome;
     try { o = await f(); } catch (e) { o = { ok: false, detail: (e as Error).message }; }
-    if (o.ok || Date.now() >= deadline) return o;
+    if (o.ok || o.final || Date.now() >= deadline) return o;
     await sleep(400);
   }
 }

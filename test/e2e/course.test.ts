@@ -2,7 +2,7 @@
 // (lab/NN-*.md) it runs each ```sh block as written (without `sudo `: the tests run as root),
 // compares the ```text excerpt that follows with what the commands printed (PIDs, ephemeral
 // ports and times masked; `...` in an excerpt stands for anything), performs the learner's steps
-// where the page marks them (<!-- learner: NAME -->: the policy of exercise 5, the answers files
+// where the page marks them (<!-- learner: NAME -->: the policies of exercises 5 and 6, the answers files
 // under a scratch HOME), and ends with `lab check NN` passing (the page's last block).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
@@ -56,6 +56,28 @@ spec:
 `),
     answers: () => answers('05', { denied_curl_exit: 56, enforced_by: 'ztunnel-node-b' }),
   },
+  '06': {
+    policy: () => writeFileSync(join(home, 'reviews-viewer.yaml'), `apiVersion: security.istio.io/v1beta1
+kind: AuthorizationPolicy
+metadata:
+  name: reviews-viewer
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      istio.io/gateway-name: bookinfo-reviews
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/default/sa/sleep"]
+    to:
+    - operation:
+        methods: ["GET"]
+`),
+    answers: () => answers('06', { source_ip_seen_by_reviews: '10.244.0.6', waypoint_port: 15008, denied_status: 403, enforced_by: 'bookinfo-reviews-istio-waypoint' }),
+  },
+  '07': { answers: () => answers('07', { source_ip_httpbin_sc_sees_from_sleep: '127.0.0.6', source_ip_httpbin_sees_from_sleep_sc: '10.244.0.5', source_ip_reviews_sees_from_sleep_sc: '10.244.0.7', ztunnel_port_to_httpbin_sc: 15008, decrypted_by_sleep_to_httpbin_sc: 'sidecar httpbin-sc', sleep_sc_to_httpbin_mtls_transport: 'Istio mTLS' }) },
   '08': { answers: () => answers('08', { open_connection_curl_exit: 52, new_connection_status: 200 }) },
 };
 
@@ -73,15 +95,15 @@ t.teardown(() => {
   rmSync(shim, { recursive: true, force: true });
 });
 
-t.test('lab course list names every page, 06 and 07 not written yet', async (t) => {
+t.test('lab course list names every page, and every exercise is written', async (t) => {
   const r = lab(['course', 'list']);
   t.equal(r.code, 0, r.stderr);
   for (const p of pages) t.match(r.stdout, `lab/${p}`);
-  t.match(r.stdout, /06 .*\(not written yet\)/);
-  t.match(r.stdout, /07 .*\(not written yet\)/);
-  const c = lab(['check', '06']);
+  t.notMatch(r.stdout, /not written yet/);
+  t.equal(pages.length, 8, 'a page for each of 01-08');
+  const c = lab(['check', '09']);
   t.equal(c.code, 2);
-  t.match(c.stderr, /exercise 06 .* is not written yet/);
+  t.match(c.stderr, /no exercise "09"/);
 });
 
 for (const page of pages) {
