@@ -325,7 +325,7 @@ const ex06: Exercise = {
       run: (lab) => {
         const ws = ztunnelWorkloads(lab, 'node-a');
         const wp = Object.entries(ws).find(([, x]) => x.name === WAYPOINT)?.[0];
-        if (!wp) return fail(`node-a's ztunnel knows no ${WAYPOINT}`);
+        if (!wp) return missingStep(`node-a's ztunnel knows no ${WAYPOINT}`, 'lab apply -f lab/topologies/ex06-waypoint.yaml, then lab ztunnel config node-a');
         const reviews = Object.values(ws).filter((x) => x.name.startsWith('reviews-'));
         const not = reviews.filter((x) => !(x.waypointAddresses ?? []).includes(wp));
         return reviews.length && !not.length ? pass(`${reviews.map((x) => x.name).join(', ')} -> waypoint ${wp}`) : fail(`${not.map((x) => x.name).join(', ') || 'reviews'} not pointed at ${wp}`);
@@ -335,6 +335,7 @@ const ex06: Exercise = {
       title: 'the waypoint has the 90/10 route for reviews (v1 90, v2 10)', retryMs: 2000,
       hint: `lab apply -f lab/topologies/ex06-reviews-90-10.yaml, then lab proxy-config ${WAYPOINT} routes`,
       run: (lab) => {
+        if (!lab.state().processes.some((p) => p.id.startsWith('waypoint/'))) return missingStep('no waypoint yet', 'apply the waypoint first (check 06.1)');
         const split = hasSplit(lab);
         return split ? pass(split.origin ?? 'v1 90, v2 10') : fail('no rule with v1 90 and v2 10 for reviews');
       },
@@ -355,6 +356,7 @@ const ex06: Exercise = {
       title: 'an ALLOW AuthorizationPolicy of yours is bound to the waypoint', retryMs: 2000,
       hint: `write the policy of the exercise (selector istio.io/gateway-name: bookinfo-reviews), lab apply -f it; lab proxy-config ${WAYPOINT} authz`,
       run: (lab) => {
+        if (!lab.state().processes.some((p) => p.id.startsWith('waypoint/'))) return missingStep('no waypoint yet', 'apply the waypoint first (check 06.1)');
         const pols = allowPolicies(lab);
         return pols.length ? pass(pols.map((p) => `${p.namespace}/${p.name}`).join(', ')) : fail('the waypoint has no ALLOW policy');
       },
