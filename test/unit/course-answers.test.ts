@@ -1,12 +1,14 @@
 // The course's pure parts: the learner's answers file (errors name the file, the line and what
-// was expected), loose comparison of hand-written answers, and exercise lookup.
+// was expected), loose comparison of hand-written answers, exercise lookup, and how checks are retried.
 import t from 'tap';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadAnswers, sameAnswer, answersDir } from '../../src/course/answers.js';
-import { findExercise, requireWritten } from '../../src/course/runner.js';
-import { EXERCISES, exerciseFile } from '../../src/course/exercises.js';
+import { findExercise, requireWritten, runChecks } from '../../src/course/runner.js';
+import { EXERCISES, exerciseFile, type Exercise } from '../../src/course/exercises.js';
+import { LiveLab } from '../../src/course/probe.js';
+import type { LabPlan } from '../../src/topology/address-plan.js';
 import { existsSync } from 'node:fs';
 
 const dir = mkdtempSync(join(tmpdir(), 'answers-'));
@@ -51,9 +53,28 @@ t.test('exercises', async (t) => {
   t.equal(findExercise('5').id, '05');
   t.equal(findExercise('ex08').id, '08');
   t.throws(() => findExercise('9'), /no exercise "9"/);
-  t.throws(() => requireWritten(findExercise('06')), /exercise 06 .* is not written yet/);
-  for (const e of EXERCISES.filter((x) => x.written)) {
+  t.equal(EXERCISES.map((e) => e.id).join(','), '01,02,03,04,05,06,07,08');
+  for (const e of EXERCISES) {
+    t.doesNotThrow(() => requireWritten(e), `${e.id} is written`);
     t.ok(existsSync(join(import.meta.dirname ?? '.', '..', '..', exerciseFile(e))), `${exerciseFile(e)} exists`);
+    t.ok(existsSync(join(import.meta.dirname ?? '.', '..', '..', e.topology)), `${e.topology} exists`);
     t.match(e.lab, /^ex\d\d$/);
   }
+});
+
+t.test('a check that fails for a missing earlier step is not retried; others are, until they pass', async (t) => {
+  const lab = new LiveLab('unit', { pods: [], nodes: [] } as unknown as LabPlan);
+  let tries = 0;
+  const e: Exercise = {
+    id: '99', slug: 'x', title: 'x', written: true, lab: 'unit', topology: 'x', upArgs: [], answers: [],
+    checks: [
+      { title: 'missing step', hint: 'h', retryMs: 5000, run: () => ({ ok: false, detail: 'no waypoint yet', hint: 'apply it first', final: true }) },
+      { title: 'passes on the third try', hint: 'h', retryMs: 5000, run: () => ({ ok: ++tries >= 3, detail: `try ${tries}` }) },
+    ],
+  };
+  const t0 = Date.now();
+  const r = await runChecks(e, lab);
+  t.ok(Date.now() - t0 < 3000, 'the final failure returned at once (only the retried check waited)');
+  t.same(r.checks.map((c) => [c.pass, c.detail, c.hint]), [[false, 'no waypoint yet', 'apply it first'], [true, 'try 3', undefined]]);
+  t.equal(tries, 3);
 });
