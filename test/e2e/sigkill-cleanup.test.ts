@@ -21,6 +21,8 @@ t.teardown(() => {
 /** Runs `lab up` of the demo until it kills itself as step `key` starts. */
 function upKilledAt(key: string): { signal: NodeJS.Signals | null; status: number | null; marker: string; stderr: string } {
   const marker = join(scratch, `${key}.marker`);
+  // Each run starts with no marker: a key used twice (the lost-state case) must not read the first run's.
+  rmSync(marker, { force: true });
   const r = spawnSync(process.execPath, [CLI, 'up', 'topologies/demo.yaml', NAME, '--json'], {
     cwd: REPO, encoding: 'utf8', timeout: 60_000,
     env: { ...process.env, AMBIENT_LAB_KILL_AT_STEP: key, AMBIENT_LAB_KILL_MARKER: marker },
