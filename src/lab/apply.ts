@@ -6,7 +6,8 @@
 // new waypoint Gateway gets its pod (namespace, veth, certificates, process), a deleted one
 // loses it. Any error before the push changes nothing.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
+import { insideDir } from '../util/inside-dir.js';
 import { loadTopology } from '../topology/load.js';
 import { planAddresses, type LabPlan } from '../topology/address-plan.js';
 import { planLab, type LabBuild, type ProcessSpec } from '../plan/lab-build.js';
@@ -153,8 +154,9 @@ async function push(lab: string, p: Planned, live: { added: string[]; removed: s
     writeState(state);
     await stopProcesses(lab, recs.map((x) => x.pid));
     await ipBatch(undefined, [`netns delete ${ns}`]);
-    for (const f of files) rmSync(f, { force: true });
-    try { rmdirSync(`/etc/netns/${ns}`); } catch { /* not empty or gone: not ours to force */ }
+    // Names come from the validated plan; insideDir is the second line of defence for a delete.
+    for (const f of files) rmSync(insideDir('/etc/netns', ns, basename(f)), { force: true });
+    try { rmdirSync(insideDir('/etc/netns', ns)); } catch { /* not empty, gone, or not ours to force */ }
     stopped.push(...recs.map((x) => x.id));
   }
   // Waypoints coming: recorded first (so `lab down` finds them whatever happens next), then built.
