@@ -24,6 +24,12 @@ else
 fi
 [ "$rc" != 0 ] && [ "$fail" = 0 ] && fail=1
 pass=$((pass + typecheck_pass)); fail=$((fail + typecheck_fail))
-rm -f "$log"
+# The failures again, just above the summary, so the tail of a long CI log names them.
+if [ "$fail" != 0 ] || [ "$typecheck_fail" != 0 ]; then
+  echo "# failed:"
+  grep -nE '^ *not ok ' "$log" | grep -vE '# (TODO|SKIP)' | tail -40 | sed 's/^/#   /'
+fi
+# The whole TAP log of the last run is kept for reading afterwards (one file, overwritten).
+mv -f "$log" "${AMBIENT_LAB_TEST_LOG:-/var/tmp/ambient-lab-last-test.log}" 2>/dev/null || rm -f "$log"
 echo "$pass passed, $fail failed"
 exit $([ "$fail" = 0 ] && echo 0 || echo 1)
