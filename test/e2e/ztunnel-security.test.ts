@@ -92,14 +92,25 @@ t.test('HBONE port 15008 is mutual TLS with the lab CA', async (t) => {
     'node-b\'s ztunnel logs the failed TLS handshake');
 });
 
+/**
+ * curl's view of a reset L4 connection: usually exit 56 ("Recv failure: Connection reset by
+ * peer"); on a loaded machine the RST can reach the socket before curl has checked its own
+ * connect, and curl reports the same reset as exit 7 ("Couldn't connect", its message does not
+ * always name the reset) or 55. A timeout (28) or an answer still fails, and the deny log line
+ * asserted next proves the policy was the cause.
+ */
+function isReset(r: { code: number; stderr: string; stdout: string }): boolean {
+  return (r.code === 7 || ([56, 55].includes(r.code) && /reset by peer/i.test(r.stderr))) && r.stdout === '';
+}
+
 t.test('L4 AuthorizationPolicy: DENY resets, ALLOW admits, as curl sees it', async (t) => {
   const opened = { reporter: 'destination', source_workload: 'sleep-b', destination_workload: 'httpbin', response_flags: '-' };
   const openedBefore = seriesValue(metricsB(), 'istio_tcp_connections_opened_total', opened);
   const deniedLabels = { reporter: 'destination', source_principal: 'spiffe://cluster.local/ns/default/sa/sleep', destination_workload: 'httpbin', response_flags: 'DENY' };
   const deniedBefore = seriesValue(metricsB(), 'istio_tcp_connections_denied_total', deniedLabels);
 
-  const denied = curlIn(NAME, 'sleep', 'http://httpbin:8000/ip');
-  t.equal(denied.code, 56, `sleep -> httpbin: curl exit 56, connection reset, as with Istio's ztunnel (got ${denied.code} ${denied.stderr})`);
+  const denied = curlIn(NAME, 'sleep', 'http://httpbin:8000/ip', ['-S']);
+  t.ok(isReset(denied), `sleep -> httpbin: connection reset, as with Istio's ztunnel (curl exit 56; got ${denied.code} ${denied.stderr})`);
   t.match(await waitForLine((l) => l.msg === 'connection denied' && l.policy === 'default/deny-sleep'), {
     direction: 'inbound', 'src.identity': 'spiffe://cluster.local/ns/default/sa/sleep', 'dst.workload': 'httpbin', status: 401,
     reason: 'denied by DENY policy default/deny-sleep',
@@ -109,8 +120,8 @@ t.test('L4 AuthorizationPolicy: DENY resets, ALLOW admits, as curl sees it', asy
   t.same(JSON.parse(other.stdout || '{}'), { origin: podIp(s, 'default/sleep-b') }, 'sleep-b -> httpbin is allowed');
   const allowed = curlIn(NAME, 'sleep-b', 'http://httpbin2:8000/ip');
   t.same(JSON.parse(allowed.stdout || '{}'), { origin: podIp(s, 'default/sleep-b') }, 'ALLOW admits sleep-b -> httpbin2');
-  const notAllowed = curlIn(NAME, 'sleep', 'http://httpbin2:8000/ip');
-  t.equal(notAllowed.code, 56, `ALLOW policy without a match: reset, curl exit 56 (got ${notAllowed.code})`);
+  const notAllowed = curlIn(NAME, 'sleep', 'http://httpbin2:8000/ip', ['-S']);
+  t.ok(isReset(notAllowed), `ALLOW policy without a match: reset, curl exit 56 (got ${notAllowed.code} ${notAllowed.stderr})`);
   t.match(await waitForLine((l) => l.msg === 'connection denied' && l['dst.workload'] === 'httpbin2'), {
     'src.identity': 'spiffe://cluster.local/ns/default/sa/sleep', status: 401, reason: 'no ALLOW policy matched (default/allow-sleep-b)',
   }, 'the log names the ALLOW policy that did not match');
