@@ -4,7 +4,9 @@
 // flags) serving both ends. Checks that ARP+ICMP and a multi-MB TCP stream cross the tunnel
 // intact, that tshark decodes the veth traffic as Geneve VNI 1000/1001 with valid outer UDP
 // checksums, that foreign senders and unknown VNIs are dropped, that the one process stays
-// small, and that SIGTERM stops it cleanly. Needs root and dist/ (npx tsc -p tsconfig.json).
+// small, and that SIGTERM stops it cleanly. Then in a lab: one daemon per node, nothing of it in
+// the ztunnel pod, SIGKILLed it is restarted by the supervisor and requests cross again, and
+// `lab down` leaves nothing. Needs root and dist/ (npx tsc -p tsconfig.json).
 import t from 'tap';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -13,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { decodeFrame, readCaptureFile } from '../../src/trace/pcap.js';
-import { waitFor } from './helpers.js';
+import { waitFor, lab, leftovers, upJson, curlIn, podIp, linkStats } from './helpers.js';
 import { GENEVE_NODE_FLAGS } from '../../src/plan/kinds/ztunnel.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -250,4 +252,39 @@ t.test('SIGTERM stops the daemon cleanly and it logs its counters', async (t) =>
   t.equal(node.received.unknownVni, 1, 'node end counted the unknown VNI');
   t.equal(ztunnel.received.wrongRemote + ztunnel.received.unknownVni, 0, 'the ztunnel end saw neither');
   t.equal(sh('ip', ['netns', 'exec', N, 'ss', '-unaH', 'sport', '= :6081']).trim(), '', 'its sockets are closed');
+});
+
+t.test('in a lab: one daemon per node; killed, the supervisor restarts it and traffic crosses again', async (t) => {
+  const NAME = 'tt-gnv';
+  t.teardown(() => { lab(['down', NAME]); });
+  const up = upJson('test/fixtures/topologies/mesh.yaml', NAME);
+  if (!t.ok(up.ok, `lab up works\n${up.stderr}`)) return;
+  const status = () => JSON.parse(lab(['status', '--lab', NAME, '--json']).stdout);
+  if (status().tunnel !== 'userspace') return void t.comment('this kernel has Geneve: the lab runs no userspace daemon');
+  const geneve = () => status().processes.filter((p: { role: string }) => p.role === 'geneve');
+  // `ip netns identify PID`: the namespace the process really runs in.
+  t.same(geneve().map((p: { id: string; pid: number }) => [p.id, sh('ip', ['netns', 'identify', String(p.pid)]).trim()]), [
+    ['geneve/node-a', `al-${NAME}-node-node-a`], ['geneve/node-b', `al-${NAME}-node-node-b`],
+  ], 'one daemon per node, in the node netns');
+  const za = `al-${NAME}-pod-istio-system.ztunnel-node-a`;
+  const ztA = status().processes.find((p: { id: string }) => p.id === 'ztunnel/node-a');
+  t.same(sh('ip', ['netns', 'pids', za]).trim().split('\n').map(Number), [ztA.pid], 'the ztunnel pod runs its ztunnel only');
+
+  const before = geneve()[0];
+  process.kill(before.pid, 'SIGKILL');
+  const after = await waitFor(() => { const p = geneve()[0]; return p.pid !== before.pid && p.ready && p; }, 15_000, 'status to show a new, ready geneve/node-a');
+  t.match(after, { alive: true, ready: true, restarts: 1 }, 'restarted and counted');
+  // Both of node-a's ends are back: the request's first packets are read from istioout by the
+  // node end and written into pistioout by the ztunnel-pod end, both in the new process.
+  const na = `al-${NAME}-node-node-a`;
+  const out0 = linkStats(na, 'istioout').tx;
+  const pout0 = linkStats(za, 'pistioout').rx;
+  const r = curlIn(NAME, 'sleep', 'http://httpbin:8000/ip');
+  t.equal(r.code, 0, `curl works\n${r.stderr}`);
+  t.same(JSON.parse(r.stdout || '{}'), { origin: podIp(up.summary, 'default/sleep') }, 'the request crossed the new daemon, source IP preserved');
+  t.ok(linkStats(na, 'istioout').tx > out0, 'node-a: packets left by istioout');
+  t.ok(linkStats(za, 'pistioout').rx > pout0, 'ztunnel pod: they arrived on pistioout');
+
+  t.equal(lab(['down', NAME]).code, 0, 'lab down');
+  t.same(leftovers(NAME), [], 'nothing left: namespaces, files, processes (the restarted daemon included)');
 });
