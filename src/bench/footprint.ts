@@ -1,12 +1,15 @@
 // The footprint section: what a lab holds in memory when it is up and idle. Two labs, each
 // brought up once with the mesh: the three-node ambient lab (topologies/three-nodes.yaml: 3
-// ztunnels, 5 pods) and bookinfo (topologies/bookinfo.yaml: a waypoint and two sidecars). For
+// ztunnels, 5 pods) and bookinfo with a waypoint and two sidecars (topologies/bookinfo.yaml,
+// with reviews' waypoint of topologies/bookinfo/waypoint-reviews.yaml and productpage and
+// details switched to sidecar mode, written to the bench's temp dir). For
 // every process `lab status --json` lists: VmRSS (what the targets count) and PSS (the node
 // binary's pages, which every Node process maps, split between the processes that share them:
 // the sum of PSS is what the lab really takes from the machine). Cheap: up, settle, three
 // samples, down.
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { REPO, labUp, labDown, labStatus } from './lab-cli.js';
 import { rssKb } from './procfs.js';
 import { fmtMiB } from './format-units.js';
@@ -16,10 +19,28 @@ export const FOOTPRINT_PART = 'footprint';
 
 /** The labs of the section, by the label the targets use. */
 export const FOOTPRINT_LABS = [
-  { label: 'three-node', file: 'topologies/three-nodes.yaml', name: 'bench-fp-3n' },
-  { label: 'bookinfo', file: 'topologies/bookinfo.yaml', name: 'bench-fp-bookinfo' },
+  { label: 'three-node', name: 'bench-fp-3n', file: () => resolve(REPO, 'topologies/three-nodes.yaml') },
+  { label: 'bookinfo', name: 'bench-fp-bookinfo', file: (tmp: string) => writeTo(join(tmp, 'bench-fp-bookinfo.yaml'), bookinfoFootprintYaml()) },
 ] as const;
 export type FootprintLabel = (typeof FOOTPRINT_LABS)[number]['label'];
+
+/** Pods of bookinfo that get a sidecar in the footprint lab. */
+export const BOOKINFO_SIDECARS = ['productpage', 'details'];
+
+/** topologies/bookinfo.yaml with reviews' waypoint and sidecars for productpage and details. */
+export function bookinfoFootprintYaml(): string {
+  const topo = parse(readFileSync(resolve(REPO, 'topologies/bookinfo.yaml'), 'utf8'));
+  for (const pod of topo.pods) if (BOOKINFO_SIDECARS.includes(pod.app)) pod.mode = 'sidecar';
+  const waypoint = parseAllDocuments(readFileSync(resolve(REPO, 'topologies/bookinfo/waypoint-reviews.yaml'), 'utf8')).map((d) => d.toJSON());
+  topo.resources = [...(topo.resources ?? []), ...waypoint];
+  topo.name = 'bench-fp-bookinfo';
+  return stringify(topo);
+}
+
+function writeTo(file: string, content: string): string {
+  writeFileSync(file, content);
+  return file;
+}
 
 export interface FootprintProcess {
   id: string;
@@ -62,7 +83,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Brings `file` up as `name`, samples every process's memory at rest, brings it down. */
 export async function measureFootprint(label: FootprintLabel, file: string, name: string, log: (m: string) => void): Promise<FootprintFigures> {
   log(`footprint: lab up ${name} (${file})`);
-  await labUp(resolve(REPO, file), name, true);
+  await labUp(file, name, true);
   try {
     const status = await labStatus(name);
     const procs = status.processes.filter((p) => p.alive);
@@ -102,11 +123,12 @@ export interface FootprintSection {
   footprintError?: string;
 }
 
-export async function runFootprint(skip: Set<string>, log: (m: string) => void): Promise<FootprintSection> {
+/** `tmp`: where the generated bookinfo topology is written. */
+export async function runFootprint(skip: Set<string>, tmp: string, log: (m: string) => void): Promise<FootprintSection> {
   if (skip.has(FOOTPRINT_PART) || skip.has('mesh')) return {};
   const out: FootprintFigures[] = [];
   try {
-    for (const l of FOOTPRINT_LABS) out.push(await measureFootprint(l.label, l.file, l.name, log));
+    for (const l of FOOTPRINT_LABS) out.push(await measureFootprint(l.label, l.file(tmp), l.name, log));
     return { footprint: out };
   } catch (e) {
     const footprintError = (e as Error).message.split('\n').slice(0, 3).join(' ');

@@ -129,7 +129,7 @@ try {
     }
   }
 
-  const footprint = await runFootprint(skip, log);
+  const footprint = await runFootprint(skip, tmp, log);
 
   const growth = computeGrowth(lifecycle);
   const report: BenchReport = {
