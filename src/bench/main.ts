@@ -1,6 +1,7 @@
 // `npm run bench [-- --json] [-- --quick]`: lab up/down wall time, data-path latency,
 // throughput, concurrency and memory, each next to its no-mesh baseline from the same run;
-// what a waypoint adds per request against the same lab's Service without one; a target
+// what a waypoint adds per request against the same lab's Service without one; the memory of
+// the three-node and bookinfo labs at rest; a target
 // table; results in bench/results/<date>-<host>.json. Labs are named bench-* and are always
 // brought down, also on error and Ctrl-C.
 import { parseArgs } from 'node:util';
@@ -13,6 +14,7 @@ import { measureLifecycle, type LifecycleCase, type LifecycleFigures } from './l
 import { measureDatapath, type DatapathOptions } from './datapath.js';
 import { measureWaypoint } from './waypoint.js';
 import { waypointTopologyYaml } from './waypoint-topology.js';
+import { runFootprint, FOOTPRINT_PART } from './footprint.js';
 import { machineFacts } from './machine.js';
 import { computeGrowth } from './growth.js';
 import { evaluateTargets } from './targets.js';
@@ -31,12 +33,13 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  process.stdout.write(`usage: npm run bench -- [--quick] [--json] [--skip lifecycle|scale|datapath|waypoint|mesh]... [--results-dir DIR]
+  process.stdout.write(`usage: npm run bench -- [--quick] [--json] [--skip lifecycle|scale|datapath|waypoint|footprint|mesh]... [--results-dir DIR]
   --quick         fewer runs and smaller scale labs (about 90 s)
   --json          print the result as JSON instead of tables (progress stays on stderr)
   --skip WHAT     leave out a part: lifecycle (all lab up/down figures), scale (the NxM labs),
                   datapath (latency, throughput, memory), waypoint (what a waypoint adds),
-                  mesh (baseline only; also skips the waypoint)
+                  footprint (RSS of the three-node and bookinfo labs at rest),
+                  mesh (baseline only; also skips the waypoint and the footprint)
   results go to bench/results/<date>-<host>[-quick].json (see bench/README.md)
 `);
   process.exit(0);
@@ -47,7 +50,7 @@ if (process.getuid?.() !== 0) {
 }
 
 const quick = !!values.quick;
-const PARTS = ['lifecycle', 'scale', 'datapath', 'waypoint', 'mesh'];
+const PARTS = ['lifecycle', 'scale', 'datapath', 'waypoint', FOOTPRINT_PART, 'mesh'];
 const skip = new Set(values.skip ?? []);
 const unknownPart = [...skip].find((p) => !PARTS.includes(p));
 if (unknownPart !== undefined) {
@@ -126,6 +129,8 @@ try {
     }
   }
 
+  const footprint = await runFootprint(skip, tmp, log);
+
   const growth = computeGrowth(lifecycle);
   const report: BenchReport = {
     version: 1,
@@ -138,6 +143,7 @@ try {
     datapath,
     ...(waypoint ? { waypoint } : {}),
     ...(waypointError ? { waypointError } : {}),
+    ...footprint,
     targets: [],
     durationS: (performance.now() - started) / 1000,
   };

@@ -5,6 +5,7 @@ import type { LifecycleFigures } from './lifecycle.js';
 import type { LabFigures } from './datapath.js';
 import type { DatapathOptions } from './datapath.js';
 import type { WaypointFigures } from './waypoint.js';
+import type { FootprintSection } from './footprint.js';
 
 export interface Growth {
   variant: 'no-mesh' | 'mesh';
@@ -16,7 +17,8 @@ export interface Growth {
   doublingRatio?: number;
 }
 
-export interface BenchReport {
+/** The footprint section (`footprint`, `footprintError`): absent when skipped (--skip footprint or --skip mesh). */
+export interface BenchReport extends FootprintSection {
   version: 1;
   date: string;
   quick: boolean;

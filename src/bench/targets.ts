@@ -3,6 +3,7 @@ import type { BenchReport, TargetRow, Growth } from './report.js';
 import type { LabFigures, PathName } from './datapath.js';
 import type { LifecycleFigures } from './lifecycle.js';
 import { fmtMs, fmtMiB, fmtDeltaMs } from './format-units.js';
+import type { FootprintFigures } from './footprint.js';
 
 export const TARGETS = {
   demoUpMs: 2000,
@@ -12,7 +13,13 @@ export const TARGETS = {
   linearDoublingMax: 2.2,
   addedP50Ms: 1.5,
   throughputShare: 0.25,
-  ztunnelIdleMiB: 80,
+  // Footprint (issue 14): memory at rest, VmRSS as `lab status --json` lists the processes.
+  ztunnelIdleMiB: 50,
+  threeNodeTotalMiB: 600,
+  genevePerNodeMiB: 40,
+  /** A waypoint or a sidecar proxy, at rest. */
+  proxyMiB: 60,
+  bookinfoTotalMiB: 1024,
   /** Informational until issue 14 sets the waypoint targets. */
   waypointAddedP50Ms: 2,
 } as const;
@@ -24,7 +31,7 @@ function pathOf(l: LabFigures | undefined, p: PathName) {
   return l?.paths.find((x) => x.path === p);
 }
 
-export function evaluateTargets(r: Pick<BenchReport, 'lifecycle' | 'growth' | 'datapath' | 'waypoint' | 'waypointError'>): TargetRow[] {
+export function evaluateTargets(r: Pick<BenchReport, 'lifecycle' | 'growth' | 'datapath' | 'waypoint' | 'waypointError' | 'footprint' | 'footprintError'>): TargetRow[] {
   const rows: TargetRow[] = [];
   // A part left out with --skip is "not run", not a mesh that failed to come up.
   const naLife = r.lifecycle.length ? NA_MESH : NOT_RUN;
@@ -74,12 +81,57 @@ export function evaluateTargets(r: Pick<BenchReport, 'lifecycle' | 'growth' | 'd
     }
   }
 
-  const zt = mesh?.memory.processes.filter((p) => p.role === 'ztunnel' && p.idleKb !== undefined) ?? [];
-  if (zt.length) {
-    const worst = Math.max(...zt.map((p) => p.idleKb!));
-    rows.push({ target: `ztunnel RSS idle < ${TARGETS.ztunnelIdleMiB} MB`, measured: `${fmtMiB(worst)} (largest of ${zt.length})`, met: worst / 1024 < TARGETS.ztunnelIdleMiB });
-  } else rows.push({ target: `ztunnel RSS idle < ${TARGETS.ztunnelIdleMiB} MB`, measured: naData });
+  rows.push(ztunnelIdleRow(r, naData));
+  rows.push(...footprintRows(r));
   rows.push(waypointRow(r));
+  return rows;
+}
+
+/** The largest ztunnel at rest: from the footprint's three-node lab, else from the data-path lab. */
+function ztunnelIdleRow(r: Pick<BenchReport, 'datapath' | 'footprint'>, naData: string): TargetRow {
+  const target = `ztunnel RSS idle <= ${TARGETS.ztunnelIdleMiB} MB`;
+  const fp = r.footprint?.find((f) => f.label === 'three-node')?.processes.filter((p) => p.role === 'ztunnel').map((p) => p.rssKb) ?? [];
+  const dp = r.datapath.mesh?.memory.processes.filter((p) => p.role === 'ztunnel' && p.idleKb !== undefined).map((p) => p.idleKb!) ?? [];
+  const [kbs, where] = fp.length ? [fp, 'three-node lab'] : [dp, 'data-path lab'];
+  if (!kbs.length) return { target, measured: naData };
+  const worst = Math.max(...kbs);
+  return { target, measured: `${fmtMiB(worst)} (largest of ${kbs.length}, ${where})`, met: worst / 1024 <= TARGETS.ztunnelIdleMiB };
+}
+
+/** Memory at rest of the three-node and bookinfo labs (the footprint section). */
+export function footprintRows(r: Pick<BenchReport, 'footprint' | 'footprintError'>): TargetRow[] {
+  const na = r.footprintError ? `n/a: footprint lab not available: ${r.footprintError}` : r.footprint ? NA_MESH : NOT_RUN;
+  const lab = (label: FootprintFigures['label']) => r.footprint?.find((f) => f.label === label);
+  const total = (f: FootprintFigures | undefined, limitMiB: number, what: string): TargetRow => {
+    const target = `${what} RSS at rest < ${limitMiB >= 1024 ? `${limitMiB / 1024} GB` : `${limitMiB} MB`}`;
+    if (!f) return { target, measured: na };
+    return { target, measured: `${fmtMiB(f.totalRssKb)} in ${f.processes.length} processes (PSS ${fmtMiB(f.totalPssKb)})`, met: f.totalRssKb / 1024 < limitMiB };
+  };
+  const three = lab('three-node');
+  const bookinfo = lab('bookinfo');
+  const rows = [total(three, TARGETS.threeNodeTotalMiB, 'three-node ambient lab')];
+
+  const gTarget = `userspace Geneve <= ${TARGETS.genevePerNodeMiB} MB per node`;
+  const geneve = three?.processes.filter((p) => p.role === 'geneve') ?? [];
+  if (!three) rows.push({ target: gTarget, measured: na });
+  else if (three.tunnel !== 'userspace' || !geneve.length) rows.push({ target: gTarget, measured: `n/a: Geneve ${three.tunnel ?? 'none'} (no userspace daemon)` });
+  else {
+    const perNode = geneve.reduce((a, p) => a + p.rssKb, 0) / three.nodes;
+    rows.push({ target: gTarget, measured: `${fmtMiB(perNode)} per node (${geneve.length} daemons, ${three.nodes} nodes)`, met: perNode / 1024 <= TARGETS.genevePerNodeMiB });
+  }
+
+  const pTarget = `waypoint and sidecar proxy RSS <= ${TARGETS.proxyMiB} MB`;
+  const proxies = bookinfo?.processes.filter((p) => p.role === 'waypoint' || p.role === 'sidecar') ?? [];
+  if (!proxies.length) rows.push({ target: pTarget, measured: bookinfo ? 'n/a: no waypoint or sidecar in the bookinfo lab' : na });
+  else {
+    const worst = Math.max(...proxies.map((p) => p.rssKb));
+    const each = ['waypoint', 'sidecar'].map((role) => {
+      const kb = proxies.filter((p) => p.role === role).map((p) => fmtMiB(p.rssKb).replace(' MB', ''));
+      return kb.length ? `${role} ${kb.join('/')} MB` : '';
+    }).filter(Boolean).join(', ');
+    rows.push({ target: pTarget, measured: `${each} (bookinfo lab)`, met: worst / 1024 <= TARGETS.proxyMiB });
+  }
+  rows.push(total(bookinfo, TARGETS.bookinfoTotalMiB, 'bookinfo lab (waypoint, two sidecars)'));
   return rows;
 }
 

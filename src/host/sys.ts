@@ -1,6 +1,6 @@
 // Syscalls Node does not expose, through koffi and libc: entering a network namespace,
 // transparent (TPROXY) listeners, spoofed-source upstream sockets, SO_MARK, SO_ORIGINAL_DST,
-// TAP devices, and the raw read/write/poll/sendto/recvfrom the userspace Geneve worker uses.
+// TAP devices, and the raw read/write/poll/sendto/recvfrom the userspace Geneve daemon uses.
 //
 // Sockets made here are plain kernel fds; Node adopts them afterwards
 // (`server.listen({ fd })`, `new net.Socket({ fd })`). That is the only way to get options
@@ -322,6 +322,9 @@ export const sysRecvFrom = (fd: number, buf: Uint8Array, len: number, addr: Buff
   addrLen.writeUInt32LE(addr.length);
   return ret(c.recvfrom(fd, buf, len, flags, addr, addrLen));
 };
+
+/** poll(2) over `count` struct pollfd (8 bytes each: int fd, short events, short revents) in `fds`: how many are ready, 0 on timeout, or -errno. */
+export const sysPoll = (fds: Buffer, count: number, timeoutMs: number): number => ret(c.poll(fds, count, timeoutMs));
 
 /** Waits up to `timeoutMs` for `events` (POLLIN/POLLOUT) on `fd`: 1 ready, 0 timeout, -errno. */
 export function pollFd(fd: number, events: number, timeoutMs: number, scratch = Buffer.alloc(8)): number {

@@ -1,9 +1,12 @@
 // The userspace Geneve daemon between two namespaces, the way the lab uses it when the kernel
 // has no geneve module: a "node" netns with istioin/istioout TAPs and a "ztunnel" netns with
-// pistioin/pistioout, joined by a veth. Checks that ARP+ICMP and a multi-MB TCP stream cross
-// the tunnel intact, that tshark decodes the veth traffic as Geneve VNI 1000/1001 with valid
-// outer UDP checksums, that foreign senders and unknown VNIs are dropped, and that SIGTERM
-// stops the daemon cleanly. Needs root and dist/ (npx tsc -p tsconfig.json).
+// pistioin/pistioout, joined by a veth, and ONE daemon (in the node netns, with the lab's V8
+// flags) serving both ends. Checks that ARP+ICMP and a multi-MB TCP stream cross the tunnel
+// intact, that tshark decodes the veth traffic as Geneve VNI 1000/1001 with valid outer UDP
+// checksums, that foreign senders and unknown VNIs are dropped, that the one process stays
+// small, and that SIGTERM stops it cleanly. Then in a lab: one daemon per node, nothing of it in
+// the ztunnel pod, SIGKILLed it is restarted by the supervisor and requests cross again, and
+// `lab down` leaves nothing. Needs root and dist/ (npx tsc -p tsconfig.json).
 import t from 'tap';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,7 +15,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { decodeFrame, readCaptureFile } from '../../src/trace/pcap.js';
-import { waitFor } from './helpers.js';
+import { waitFor, lab, leftovers, upJson, curlIn, podIp, linkStats } from './helpers.js';
+import { GENEVE_NODE_FLAGS } from '../../src/plan/kinds/ztunnel.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DAEMON = join(root, 'dist', 'ambient', 'geneve-userspace.js');
@@ -85,7 +89,7 @@ interface Daemon {
 
 async function startDaemon(ns: string, args: string[]): Promise<Daemon> {
   const ready = join(tmp, `${ns}.ready`);
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, DAEMON, ...args, '--ready-file', ready], {
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...GENEVE_NODE_FLAGS, DAEMON, ...args, '--ready-file', ready], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -100,12 +104,28 @@ async function startDaemon(ns: string, args: string[]): Promise<Daemon> {
   return { child, log: () => out, exited };
 }
 
-let dn: Daemon;
-let dz: Daemon;
+/** The daemon's own PID (the child is `ip netns exec`, which execs node: the same PID). */
+const vmRssKb = (pid: number) => Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+
+let d: Daemon;
 
 t.before(async () => {
-  dn = await startDaemon(N, ['--tap', 'istioin:1000', '--tap', 'istioout:1001', '--remote', '10.98.0.2', '--local', '10.98.0.1']);
-  dz = await startDaemon(Z, ['--tap', 'pistioin:1000', '--tap', 'pistioout:1001', '--remote', '10.98.0.1']);
+  // As the lab plans it: the node end in the daemon's own netns, the ztunnel end in Z by setns.
+  d = await startDaemon(N, [
+    '--end', 'local=10.98.0.1,remote=10.98.0.2,tap=istioin:1000,tap=istioout:1001',
+    '--end', `netns=${Z},local=10.98.0.2,remote=10.98.0.1,tap=pistioin:1000,tap=pistioout:1001`,
+  ]);
+});
+
+t.test('one process serves both ends: nothing of ours runs in the ztunnel netns', async (t) => {
+  const inZ = sh('ip', ['netns', 'pids', Z]).trim();
+  t.equal(inZ, '', 'no process in the ztunnel netns');
+  const ready = JSON.parse(readFileSync(join(tmp, `${N}.ready`), 'utf8'));
+  t.equal(ready.pid, d.child.pid, 'the ready file names the daemon');
+  t.same(ready.ends.map((e: { netns?: string; local: string }) => [e.netns, e.local]), [[undefined, '10.98.0.1'], [Z, '10.98.0.2']], 'both ends, the second in Z');
+  // Its UDP sockets live where the ends are: each netns has exactly one 6081 socket, on its own address.
+  t.match(sh('ip', ['netns', 'exec', N, 'ss', '-unaH', 'sport', '= :6081']), /10\.98\.0\.1:6081/, 'node end bound in N');
+  t.match(sh('ip', ['netns', 'exec', Z, 'ss', '-unaH', 'sport', '= :6081']), /10\.98\.0\.2:6081/, 'ztunnel end bound in Z');
 });
 
 t.test('ping crosses both tunnels; tshark decodes Geneve VNI 1001/1000 and the inner packets', async (t) => {
@@ -177,10 +197,13 @@ t.test('a multi-MB TCP stream crosses the tunnel intact; bulk rate for the recor
   const bulk = await send(200e6);
   const frames = linkCount(N, 'istioout', 'tx_packets') - frames0;
   t.equal(bulk.reply.sha256, bulk.sha256, '200 MB intact');
+  const rssMiB = vmRssKb(d.child.pid!) / 1024;
   t.comment(
     `bulk TCP over userspace Geneve: ${bulk.mbitPerS.toFixed(0)} Mbit/s, ` +
-      `${Math.round(frames / bulk.seconds)} frames/s out of istioout (${frames} frames in ${bulk.seconds.toFixed(2)} s)`,
+      `${Math.round(frames / bulk.seconds)} frames/s out of istioout (${frames} frames in ${bulk.seconds.toFixed(2)} s); daemon RSS ${rssMiB.toFixed(1)} MiB`,
   );
+  // The two-daemon, four-isolate design held 85 MiB each; one thread, small young generation: ~50.
+  t.ok(rssMiB < 64, `one daemon for both ends stays small after 200 MB: ${rssMiB.toFixed(1)} MiB RSS (< 64)`);
   sink.kill();
 });
 
@@ -212,19 +235,56 @@ t.test('packets from a foreign sender or with an unknown VNI are not delivered',
 });
 
 t.test('SIGTERM stops the daemon cleanly and it logs its counters', async (t) => {
-  for (const [name, d] of [['node', dn], ['ztunnel', dz]] as const) {
-    const t0 = Date.now();
-    d.child.kill('SIGTERM');
-    const code = await within(d.exited, 3000);
-    t.equal(code, 0, `${name} daemon exited 0 (${Date.now() - t0} ms)`);
-    const lines = d.log().trim().split('\n').map((l) => JSON.parse(l));
-    const last = lines.at(-1);
-    t.equal(last.msg, 'stopped (SIGTERM)', 'last log line says why it stopped');
-    t.ok(Object.values(last.stats.taps as Record<string, { frames: number }>).every((s) => s.frames > 0), 'every TAP carried frames');
-    t.ok(lines.some((l) => l.msg === 'attached to TAP'), 'logged TAP attach');
+  const t0 = Date.now();
+  d.child.kill('SIGTERM');
+  const code = await within(d.exited, 3000);
+  t.equal(code, 0, `daemon exited 0 (${Date.now() - t0} ms)`);
+  const lines = d.log().trim().split('\n').map((l) => JSON.parse(l));
+  const last = lines.at(-1);
+  t.equal(last.msg, 'stopped (SIGTERM)', 'last log line says why it stopped');
+  const [node, ztunnel] = last.stats.ends as Array<{ netns?: string; taps: Record<string, { frames: number }>; received: Record<string, number> }>;
+  t.equal(ztunnel.netns, Z, 'second end: the ztunnel netns');
+  for (const e of [node, ztunnel]) {
+    t.ok(Object.values(e.taps).every((s) => s.frames > 0), `every TAP of ${e.netns ?? 'the node end'} carried frames (${Object.keys(e.taps)})`);
   }
-  const counters = JSON.parse(dn.log().trim().split('\n').at(-1)!).stats.received;
-  t.equal(counters.wrongRemote, 1, 'node daemon counted the foreign sender');
-  t.equal(counters.unknownVni, 1, 'node daemon counted the unknown VNI');
-  t.match(JSON.parse(readFileSync(join(tmp, `${N}.ready`), 'utf8')), { port: 6081, remote: '10.98.0.2' }, 'ready file describes the daemon');
+  t.equal(lines.filter((l) => l.msg === 'attached to TAP').length, 4, 'logged 4 TAP attaches');
+  t.equal(node.received.wrongRemote, 1, 'node end counted the foreign sender');
+  t.equal(node.received.unknownVni, 1, 'node end counted the unknown VNI');
+  t.equal(ztunnel.received.wrongRemote + ztunnel.received.unknownVni, 0, 'the ztunnel end saw neither');
+  t.equal(sh('ip', ['netns', 'exec', N, 'ss', '-unaH', 'sport', '= :6081']).trim(), '', 'its sockets are closed');
+});
+
+t.test('in a lab: one daemon per node; killed, the supervisor restarts it and traffic crosses again', async (t) => {
+  const NAME = 'tt-gnv';
+  t.teardown(() => { lab(['down', NAME]); });
+  const up = upJson('test/fixtures/topologies/mesh.yaml', NAME);
+  if (!t.ok(up.ok, `lab up works\n${up.stderr}`)) return;
+  const status = () => JSON.parse(lab(['status', '--lab', NAME, '--json']).stdout);
+  if (status().tunnel !== 'userspace') return void t.comment('this kernel has Geneve: the lab runs no userspace daemon');
+  const geneve = () => status().processes.filter((p: { role: string }) => p.role === 'geneve');
+  // `ip netns identify PID`: the namespace the process really runs in.
+  t.same(geneve().map((p: { id: string; pid: number }) => [p.id, sh('ip', ['netns', 'identify', String(p.pid)]).trim()]), [
+    ['geneve/node-a', `al-${NAME}-node-node-a`], ['geneve/node-b', `al-${NAME}-node-node-b`],
+  ], 'one daemon per node, in the node netns');
+  const za = `al-${NAME}-pod-istio-system.ztunnel-node-a`;
+  const ztA = status().processes.find((p: { id: string }) => p.id === 'ztunnel/node-a');
+  t.same(sh('ip', ['netns', 'pids', za]).trim().split('\n').map(Number), [ztA.pid], 'the ztunnel pod runs its ztunnel only');
+
+  const before = geneve()[0];
+  process.kill(before.pid, 'SIGKILL');
+  const after = await waitFor(() => { const p = geneve()[0]; return p.pid !== before.pid && p.ready && p; }, 15_000, 'status to show a new, ready geneve/node-a');
+  t.match(after, { alive: true, ready: true, restarts: 1 }, 'restarted and counted');
+  // Both of node-a's ends are back: the request's first packets are read from istioout by the
+  // node end and written into pistioout by the ztunnel-pod end, both in the new process.
+  const na = `al-${NAME}-node-node-a`;
+  const out0 = linkStats(na, 'istioout').tx;
+  const pout0 = linkStats(za, 'pistioout').rx;
+  const r = curlIn(NAME, 'sleep', 'http://httpbin:8000/ip');
+  t.equal(r.code, 0, `curl works\n${r.stderr}`);
+  t.same(JSON.parse(r.stdout || '{}'), { origin: podIp(up.summary, 'default/sleep') }, 'the request crossed the new daemon, source IP preserved');
+  t.ok(linkStats(na, 'istioout').tx > out0, 'node-a: packets left by istioout');
+  t.ok(linkStats(za, 'pistioout').rx > pout0, 'ztunnel pod: they arrived on pistioout');
+
+  t.equal(lab(['down', NAME]).code, 0, 'lab down');
+  t.same(leftovers(NAME), [], 'nothing left: namespaces, files, processes (the restarted daemon included)');
 });

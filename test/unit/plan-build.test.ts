@@ -72,8 +72,9 @@ t.test('what the kinds contribute to the demo', async (t) => {
   const b = buildOf('topologies/demo.yaml', NO_GENEVE);
   t.same(POD_KINDS.map((k) => k.name), ['ztunnel', 'dns', 'workload', 'waypoint', 'sidecar'], 'the registered kinds, in planning order');
   t.same(b.processes.map((p) => p.id), [
-    'geneve/node-a', 'geneve/ztunnel-node-a', 'ztunnel/node-a',
-    'geneve/node-b', 'geneve/ztunnel-node-b', 'ztunnel/node-b',
+    // One userspace Geneve daemon per node serves both the node's and the ztunnel pod's end.
+    'geneve/node-a', 'ztunnel/node-a',
+    'geneve/node-b', 'ztunnel/node-b',
     'pod/kube-system/coredns', 'pod/default/sleep', 'pod/default/httpbin',
   ]);
   t.same(b.certificates.map((c) => [c.owner, c.identities]), [

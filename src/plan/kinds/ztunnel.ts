@@ -1,12 +1,13 @@
 // The ztunnel pod of a node, and with it istio-cni's node part (reference §1-§2): the node's
 // ipset, chains, marks, ip rules and routes; the Geneve pair istioin/istioout <-> pistioin/
-// pistioout (kernel devices, or TAPs plus a userspace Geneve daemon at each end); the TPROXY
+// pistioout (kernel devices, or TAPs plus one userspace Geneve daemon serving both ends); the TPROXY
 // rules in the pod; the ztunnel's config, certificates and process.
 import type { PodKind } from '../pod-kinds.js';
 import type { PlanContext } from '../lab-build.js';
 import type { GeneveSpec } from '../types.js';
 import type { TunnelKind } from '../host-facts.js';
-import type { PlannedPod } from '../../topology/address-plan.js';
+import type { PlannedNode, PlannedPod } from '../../topology/address-plan.js';
+import { formatEndSpec } from '../../ambient/geneve-config.js';
 import { ambientNodeConfig, DEFAULT_GENEVE_PORT } from '../../ambient/node-rules.js';
 import { ztunnelPodConfig } from '../../ambient/ztunnel-pod-rules.js';
 import { ownerAlias } from '../../topology/naming.js';
@@ -31,15 +32,37 @@ export const keyLogPath = (stateDir: string, node: string): string => `${stateDi
 export const ztunnelConfigPath = (stateDir: string, node: string): string => `${stateDir}/ztunnel/${node}.json`;
 export const ztunnelCertDir = (stateDir: string, node: string): string => `${stateDir}/certs/ztunnel-${node}`;
 
-function geneveDaemon(ctx: PlanContext, name: string, netns: string, node: string, taps: GeneveSpec[], remote: string, local: string): void {
-  const id = `geneve/${name}`;
-  const ready = ctx.readyFile(`geneve.${name}`);
+/**
+ * V8 flags of the Geneve daemon, measured with test/e2e/geneve.test.ts (200 MB through the
+ * tunnel): it allocates a few small objects per packet and keeps nothing, so a 1 MiB young
+ * generation (the default grows to 16 MiB per semi-space under a burst) and a small old
+ * generation are plenty, and the cap turns a leak into a crash the supervisor restarts.
+ * --lite-mode (no optimizing compiler) keeps 6 MiB of compiled code and compiler memory off
+ * the peak for about 7% of the tunnel's bulk rate, which the lab never needs: a proxied bulk
+ * stream's data bypasses the tunnels (table 102), only SYNs, requests and ACKs ride them.
+ * --no-expose-wasm first: lite mode turns it off anyway, and V8 prints a warning into the
+ * JSON log when it has to do that itself.
+ */
+export const GENEVE_NODE_FLAGS = ['--no-expose-wasm', '--lite-mode', '--max-semi-space-size=1', '--max-old-space-size=24', '--optimize-for-size'];
+
+/**
+ * One userspace Geneve daemon per node, in the node's netns, serving both ends of the node's
+ * pair: the node's istioin/istioout (remote: the ztunnel pod) and the ztunnel pod's
+ * pistioin/pistioout (remote: the node), whose fds it opens inside the pod's netns.
+ */
+function geneveDaemon(ctx: PlanContext, node: PlannedNode, zt: PlannedPod, nodeTunnels: GeneveSpec[], podTunnels: GeneveSpec[]): void {
+  const ready = ctx.readyFile(`geneve.${node.name}`);
+  const tap = (t: GeneveSpec) => ({ name: t.name, vni: t.vni });
+  const ends = [
+    formatEndSpec({ local: node.hostIp, remote: zt.ip, taps: nodeTunnels.map(tap) }),
+    formatEndSpec({ netns: zt.netns, local: zt.ip, remote: node.hostIp, taps: podTunnels.map(tap) }),
+  ];
   ctx.process({
-    id, role: 'geneve', netns, node,
-    argv: [ctx.paths.node, `${ctx.paths.distDir}/ambient/geneve-userspace.js`, ...taps.flatMap((t) => ['--tap', `${t.name}:${t.vni}`]),
-      '--remote', remote, '--local', local, '--port', String(DEFAULT_GENEVE_PORT), '--ready-file', ready],
+    id: `geneve/${node.name}`, role: 'geneve', netns: node.netns, node: node.name,
+    argv: [ctx.paths.node, ...GENEVE_NODE_FLAGS, `${ctx.paths.distDir}/ambient/geneve-userspace.js`,
+      ...ends.flatMap((e) => ['--end', e]), '--port', String(DEFAULT_GENEVE_PORT), '--ready-file', ready],
     readyFile: ready,
-    log: ctx.logFile(`geneve.${name}`),
+    log: ctx.logFile(`geneve.${node.name}`),
   });
 }
 
@@ -61,10 +84,7 @@ function planZtunnelPod(ctx: PlanContext, zt: PlannedPod): void {
   ctx.configure(node.netns, nodeRest);
   ctx.configure(zt.netns, podRest);
 
-  if (tunnel === 'userspace') {
-    geneveDaemon(ctx, node.name, node.netns, node.name, nodeTunnels, zt.ip, node.hostIp);
-    geneveDaemon(ctx, zt.name, zt.netns, node.name, podTunnels, node.hostIp, zt.ip);
-  }
+  if (tunnel === 'userspace') geneveDaemon(ctx, node, zt, nodeTunnels, podTunnels);
 
   // istiod's part: the node's ztunnel holds the identities of the HBONE workloads it serves.
   const identities = [...new Set(ztunnelIdentities(plan, node.name).map(formatSpiffe))];
