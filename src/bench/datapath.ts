@@ -72,10 +72,15 @@ export interface LabFigures {
 
 type Log = (msg: string) => void;
 
-/** Runs the load client inside a pod's netns and returns its JSON line. */
-export function runLoadClient(netns: string, args: string[], timeoutMs: number): Promise<Record<string, any>> {
+/**
+ * Runs the load client inside a pod's netns and returns its JSON line. `nofile` raises its
+ * open-files limit (prlimit) for loads of more connections than a default `ulimit -n` allows.
+ */
+export function runLoadClient(netns: string, args: string[], timeoutMs: number, nofile?: number): Promise<Record<string, any>> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, LOAD_CLIENT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = ['ip', 'netns', 'exec', netns, process.execPath, LOAD_CLIENT, ...args];
+    if (nofile) argv.unshift('prlimit', `--nofile=${nofile}:${nofile}`, '--');
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));

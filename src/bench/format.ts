@@ -5,6 +5,7 @@ import type { BenchReport } from './report.js';
 import type { LabFigures, PathFigures, PathName, LatencyFigure, ConcurrentFigure } from './datapath.js';
 import type { WaypointFigures, WaypointPathFigures } from './waypoint.js';
 import { fmtMs, fmtMiB, fmtMbit, fmtSpread, fmtRatio, fmtDeltaMs, fmtMet } from './format-units.js';
+import { renderCompare, renderLoad } from './compare-format.js';
 
 const STEPS = ['state', 'netns', 'mesh', 'links', 'rules', 'files', 'processes', 'ready'];
 
@@ -141,6 +142,8 @@ export function renderReport(r: BenchReport): string {
     ...(r.datapath.baseline || r.datapath.mesh || r.datapath.meshError || r.datapath.baselineError
       ? ['## Data path: pod -> httpbin Service (median (min-max) over runs)', renderDatapath(r.datapath), ''] : []),
     ...(r.waypoint || r.waypointError ? ['## Waypoint: what it adds per request, same lab, same client (median (min-max) over runs)', renderWaypoint(r.waypoint, r.waypointError), ''] : []),
+    ...(r.compare || r.compareError ? ['## Ambient against sidecars: the same workload in each mode (median (min-max) over runs)', renderCompare(r.compare, r.compareError), ''] : []),
+    ...(r.load || r.loadError ? ['## Load: 1,000 concurrent connections and short requests through the proxies', renderLoad(r.load, r.loadError), ''] : []),
     '## Targets',
     renderTargets(r.targets),
     '',

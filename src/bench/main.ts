@@ -13,6 +13,7 @@ import { measureLifecycle, type LifecycleCase, type LifecycleFigures } from './l
 import { measureDatapath, type DatapathOptions } from './datapath.js';
 import { measureWaypoint } from './waypoint.js';
 import { waypointTopologyYaml } from './waypoint-topology.js';
+import { runCompareSections, COMPARE_PARTS } from './compare-main.js';
 import { machineFacts } from './machine.js';
 import { computeGrowth } from './growth.js';
 import { evaluateTargets } from './targets.js';
@@ -26,17 +27,21 @@ const { values } = parseArgs({
     json: { type: 'boolean' },
     quick: { type: 'boolean' },
     skip: { type: 'string', multiple: true },
+    only: { type: 'string', multiple: true },
     'results-dir': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (values.help) {
-  process.stdout.write(`usage: npm run bench -- [--quick] [--json] [--skip lifecycle|scale|datapath|waypoint|mesh]... [--results-dir DIR]
+  process.stdout.write(`usage: npm run bench -- [--quick] [--json] [--skip lifecycle|scale|datapath|waypoint|compare|load|mesh]... [--only PART]... [--results-dir DIR]
   --quick         fewer runs and smaller scale labs (about 90 s)
   --json          print the result as JSON instead of tables (progress stays on stderr)
   --skip WHAT     leave out a part: lifecycle (all lab up/down figures), scale (the NxM labs),
                   datapath (latency, throughput, memory), waypoint (what a waypoint adds),
-                  mesh (baseline only; also skips the waypoint)
+                  compare (none / ambient / waypoint / sidecar modes side by side),
+                  load (1,000 connections and 10,000 short requests through the proxies),
+                  mesh (baseline only; also skips the waypoint, compare and load)
+  --only PART     run only these parts (the others are skipped)
   results go to bench/results/<date>-<host>[-quick].json (see bench/README.md)
 `);
   process.exit(0);
@@ -47,11 +52,13 @@ if (process.getuid?.() !== 0) {
 }
 
 const quick = !!values.quick;
-const PARTS = ['lifecycle', 'scale', 'datapath', 'waypoint', 'mesh'];
+const PARTS = ['lifecycle', 'scale', 'datapath', 'waypoint', ...COMPARE_PARTS, 'mesh'];
 const skip = new Set(values.skip ?? []);
-const unknownPart = [...skip].find((p) => !PARTS.includes(p));
+// --only A: every section but A is skipped (mesh is not a section: it stays on).
+if (values.only?.length) for (const p of PARTS) if (p !== 'mesh' && !values.only.includes(p) && !(p === 'lifecycle' && values.only.includes('scale'))) skip.add(p);
+const unknownPart = [...skip, ...(values.only ?? [])].find((p) => !PARTS.includes(p));
 if (unknownPart !== undefined) {
-  process.stderr.write(`bench: --skip ${unknownPart}: expected one of ${PARTS.join(', ')}\n`);
+  process.stderr.write(`bench: --skip/--only ${unknownPart}: expected one of ${PARTS.join(', ')}\n`);
   process.exit(2);
 }
 const log = (m: string) => process.stderr.write(`${m}\n`);
@@ -126,18 +133,21 @@ try {
     }
   }
 
+  const sections = await runCompareSections(skip, quick, datapathOptions, tmp, log);
+
   const growth = computeGrowth(lifecycle);
   const report: BenchReport = {
     version: 1,
     date: new Date().toISOString(),
     quick,
-    machine: machineFacts(loadAtStart, datapath.mesh?.tunnel ?? waypoint?.tunnel),
+    machine: machineFacts(loadAtStart, datapath.mesh?.tunnel ?? waypoint?.tunnel ?? sections.compare?.tunnel),
     options: { datapath: datapathOptions, lifecycleReps: Object.fromEntries(cases.map((c) => [c.label, c.reps])) },
     lifecycle,
     growth,
     datapath,
     ...(waypoint ? { waypoint } : {}),
     ...(waypointError ? { waypointError } : {}),
+    ...sections,
     targets: [],
     durationS: (performance.now() - started) / 1000,
   };

@@ -5,6 +5,8 @@ import type { LifecycleFigures } from './lifecycle.js';
 import type { LabFigures } from './datapath.js';
 import type { DatapathOptions } from './datapath.js';
 import type { WaypointFigures } from './waypoint.js';
+import type { CompareFigures } from './compare.js';
+import type { LoadFigures } from './load-1k.js';
 
 export interface Growth {
   variant: 'no-mesh' | 'mesh';
@@ -28,6 +30,12 @@ export interface BenchReport {
   /** The waypoint section: absent when skipped (--skip waypoint or --skip mesh). */
   waypoint?: WaypointFigures;
   waypointError?: string;
+  /** The modes side by side (none, ambient, waypoint, sidecars): absent unless run. */
+  compare?: CompareFigures;
+  compareError?: string;
+  /** 1,000 concurrent connections and 10,000 short requests through the proxies: absent unless run. */
+  load?: LoadFigures;
+  loadError?: string;
   targets: TargetRow[];
   durationS: number;
 }
