@@ -6,7 +6,7 @@ import type { LoadFigures } from './load-1k.js';
 import type { GroupedBars } from './svg-chart.js';
 import { fmtMs, fmtMiB, fmtMbit, fmtSpread, fmtRatio, fmtDeltaMs } from './format-units.js';
 
-const errsOf = (r: CompareRow): number => r.newConnection.errors + r.keepAlive.errors + r.concurrent.errors + (r.bulk.complete ? 0 : 1);
+const errsOf = (r: CompareRow): number => r.newConnection.errors + r.keepAlive.errors + r.concurrent.errors + (r.bulk.error ? 1 : 0);
 
 export function compareTableRows(rows: readonly CompareRow[]): string[][] {
   return rows.map((r) => [
