@@ -129,9 +129,13 @@ export async function measureCompare(file: string, name: string, o: CompareOptio
         const sc = procs.find((p) => p.role === 'sidecar' && p.pod === c.client.name);
         // `lab status --json` lists each process's log file.
         const logFile = (sc as (StatusProcess & { log?: string }) | undefined)?.log;
-        transport = logFile ? lastTransport(readFileSync(logFile, 'utf8'), c.spec.server) : undefined;
+        // The sidecar writes its access log line when the response has ended: it may trail curl.
+        for (let i = 0; i < 30 && logFile && !transport; i++) {
+          transport = lastTransport(readFileSync(logFile, 'utf8'), c.spec.server);
+          if (!transport) await new Promise((r) => setTimeout(r, 100));
+        }
         const want = c.spec.mode === 'sidecar' ? /^hbone/ : /istio-mtls/;
-        if (!transport || !want.test(transport)) throw new Error(`${c.spec.label}: the client sidecar's log says upstream_transport ${transport ?? '(none)'}, expected ${want}`);
+        if (!transport || !want.test(transport)) throw new Error(`${c.spec.label} (${c.placement}): the client sidecar ${c.client.name}'s log says upstream_transport ${transport ?? '(none)'}, expected ${want}`);
       }
       checked.set(c, { origin, ...(transport ? { transport } : {}) });
     }
