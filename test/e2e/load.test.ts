@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { lab } from './helpers.js';
 import { measureLoad, FD_SLACK, type LoadFigures } from '../../src/bench/load-1k.js';
 import { waypointTopologyYaml } from '../../src/bench/waypoint-topology.js';
+import { renderLoad } from '../../src/bench/compare-format.js';
 
 const NAME = 'bench-cmp-e2e';
 const O = { connections: 1000, seconds: 2, shortRequests: 2000, shortConcurrency: 50, settleMs: 20_000 };
@@ -26,6 +27,8 @@ t.before(async () => {
   const file = join(dir, 'load.yaml');
   writeFileSync(file, waypointTopologyYaml(NAME));
   figures = await measureLoad(file, NAME, O, (m) => t.comment(m));
+  // The whole table, error kinds and proxy failure reasons included, for whoever reads a failure.
+  t.comment(renderLoad(figures));
 });
 
 t.test('every phase ran, and the client saw what it asked for', async (t) => {
