@@ -52,6 +52,7 @@ export interface LoadPhase {
 
 export interface LoadFigures {
   lab: string;
+  tunnel?: string;
   options: LoadOptions;
   phases: LoadPhase[];
 }
@@ -219,7 +220,7 @@ export async function measureLoad(file: string, name: string, o: LoadOptions, lo
     for (const [path, svc, watch] of [['ztunnel pair', B.direct.service, ztunnels], ['waypoint', B.waypoint.service, [...ztunnels, wp]]] as const) {
       for (const kind of ['concurrent', 'short'] as const) phases.push(await runPhase(path, kind, client.netns, url(svc), watch, o, log));
     }
-    return { lab: name, options: o, phases };
+    return { lab: name, tunnel: status.tunnel, options: o, phases };
   } finally {
     log(`load: lab down ${name}`);
     await labDown(name);

@@ -140,7 +140,7 @@ try {
     version: 1,
     date: new Date().toISOString(),
     quick,
-    machine: machineFacts(loadAtStart, datapath.mesh?.tunnel ?? waypoint?.tunnel ?? sections.compare?.tunnel),
+    machine: machineFacts(loadAtStart, datapath.mesh?.tunnel ?? waypoint?.tunnel ?? sections.compare?.tunnel ?? sections.load?.tunnel),
     options: { datapath: datapathOptions, lifecycleReps: Object.fromEntries(cases.map((c) => [c.label, c.reps])) },
     lifecycle,
     growth,
