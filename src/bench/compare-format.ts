@@ -3,6 +3,7 @@
 import { table } from '../cli/output.js';
 import type { CompareFigures, CompareRow } from './compare.js';
 import type { LoadFigures } from './load-1k.js';
+import type { HopFigures } from './compare-hops.js';
 import type { GroupedBars } from './svg-chart.js';
 import { fmtMs, fmtMiB, fmtMbit, fmtSpread, fmtRatio, fmtDeltaMs } from './format-units.js';
 
@@ -94,4 +95,25 @@ export function renderLoad(l: LoadFigures | undefined, error?: string): string {
     ...ph.proxies.flatMap((p) => Object.entries(p.failures.reasons).map(([k, n]) => `${ph.path} ${ph.kind}: ${p.id} ${n}x ${k}`))]);
   if (kinds.length) out.push('', 'Errors and failures by kind:', ...kinds.slice(0, 20));
   return out.join('\n');
+}
+
+const fmtUs = (us: number): string => fmtMs(us / 1000);
+
+/** Per path: each segment of the SYN timeline, cold (new HBONE connections) and warm (pooled). */
+export function renderHops(h: HopFigures | undefined, error?: string): string {
+  if (!h) return `n/a: hop breakdown not available${error ? `: ${error}` : ''}`;
+  const out: string[] = [];
+  for (const p of h.paths) {
+    const names = [...p.cold.segments.map((s) => s.what), ...p.warm.segments.map((s) => s.what).filter((w) => !p.cold.segments.some((s) => s.what === w))];
+    const cell = (b: { segments: Array<{ what: string; us: number }> }, w: string) => {
+      const s = b.segments.find((x) => x.what === w);
+      return s ? fmtUs(s.us) : '';
+    };
+    out.push(`${p.path === 'direct' ? 'sleep -> httpbin (ztunnel pair)' : 'sleep -> httpbin-wp (through the waypoint)'}: ${p.target}`,
+      table(['segment', 'cold (first trace)', `warm (median of ${p.warm.runs})`], [
+        ...names.map((w) => [w, cell(p.cold, w), cell(p.warm, w)]),
+        ['client SYN -> server SYN', fmtUs(p.cold.totalUs), fmtUs(p.warm.totalUs)],
+      ]), '');
+  }
+  return out.join('\n').trimEnd();
 }

@@ -9,8 +9,9 @@ import { compareTopologyYaml } from './compare-topology.js';
 import { measureCompare, type CompareOptions } from './compare.js';
 import { measureLoad, type LoadOptions } from './load-1k.js';
 import { waypointTopologyYaml } from './waypoint-topology.js';
+import { measureHops } from './compare-hops.js';
 
-export const COMPARE_PARTS = ['compare', 'load'];
+export const COMPARE_PARTS = ['compare', 'load', 'hops'];
 
 export const compareOptions = (quick: boolean, d: DatapathOptions): CompareOptions => ({
   latencyRequests: d.latencyRequests, latencyRuns: d.latencyRuns, connections: d.connections, concurrentSeconds: d.concurrentSeconds,
@@ -21,11 +22,13 @@ export const loadOptions = (quick: boolean): LoadOptions => (quick
   ? { connections: 1000, seconds: 3, shortRequests: 3000, shortConcurrency: 50, settleMs: 20_000 }
   : { connections: 1000, seconds: 5, shortRequests: 10_000, shortConcurrency: 50, settleMs: 20_000 });
 
+type Sections = Pick<BenchReport, 'compare' | 'compareError' | 'load' | 'loadError' | 'hops' | 'hopsError'>;
+
 const firstLines = (e: unknown): string => (e as Error).message.split('\n').slice(0, 3).join(' ');
 
 export async function runCompareSections(skip: Set<string>, quick: boolean, d: DatapathOptions, tmp: string, log: (m: string) => void):
-  Promise<Pick<BenchReport, 'compare' | 'compareError' | 'load' | 'loadError'>> {
-  const out: Pick<BenchReport, 'compare' | 'compareError' | 'load' | 'loadError'> = {};
+  Promise<Sections> {
+  const out: Sections = {};
   if (skip.has('mesh')) return out;
   if (!skip.has('compare')) {
     const file = join(tmp, 'bench-cmp.yaml');
@@ -46,6 +49,16 @@ export async function runCompareSections(skip: Set<string>, quick: boolean, d: D
     } catch (e) {
       out.loadError = firstLines(e);
       log(`load: ${out.loadError}`);
+    }
+  }
+  if (!skip.has('hops')) {
+    const file = join(tmp, 'bench-cmp-hops.yaml');
+    writeFileSync(file, waypointTopologyYaml('bench-cmp-hops'));
+    try {
+      out.hops = await measureHops(file, 'bench-cmp-hops', quick ? 2 : 5, log);
+    } catch (e) {
+      out.hopsError = firstLines(e);
+      log(`hops: ${out.hopsError}`);
     }
   }
   return out;

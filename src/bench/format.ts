@@ -5,7 +5,7 @@ import type { BenchReport } from './report.js';
 import type { LabFigures, PathFigures, PathName, LatencyFigure, ConcurrentFigure } from './datapath.js';
 import type { WaypointFigures, WaypointPathFigures } from './waypoint.js';
 import { fmtMs, fmtMiB, fmtMbit, fmtSpread, fmtRatio, fmtDeltaMs, fmtMet } from './format-units.js';
-import { renderCompare, renderLoad } from './compare-format.js';
+import { renderCompare, renderLoad, renderHops } from './compare-format.js';
 
 const STEPS = ['state', 'netns', 'mesh', 'links', 'rules', 'files', 'processes', 'ready'];
 
@@ -144,6 +144,7 @@ export function renderReport(r: BenchReport): string {
     ...(r.waypoint || r.waypointError ? ['## Waypoint: what it adds per request, same lab, same client (median (min-max) over runs)', renderWaypoint(r.waypoint, r.waypointError), ''] : []),
     ...(r.compare || r.compareError ? ['## Ambient against sidecars: the same workload in each mode (median (min-max) over runs)', renderCompare(r.compare, r.compareError), ''] : []),
     ...(r.load || r.loadError ? ['## Load: 1,000 concurrent connections and short requests through the proxies', renderLoad(r.load, r.loadError), ''] : []),
+    ...(r.hops || r.hopsError ? ['## Where a new connection\'s time goes, hop by hop (SYN timeline of `lab trace`)', renderHops(r.hops, r.hopsError), ''] : []),
     '## Targets',
     renderTargets(r.targets),
     '',

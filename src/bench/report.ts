@@ -7,6 +7,7 @@ import type { DatapathOptions } from './datapath.js';
 import type { WaypointFigures } from './waypoint.js';
 import type { CompareFigures } from './compare.js';
 import type { LoadFigures } from './load-1k.js';
+import type { HopFigures } from './compare-hops.js';
 
 export interface Growth {
   variant: 'no-mesh' | 'mesh';
@@ -36,6 +37,9 @@ export interface BenchReport {
   /** 1,000 concurrent connections and 10,000 short requests through the proxies: absent unless run. */
   load?: LoadFigures;
   loadError?: string;
+  /** A new connection's time per hop, from `lab trace` capture timestamps: absent unless run. */
+  hops?: HopFigures;
+  hopsError?: string;
   targets: TargetRow[];
   durationS: number;
 }
