@@ -33,14 +33,15 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  process.stdout.write(`usage: npm run bench -- [--quick] [--json] [--skip lifecycle|scale|datapath|waypoint|compare|load|mesh]... [--only PART]... [--results-dir DIR]
+  process.stdout.write(`usage: npm run bench -- [--quick] [--json] [--skip lifecycle|scale|datapath|waypoint|compare|load|hops|mesh]... [--only PART]... [--results-dir DIR]
   --quick         fewer runs and smaller scale labs (about 90 s)
   --json          print the result as JSON instead of tables (progress stays on stderr)
   --skip WHAT     leave out a part: lifecycle (all lab up/down figures), scale (the NxM labs),
                   datapath (latency, throughput, memory), waypoint (what a waypoint adds),
                   compare (none / ambient / waypoint / sidecar modes side by side),
                   load (1,000 connections and 10,000 short requests through the proxies),
-                  mesh (baseline only; also skips the waypoint, compare and load)
+                  hops (a new connection's time per hop, from lab trace),
+                  mesh (baseline only; also skips the waypoint, compare, load and hops)
   --only PART     run only these parts (the others are skipped)
   results go to bench/results/<date>-<host>[-quick].json (see bench/README.md)
 `);
