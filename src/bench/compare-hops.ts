@@ -8,7 +8,7 @@
 //     (istioout/istioin/pistioout/pistioin, kernel or the userspace daemon);
 //   - the kernel path otherwise (veths, routing, the underlay bridge).
 // A SYN timeline, so the proxies' figures are connection setup, not per-request work.
-import { labUp, labDown, runCli } from './lab-cli.js';
+import { labUp, labDown, labStatus, runCli } from './lab-cli.js';
 import { median } from './stats.js';
 import { WAYPOINT_BENCH } from './waypoint-topology.js';
 
@@ -89,8 +89,9 @@ type Log = (msg: string) => void;
 export async function measureHops(file: string, name: string, runs: number, log: Log): Promise<HopFigures> {
   const B = WAYPOINT_BENCH;
   log(`hops: lab up ${name}`);
-  const { summary } = await labUp(file, name, true);
+  await labUp(file, name, true);
   try {
+    const { tunnel } = await labStatus(name);
     const paths: HopPathFigures[] = [];
     for (const [path, svc] of [['direct', B.direct.service], ['waypoint', B.waypoint.service]] as const) {
       const target = `http://${svc.split('/')[1]}:${B.port}/status/200`;
@@ -104,7 +105,7 @@ export async function measureHops(file: string, name: string, runs: number, log:
       }
       paths.push({ path, target, cold: one[0], warm: { runs, ...combineBreakdowns(one.slice(1)) } });
     }
-    return { lab: name, tunnel: (summary as { tunnel?: string }).tunnel, paths };
+    return { lab: name, tunnel, paths };
   } finally {
     log(`hops: lab down ${name}`);
     await labDown(name);

@@ -141,7 +141,7 @@ try {
     version: 1,
     date: new Date().toISOString(),
     quick,
-    machine: machineFacts(loadAtStart, datapath.mesh?.tunnel ?? waypoint?.tunnel ?? sections.compare?.tunnel ?? sections.load?.tunnel),
+    machine: machineFacts(loadAtStart, datapath.mesh?.tunnel ?? waypoint?.tunnel ?? sections.compare?.tunnel ?? sections.load?.tunnel ?? sections.hops?.tunnel),
     options: { datapath: datapathOptions, lifecycleReps: Object.fromEntries(cases.map((c) => [c.label, c.reps])) },
     lifecycle,
     growth,
