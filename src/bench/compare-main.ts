@@ -7,6 +7,7 @@ import type { DatapathOptions } from './datapath.js';
 import type { BenchReport } from './report.js';
 import { compareTopologyYaml } from './compare-topology.js';
 import { measureCompare, type CompareOptions } from './compare.js';
+import { COMPARE_HEADERS, compareTableRows } from './compare-format.js';
 import { measureLoad, type LoadOptions } from './load-1k.js';
 import { waypointTopologyYaml } from './waypoint-topology.js';
 import { measureHops } from './compare-hops.js';
@@ -36,6 +37,7 @@ export async function runCompareSections(skip: Set<string>, quick: boolean, d: D
     writeFileSync(file, compareTopologyYaml('bench-cmp', o.sameNode));
     try {
       out.compare = await measureCompare(file, 'bench-cmp-lab', o, log);
+      out.compare.table = { headers: COMPARE_HEADERS, rows: compareTableRows(out.compare.rows) };
     } catch (e) {
       out.compareError = firstLines(e);
       log(`compare: ${out.compareError}`);

@@ -48,6 +48,8 @@ export interface CompareFigures {
   proxies: Array<{ id: string; role: string; idleKb?: number; peakKb?: number }>;
   /** Ambient pods per node: how many share each ztunnel. */
   ambientPodsPerNode: Record<string, number>;
+  /** The table as printed (headers and cells), for readers of the result file. */
+  table?: { headers: string[]; rows: string[][] };
 }
 
 type Log = (msg: string) => void;
