@@ -27,41 +27,37 @@ type Sections = Pick<BenchReport, 'compare' | 'compareError' | 'load' | 'loadErr
 
 const firstLines = (e: unknown): string => (e as Error).message.split('\n').slice(0, 3).join(' ');
 
+/** One section: its generated lab file, then its figures or, on an error, the error's first lines. */
+async function section<T>(name: string, yaml: string, tmp: string, log: (m: string) => void, run: (file: string) => Promise<T>): Promise<{ value?: T; error?: string }> {
+  const file = join(tmp, `bench-cmp-${name}.yaml`);
+  writeFileSync(file, yaml);
+  try {
+    return { value: await run(file) };
+  } catch (e) {
+    log(`${name}: ${firstLines(e)}`);
+    return { error: firstLines(e) };
+  }
+}
+
 export async function runCompareSections(skip: Set<string>, quick: boolean, d: DatapathOptions, tmp: string, log: (m: string) => void):
   Promise<Sections> {
   const out: Sections = {};
   if (skip.has('mesh')) return out;
   if (!skip.has('compare')) {
-    const file = join(tmp, 'bench-cmp.yaml');
     const o = compareOptions(quick, d);
-    writeFileSync(file, compareTopologyYaml('bench-cmp', o.sameNode));
-    try {
-      out.compare = await measureCompare(file, 'bench-cmp-lab', o, log);
-      out.compare.table = { headers: COMPARE_HEADERS, rows: compareTableRows(out.compare.rows) };
-    } catch (e) {
-      out.compareError = firstLines(e);
-      log(`compare: ${out.compareError}`);
-    }
+    const r = await section('compare', compareTopologyYaml('bench-cmp', o.sameNode), tmp, log, (f) => measureCompare(f, 'bench-cmp-lab', o, log));
+    if (r.value) out.compare = { ...r.value, table: { headers: COMPARE_HEADERS, rows: compareTableRows(r.value.rows) } };
+    if (r.error) out.compareError = r.error;
   }
   if (!skip.has('load')) {
-    const file = join(tmp, 'bench-cmp-load.yaml');
-    writeFileSync(file, waypointTopologyYaml('bench-cmp-load'));
-    try {
-      out.load = await measureLoad(file, 'bench-cmp-load', loadOptions(quick), log);
-    } catch (e) {
-      out.loadError = firstLines(e);
-      log(`load: ${out.loadError}`);
-    }
+    const r = await section('load', waypointTopologyYaml('bench-cmp-load'), tmp, log, (f) => measureLoad(f, 'bench-cmp-load', loadOptions(quick), log));
+    if (r.value) out.load = r.value;
+    if (r.error) out.loadError = r.error;
   }
   if (!skip.has('hops')) {
-    const file = join(tmp, 'bench-cmp-hops.yaml');
-    writeFileSync(file, waypointTopologyYaml('bench-cmp-hops'));
-    try {
-      out.hops = await measureHops(file, 'bench-cmp-hops', quick ? 2 : 5, log);
-    } catch (e) {
-      out.hopsError = firstLines(e);
-      log(`hops: ${out.hopsError}`);
-    }
+    const r = await section('hops', waypointTopologyYaml('bench-cmp-hops'), tmp, log, (f) => measureHops(f, 'bench-cmp-hops', quick ? 2 : 5, log));
+    if (r.value) out.hops = r.value;
+    if (r.error) out.hopsError = r.error;
   }
   return out;
 }
