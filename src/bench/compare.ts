@@ -6,7 +6,7 @@
 // waypoint, or a sidecar's 127.0.0.6), and the client sidecar's access log says whether it
 // spoke HBONE or Istio mTLS.
 import { readFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { spawnCollect } from './spawn-collect.js';
 import { labUp, labDown, labStatus, type StatusProcess } from './lab-cli.js';
 import { latencyRun, concurrentRun, runLoadClient, type DatapathOptions, type LatencyFigure, type ConcurrentFigure } from './datapath.js';
 import { combineLatencyRuns, spread, type LatencyRun, type Spread } from './stats.js';
@@ -60,22 +60,11 @@ const PROXY_ROLES = ['ztunnel', 'waypoint', 'sidecar'];
  * What a command printed on stdout, run inside a netns: a named one (`ip netns exec`) or a
  * process's (/proc/PID/ns/net, via nsenter). Not `lab exec`, which costs 0.7 s a call.
  */
-export function inNetns(netns: string, argv: string[], timeoutMs = 15_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const enter = netns.startsWith('/proc/') ? ['nsenter', `--net=${netns}`] : ['ip', 'netns', 'exec', netns];
-    const child = spawn(enter[0], [...enter.slice(1), ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${argv.join(' ')} in ${netns} exited ${code}: ${(err || out).trim().slice(0, 200)}`));
-    });
-  });
+export async function inNetns(netns: string, argv: string[], timeoutMs = 15_000): Promise<string> {
+  const enter = netns.startsWith('/proc/') ? ['nsenter', `--net=${netns}`] : ['ip', 'netns', 'exec', netns];
+  const r = await spawnCollect([...enter, ...argv], timeoutMs);
+  if (r.code === 0) return r.out;
+  throw new Error(`${argv.join(' ')} in ${netns} exited ${r.code}: ${(r.err || r.out).trim().slice(0, 200)}`);
 }
 
 /** The `upstream_transport` of the last request line for `server` in a sidecar's access log. */
