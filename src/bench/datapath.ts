@@ -2,11 +2,11 @@
 // stream's throughput and 50 concurrent connections, from each client pod to httpbin's
 // Service; plus RSS of every lab process idle and under that load, and where the CPU went
 // during the bulk stream. The same function measures the mesh lab and the --no-mesh baseline.
-import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { REPO, labUp, labDown, labStatus, type StatusProcess } from './lab-cli.js';
 import { spread, combineLatencyRuns, type Spread, type LatencySummary, type LatencyRun } from './stats.js';
 import { rssKb, peakRssWhile, cpuWhile } from './procfs.js';
+import { spawnCollect } from './spawn-collect.js';
 
 const LOAD_CLIENT = resolve(REPO, 'dist/bench/load-client.js');
 
@@ -72,26 +72,19 @@ export interface LabFigures {
 
 type Log = (msg: string) => void;
 
-/** Runs the load client inside a pod's netns and returns its JSON line. */
-export function runLoadClient(netns: string, args: string[], timeoutMs: number): Promise<Record<string, any>> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, LOAD_CLIENT, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      const line = out.trim().split('\n').pop() ?? '';
-      try {
-        resolvePromise(JSON.parse(line));
-      } catch {
-        reject(new Error(`load client in ${netns} (${args.join(' ')}) exited ${code}: ${err.trim() || out.trim() || 'no output (timed out?)'}`));
-      }
-    });
-  });
+/**
+ * Runs the load client inside a pod's netns and returns its JSON line. `nofile` raises its
+ * open-files limit (prlimit) for loads of more connections than a default `ulimit -n` allows.
+ */
+export async function runLoadClient(netns: string, args: string[], timeoutMs: number, nofile?: number): Promise<Record<string, any>> {
+  const argv = ['ip', 'netns', 'exec', netns, process.execPath, LOAD_CLIENT, ...args];
+  if (nofile) argv.unshift('prlimit', `--nofile=${nofile}:${nofile}`, '--');
+  const { code, out, err } = await spawnCollect(argv, timeoutMs);
+  try {
+    return JSON.parse(out.trim().split('\n').pop() ?? '');
+  } catch {
+    throw new Error(`load client in ${netns} (${args.join(' ')}) exited ${code}: ${err.trim() || out.trim() || 'no output (timed out?)'}`);
+  }
 }
 
 /** One run of `latency` requests to `url` from a pod: its p50/p99 and errors. */

@@ -6,6 +6,7 @@ import type { LabFigures, PathFigures, PathName, LatencyFigure, ConcurrentFigure
 import type { WaypointFigures, WaypointPathFigures } from './waypoint.js';
 import { fmtMs, fmtMiB, fmtMbit, fmtSpread, fmtRatio, fmtDeltaMs, fmtMet } from './format-units.js';
 import { renderFootprint } from './footprint.js';
+import { renderCompare, renderLoad, renderHops } from './compare-format.js';
 
 const STEPS = ['state', 'netns', 'mesh', 'links', 'rules', 'files', 'processes', 'ready'];
 
@@ -143,6 +144,9 @@ export function renderReport(r: BenchReport): string {
       ? ['## Data path: pod -> httpbin Service (median (min-max) over runs)', renderDatapath(r.datapath), ''] : []),
     ...(r.waypoint || r.waypointError ? ['## Waypoint: what it adds per request, same lab, same client (median (min-max) over runs)', renderWaypoint(r.waypoint, r.waypointError), ''] : []),
     ...(r.footprint || r.footprintError ? ['## Footprint: each lab up and idle (VmRSS; PSS splits the pages Node processes share)', renderFootprint(r.footprint, r.footprintError), ''] : []),
+    ...(r.compare || r.compareError ? ['## Ambient against sidecars: the same workload in each mode (median (min-max) over runs)', renderCompare(r.compare, r.compareError), ''] : []),
+    ...(r.load || r.loadError ? ['## Load: 1,000 concurrent connections and short requests through the proxies', renderLoad(r.load, r.loadError), ''] : []),
+    ...(r.hops || r.hopsError ? ['## Where a new connection\'s time goes, hop by hop (SYN timeline of `lab trace`)', renderHops(r.hops, r.hopsError), ''] : []),
     '## Targets',
     renderTargets(r.targets),
     '',

@@ -5,6 +5,7 @@
 //   latency    --url U --requests N [--warmup W] [--keepalive]   sequential requests, per-request latency
 //   bulk       --url U [--max-seconds S]                          one GET of a large body, throughput
 //   concurrent --url U --connections C [--seconds S]              C keep-alive connections looping requests
+//   short      --url U --requests N --connections C               N requests, each on a new connection, C at a time
 import http from 'node:http';
 import { parseArgs } from 'node:util';
 import { latencySummary } from './stats.js';
@@ -30,7 +31,7 @@ function parse(argv: string[]): Args {
     },
   });
   const mode = positionals[0];
-  if (!mode || !['latency', 'bulk', 'concurrent'].includes(mode)) throw new Error('mode must be latency | bulk | concurrent');
+  if (!mode || !['latency', 'bulk', 'concurrent', 'short'].includes(mode)) throw new Error('mode must be latency | bulk | concurrent | short');
   if (!values.url) throw new Error('--url is required');
   return {
     mode, url: values.url,
@@ -38,6 +39,8 @@ function parse(argv: string[]): Args {
     maxSeconds: Number(values['max-seconds'] ?? 20), connections: Number(values.connections ?? 50), seconds: Number(values.seconds ?? 3),
   };
 }
+
+const firstLine = (e: unknown): string => String((e as Error)?.message ?? e).split('\n')[0];
 
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 
@@ -120,6 +123,7 @@ async function concurrent(a: Args) {
   const samples: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
+  const errorKinds: Record<string, number> = {};
   const deadline = now() + a.seconds * 1000;
   const seen = new WeakSet<object>();
   const track = (req: http.ClientRequest) => req.on('socket', (s) => {
@@ -152,6 +156,7 @@ async function concurrent(a: Args) {
       } catch (e) {
         errors++;
         firstError ??= (e as Error).message;
+        errorKinds[firstLine(e)] = (errorKinds[firstLine(e)] ?? 0) + 1;
       }
     }
   };
@@ -161,13 +166,39 @@ async function concurrent(a: Args) {
   stopping = true;
   agent.destroy();
   return {
-    mode: 'concurrent', connections: a.connections, opened, maxOpen, droppedEarly, errors, firstError,
+    mode: 'concurrent', connections: a.connections, opened, maxOpen, droppedEarly, errors, firstError, errorKinds,
     requests: samples.length, rps: samples.length / seconds, latencyMs: latencySummary(samples),
   };
 }
 
+/** Many short requests, each paying a new connection (what a fleet of curl-like clients does). */
+async function short(a: Args) {
+  let next = 0;
+  const samples: number[] = [];
+  // Every failure by its message, so a report can match them with the proxies' own counts.
+  const errorKinds: Record<string, number> = {};
+  const worker = async () => {
+    while (next < a.requests) {
+      next++;
+      const t0 = now();
+      try {
+        const status = await get(a.url, false);
+        if (status !== 200) throw new Error(`HTTP ${status}`);
+        samples.push(now() - t0);
+      } catch (e) {
+        errorKinds[firstLine(e)] = (errorKinds[firstLine(e)] ?? 0) + 1;
+      }
+    }
+  };
+  const t0 = now();
+  await Promise.all(Array.from({ length: a.connections }, worker));
+  const seconds = (now() - t0) / 1000;
+  const errors = Object.values(errorKinds).reduce((x, y) => x + y, 0);
+  return { mode: 'short', connections: a.connections, errors, errorKinds, requests: samples.length, rps: samples.length / seconds, latencyMs: latencySummary(samples) };
+}
+
 const args = parse(process.argv.slice(2));
-const result = args.mode === 'latency' ? await latency(args) : args.mode === 'bulk' ? await bulk(args) : await concurrent(args);
+const result = args.mode === 'latency' ? await latency(args) : args.mode === 'bulk' ? await bulk(args) : args.mode === 'short' ? await short(args) : await concurrent(args);
 process.stdout.write(JSON.stringify(result) + '\n');
 // Keep-alive sockets or a destroyed bulk request must not hold the process open.
 process.exit(0);

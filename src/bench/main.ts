@@ -15,6 +15,7 @@ import { measureDatapath, type DatapathOptions } from './datapath.js';
 import { measureWaypoint } from './waypoint.js';
 import { waypointTopologyYaml } from './waypoint-topology.js';
 import { runFootprint, FOOTPRINT_PART } from './footprint.js';
+import { runCompareSections, COMPARE_PARTS } from './compare-main.js';
 import { machineFacts } from './machine.js';
 import { computeGrowth } from './growth.js';
 import { evaluateTargets } from './targets.js';
@@ -28,18 +29,23 @@ const { values } = parseArgs({
     json: { type: 'boolean' },
     quick: { type: 'boolean' },
     skip: { type: 'string', multiple: true },
+    only: { type: 'string', multiple: true },
     'results-dir': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (values.help) {
-  process.stdout.write(`usage: npm run bench -- [--quick] [--json] [--skip lifecycle|scale|datapath|waypoint|footprint|mesh]... [--results-dir DIR]
+  process.stdout.write(`usage: npm run bench -- [--quick] [--json] [--skip lifecycle|scale|datapath|waypoint|footprint|compare|load|hops|mesh]... [--only PART]... [--results-dir DIR]
   --quick         fewer runs and smaller scale labs (about 90 s)
   --json          print the result as JSON instead of tables (progress stays on stderr)
   --skip WHAT     leave out a part: lifecycle (all lab up/down figures), scale (the NxM labs),
                   datapath (latency, throughput, memory), waypoint (what a waypoint adds),
                   footprint (RSS of the three-node and bookinfo labs at rest),
-                  mesh (baseline only; also skips the waypoint and the footprint)
+                  compare (none / ambient / waypoint / sidecar modes side by side),
+                  load (1,000 connections and 10,000 short requests through the proxies),
+                  hops (a new connection's time per hop, from lab trace),
+                  mesh (baseline only; also skips the waypoint, footprint, compare, load and hops)
+  --only PART     run only these parts (the others are skipped)
   results go to bench/results/<date>-<host>[-quick].json (see bench/README.md)
 `);
   process.exit(0);
@@ -50,11 +56,13 @@ if (process.getuid?.() !== 0) {
 }
 
 const quick = !!values.quick;
-const PARTS = ['lifecycle', 'scale', 'datapath', 'waypoint', FOOTPRINT_PART, 'mesh'];
+const PARTS = ['lifecycle', 'scale', 'datapath', 'waypoint', FOOTPRINT_PART, ...COMPARE_PARTS, 'mesh'];
 const skip = new Set(values.skip ?? []);
-const unknownPart = [...skip].find((p) => !PARTS.includes(p));
+// --only A: every section but A is skipped (mesh is not a section: it stays on).
+if (values.only?.length) for (const p of PARTS) if (p !== 'mesh' && !values.only.includes(p) && !(p === 'lifecycle' && values.only.includes('scale'))) skip.add(p);
+const unknownPart = [...skip, ...(values.only ?? [])].find((p) => !PARTS.includes(p));
 if (unknownPart !== undefined) {
-  process.stderr.write(`bench: --skip ${unknownPart}: expected one of ${PARTS.join(', ')}\n`);
+  process.stderr.write(`bench: --skip/--only ${unknownPart}: expected one of ${PARTS.join(', ')}\n`);
   process.exit(2);
 }
 const log = (m: string) => process.stderr.write(`${m}\n`);
@@ -130,13 +138,14 @@ try {
   }
 
   const footprint = await runFootprint(skip, tmp, log);
+  const sections = await runCompareSections(skip, quick, datapathOptions, tmp, log);
 
   const growth = computeGrowth(lifecycle);
   const report: BenchReport = {
     version: 1,
     date: new Date().toISOString(),
     quick,
-    machine: machineFacts(loadAtStart, datapath.mesh?.tunnel ?? waypoint?.tunnel),
+    machine: machineFacts(loadAtStart, datapath.mesh?.tunnel ?? waypoint?.tunnel ?? sections.compare?.tunnel ?? sections.load?.tunnel ?? sections.hops?.tunnel),
     options: { datapath: datapathOptions, lifecycleReps: Object.fromEntries(cases.map((c) => [c.label, c.reps])) },
     lifecycle,
     growth,
@@ -144,6 +153,7 @@ try {
     ...(waypoint ? { waypoint } : {}),
     ...(waypointError ? { waypointError } : {}),
     ...footprint,
+    ...sections,
     targets: [],
     durationS: (performance.now() - started) / 1000,
   };

@@ -6,6 +6,9 @@ import type { LabFigures } from './datapath.js';
 import type { DatapathOptions } from './datapath.js';
 import type { WaypointFigures } from './waypoint.js';
 import type { FootprintSection } from './footprint.js';
+import type { CompareFigures } from './compare.js';
+import type { LoadFigures } from './load-1k.js';
+import type { HopFigures } from './compare-hops.js';
 
 export interface Growth {
   variant: 'no-mesh' | 'mesh';
@@ -30,6 +33,15 @@ export interface BenchReport extends FootprintSection {
   /** The waypoint section: absent when skipped (--skip waypoint or --skip mesh). */
   waypoint?: WaypointFigures;
   waypointError?: string;
+  /** The modes side by side (none, ambient, waypoint, sidecars): absent unless run. */
+  compare?: CompareFigures;
+  compareError?: string;
+  /** 1,000 concurrent connections and 10,000 short requests through the proxies: absent unless run. */
+  load?: LoadFigures;
+  loadError?: string;
+  /** A new connection's time per hop, from `lab trace` capture timestamps: absent unless run. */
+  hops?: HopFigures;
+  hopsError?: string;
   targets: TargetRow[];
   durationS: number;
 }

@@ -1,6 +1,7 @@
 // Istio's standard TCP metrics as ztunnel exports them on :15020/metrics (Prometheus text).
 // Direction of bytes follows Istio's definitions: received = request bytes (client ->
 // server), sent = response bytes (server -> client).
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 export const METRIC_LABELS = [
   'reporter', 'source_workload', 'source_workload_namespace', 'source_principal',
   'destination_workload', 'destination_workload_namespace', 'destination_principal',
@@ -21,8 +22,31 @@ export type CounterName = keyof typeof COUNTERS;
 
 const escape = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 
+// How late the proxy's event loop ran since the previous scrape (reset on each render, as
+// prom-client's nodejs_eventloop_lag does): a proxy that falls behind under load shows it here
+// before its clients time out. One histogram per process, whatever the number of Metrics.
+const LOOP_RESOLUTION_MS = 10;
+let loopDelay: IntervalHistogram | undefined;
+
+function loopDelayText(): string {
+  const h = loopDelay;
+  // The histogram records whole timer intervals: the delay is what exceeds the resolution.
+  const late = (ns: number): number => (h && h.count > 0 ? Math.max(0, ns / 1e9 - LOOP_RESOLUTION_MS / 1e3) : 0);
+  const out = ['# HELP eventloop_delay_seconds Event-loop delay since the previous scrape (lab extension).', '# TYPE eventloop_delay_seconds gauge'];
+  for (const [q, v] of [['0.5', h?.percentile(50)], ['0.99', h?.percentile(99)], ['max', h?.max]] as const) out.push(`eventloop_delay_seconds{quantile="${q}"} ${late(v ?? 0).toFixed(6)}`);
+  h?.reset();
+  return out.join('\n') + '\n';
+}
+
 export class Metrics {
   private readonly series = new Map<CounterName, Map<string, { labels: MetricLabels; value: number }>>();
+
+  constructor() {
+    if (!loopDelay) {
+      loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+      loopDelay.enable();
+    }
+  }
 
   inc(name: CounterName, labels: MetricLabels, by = 1): void {
     let m = this.series.get(name);
@@ -50,7 +74,7 @@ export class Metrics {
         out.push(`${name}{${labels}} ${s.value}`);
       }
     }
-    return out.join('\n') + '\n';
+    return out.join('\n') + '\n' + loopDelayText();
   }
 }
 
