@@ -11,7 +11,9 @@ import type { SupervisedRecord } from '../lab/supervisor.js';
 /** What the supervisor last recorded about a process, as one short cell: the last exit, a back-off, a drain, a rollout. */
 export function supervisionNote(p: SupervisedRecord, alive: boolean): string {
   const hhmmss = (iso: string): string => iso.slice(11, 19);
-  const exit = p.lastExit ? `exit ${p.lastExit.signal ?? (p.lastExit.code ?? '?')} at ${hhmmss(p.lastExit.at)}` : '';
+  // Code or signal only for processes the supervisor started itself (their parent); else just when.
+  const how = p.lastExit && (p.lastExit.signal ?? p.lastExit.code);
+  const exit = p.lastExit ? `${how !== undefined && how !== null ? `exit ${how}` : 'died'} at ${hhmmss(p.lastExit.at)}` : '';
   const notes = [exit];
   if (p.draining) notes.push(`draining until ${hhmmss(p.draining.until)}`);
   if (!alive && p.backoffUntil) notes.push(`backing off until ${hhmmss(p.backoffUntil)}`);
