@@ -127,6 +127,7 @@ export async function startZtunnel(cfg: ZtunnelConfig, log: Logger, opts: StartO
         const closed = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
         for (const s of [admin, stats, readiness]) s.closeAllConnections();
         await dns?.close();
+        dns = undefined;
         inbound.drain();
         z.log.info({ open }, 'draining: stopped accepting, waiting for open connections to end');
         await Promise.all(closed);
