@@ -3,7 +3,7 @@
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { formatSpiffe, identityFromSubjectAltName, sameIdentity, type SpiffeId } from './identity.js';
-import { issueWorkloadCert, type LabCa, type WorkloadCert } from './ca.js';
+import type { LabCa, WorkloadCert } from './ca.js';
 import type { KeyLog } from './keylog.js';
 
 export const HBONE_ALPN = 'h2';
@@ -16,7 +16,9 @@ export interface MeshTls {
 }
 
 export function meshTlsFromCa(ca: LabCa, keyLog?: KeyLog): MeshTls {
-  return { caPem: ca.certPem, certFor: (id) => issueWorkloadCert(ca, id), ...(keyLog ? { keyLog } : {}) };
+  // Imported when first needed: the CA code (and its X.509 library) costs every proxy process
+  // a noticeable part of its start-up, which is time a restarted proxy is not serving.
+  return { caPem: ca.certPem, certFor: async (id) => (await import('./ca.js')).issueWorkloadCert(ca, id), ...(keyLog ? { keyLog } : {}) };
 }
 
 // One SecureContext per (trust anchor, cert): building one parses PEMs and is not free.
