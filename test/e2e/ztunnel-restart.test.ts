@@ -2,7 +2,7 @@
 // sleep (node-a) to httpbin (node-b) through both ztunnels, and one long transfer read slowly,
 // both running across the restart. Graceful: not one request fails, the long transfer
 // completes (the old ztunnel drains it), the state and `lab status` name the new PID and the
-// old one is gone. Plain: the long transfer breaks. Bad input: exit 2, nothing restarted.
+// old one is gone. Plain: the long transfer breaks. Bad input, or no supervisor: exit 2, nothing restarted.
 import t, { type Test as Tap } from 'tap';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -117,6 +117,17 @@ t.test('plain restart of node-a\'s ztunnel: the long transfer breaks', async (t)
   // The supervisor counted it as a rollout, not a crash.
   const rec = readState(NAME)!.processes.find((p) => p.id === 'ztunnel/node-a')!;
   t.equal(rec.restarts ?? 0, 0, 'not counted as a crash restart');
+});
+
+t.test('without a running supervisor: exit 2 naming it, nothing restarted', async (t) => {
+  const sup = readState(NAME)!.processes.find((p) => p.role === 'supervisor')!;
+  const zt = readState(NAME)!.processes.find((p) => p.id === 'ztunnel/node-a')!;
+  process.kill(sup.pid, 'SIGKILL');
+  await waitFor(() => !isAlive(sup.pid), 5000, 'the supervisor to die');
+  const r = lab(['ztunnel', 'restart', 'node-a', '--graceful', '--lab', NAME]);
+  t.equal(r.code, 2, 'exit 2');
+  t.match(r.stderr, /has no running supervisor/, 'says why');
+  t.equal(readState(NAME)!.processes.find((p) => p.id === 'ztunnel/node-a')!.pid, zt.pid, 'the ztunnel was not touched');
 });
 
 t.test('down leaves nothing', async (t) => {
