@@ -306,11 +306,11 @@ export class Supervisor {
     }
   }
 
-  /** SIGKILL a replacement and wait until it is gone (reaped by us, or at least not running). */
+  /** SIGKILL a replacement and wait until it is gone: reaped by us (a zombie already looks dead to isAlive). */
   private async stop(pid: number): Promise<void> {
     try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
     const deadline = Date.now() + 2000;
-    while (this.children.has(pid) && this.deps.isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    while (this.children.has(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   }
 
   /** Kills every replacement still running: the lab is going down (or is gone). Synchronous, for a signal handler. */
