@@ -8,7 +8,7 @@ import { isAlive, processOwner } from '../host/processes.js';
 import {
   awaitRestart, DRAIN_DEFAULT_MS, parseDuration, submitRestart, TERM_GRACE_MS, type RestartResult,
 } from '../lab/ztunnel-restart.js';
-import type { LabState } from '../state/store.js';
+import { labStateFile, type LabState } from '../state/store.js';
 
 /** Reads a ztunnel's admin endpoint (127.0.0.1:ADMIN_PORT inside its pod, like `istioctl zc`). */
 async function configDump(netns: string): Promise<any> {
@@ -33,7 +33,8 @@ async function restart(lab: string, state: LabState, id: string, graceful: boole
   const key = submitRestart(lab, { id, kind: graceful ? 'graceful' : 'plain', drainMs });
   // The supervisor looks every 100 ms; the new ztunnel has up to 15 s to get ready, the old one drainMs to drain.
   const r: RestartResult | undefined = await awaitRestart(lab, key, 15_000 + drainMs + TERM_GRACE_MS + 5000, () => isAlive(supPid));
-  if (!r) throw new Error(`the supervisor (pid ${supPid}) did not carry out the restart of ${id}; see \`lab logs supervisor\` or ${state.file}`);
+  // A supervisor from before `lab ztunnel restart` existed never answers: the lab needs bringing up again.
+  if (!r) throw new Error(`the supervisor (pid ${supPid}) did not carry out the restart of ${id}; its log: ${labStateFile(lab, 'logs', 'supervisor.log')}`);
   if (json) printJson(r);
   if (!r.ok) {
     if (!json) process.stderr.write(`error: ${r.error}\n`);
