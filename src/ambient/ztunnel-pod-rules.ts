@@ -57,6 +57,10 @@ export function ztunnelPodConfig(input: ZtunnelPodInput): ZtunnelPodConfig {
   const sysctls: Record<string, string> = {};
   // eth0 and the two tunnel links must exist before their keys are written.
   for (const dev of ['all', 'default', 'eth0', POD_INBOUND_TUN, POD_OUTBOUND_TUN]) sysctls[`net.ipv4.conf.${dev}.rp_filter`] = '0';
+  // Not istio-cni's: a graceful ztunnel restart closes the old ztunnel's SO_REUSEPORT listeners
+  // while the new one listens; with this the connections still in the old accept queue (and
+  // half-open ones) move to the new listener instead of being reset (Linux 5.14+).
+  sysctls['net.ipv4.tcp_migrate_req'] = '1';
   return {
     ruleset: ztunnelPodRuleset(zip),
     rules: [

@@ -6,6 +6,20 @@ import { table, printJson } from './output.js';
 import { existsSync, readFileSync } from 'node:fs';
 import type { LabBuild } from '../plan/lab-build.js';
 import { labStateFile } from '../state/store.js';
+import type { SupervisedRecord } from '../lab/supervisor.js';
+
+/** What the supervisor last recorded about a process, as one short cell: the last exit, a back-off, a drain, a rollout. */
+export function supervisionNote(p: SupervisedRecord, alive: boolean): string {
+  const hhmmss = (iso: string): string => iso.slice(11, 19);
+  // Code or signal only for processes the supervisor started itself (their parent); else just when.
+  const how = p.lastExit && (p.lastExit.signal ?? p.lastExit.code);
+  const exit = p.lastExit ? `${how !== undefined && how !== null ? `exit ${how}` : 'died'} at ${hhmmss(p.lastExit.at)}` : '';
+  const notes = [exit];
+  if (p.draining) notes.push(`draining until ${hhmmss(p.draining.until)}`);
+  if (!alive && p.backoffUntil) notes.push(`backing off until ${hhmmss(p.backoffUntil)}`);
+  if (p.rollout) notes.push(`${p.rollout.kind} restart at ${hhmmss(p.rollout.at)} (was ${p.rollout.previousPid})`);
+  return notes.filter(Boolean).join('; ');
+}
 
 export async function labStatus(lab: string) {
   const { state, plan } = loadLab(lab);
@@ -19,9 +33,18 @@ export async function labStatus(lab: string) {
     const alive = isAlive(p.pid) && processOwner(p.pid)?.startsWith(`${lab}:`) === true;
     const file = readyFiles.has(p.id) ? readyFiles.get(p.id) : labStateFile(lab, 'ready', p.id.replace(/^pod\//, '').replace(/\//g, '.'));
     const ready = file === undefined ? alive : existsSync(file);
-    return { id: p.id, role: p.role, pid: p.pid, pod: p.pod, node: p.node, alive, ready: alive && ready, restarts: p.restarts ?? 0, log: p.log };
+    const sup = p as SupervisedRecord;
+    return {
+      id: p.id, role: p.role, pid: p.pid, pod: p.pod, node: p.node, alive, ready: alive && ready, restarts: p.restarts ?? 0, log: p.log,
+      ...(sup.lastExit ? { lastExit: sup.lastExit } : {}),
+      ...(!alive && sup.backoffUntil ? { backoffUntil: sup.backoffUntil } : {}),
+      ...(sup.draining ? { draining: sup.draining } : {}),
+      ...(sup.rollout ? { rollout: sup.rollout } : {}),
+      note: supervisionNote(sup, alive),
+    };
   });
-  const healthy = state.phase === 'up' && procs.every((p) => p.alive);
+  // An old ztunnel that has drained and gone is no loss of health.
+  const healthy = state.phase === 'up' && procs.every((p) => p.alive || p.draining);
   return {
     lab, phase: state.phase, healthy, tunnel: state.tunnel, file: state.file, createdAt: state.createdAt,
     nodes: plan.nodes.map((n) => ({ name: n.name, netns: n.netns, ip: n.ip, podCidr: n.podCidr, hostIp: n.hostIp })),
@@ -56,7 +79,8 @@ export const statusCommand = {
         p.processes.map((x) => `${x.pid}${x.alive ? '' : ' (dead)'}`).join(','),
       ])), '');
       const infra = s.processes.filter((p) => !p.pod || p.role !== 'app');
-      if (infra.length) out.push(table(['process', 'pid', 'state', 'restarts'], infra.map((p) => [p.id, p.pid, p.alive ? (p.ready ? 'ready' : 'running') : 'DEAD', p.restarts])), '');
+      const stateOf = (p: typeof infra[number]): string => (p.draining ? 'draining' : p.alive ? (p.ready ? 'ready' : 'running') : p.backoffUntil ? 'BACKOFF' : 'DEAD');
+      if (infra.length) out.push(table(['process', 'pid', 'state', 'restarts', 'last'], infra.map((p) => [p.id, p.pid, stateOf(p), p.restarts, p.note])), '');
       out.push(table(['service', 'cluster ip', 'ports', 'endpoints'], s.services.map((v) => [
         v.name, v.vip, v.ports.map((p) => `${p.port}->${p.targetPort}/${p.protocol}`).join(','), v.endpoints.map((e) => e.ip).join(','),
       ])), '');

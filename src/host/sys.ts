@@ -39,6 +39,7 @@ export const SOCK_CLOEXEC = 0o2000000;
 export const SOL_SOCKET = 1;
 export const SOL_IP = 0;
 export const SO_REUSEADDR = 2;
+export const SO_REUSEPORT = 15;
 export const SO_RCVBUF = 8;
 export const SO_SNDBUF = 7;
 export const SO_RCVBUFFORCE = 33;
@@ -199,6 +200,12 @@ export interface TransparentListenOptions {
   port: number;
   backlog?: number;
   mark?: number;
+  /**
+   * SO_REUSEPORT: a second process of the same uid may bind the same address while this one
+   * listens, and the kernel spreads new connections over both. A ztunnel sets it so its
+   * successor can take over the port before it stops accepting (graceful restart).
+   */
+  reusePort?: boolean;
 }
 
 /**
@@ -207,10 +214,16 @@ export interface TransparentListenOptions {
  * `localAddress`/`localPort` is the connection's original destination.
  */
 export function transparentListenFd(opts: TransparentListenOptions): number {
+  return tcpListenFd({ ...opts, transparent: true });
+}
+
+/** A listening TCP fd, optionally IP_TRANSPARENT and/or SO_REUSEPORT (which Node 20 cannot set). */
+export function tcpListenFd(opts: TransparentListenOptions & { transparent?: boolean }): number {
   const fd = tcpSocket();
   return closingOnError(fd, () => {
     setIntOpt(fd, SOL_SOCKET, SO_REUSEADDR, 1, 'SO_REUSEADDR');
-    setIntOpt(fd, SOL_IP, IP_TRANSPARENT, 1, 'IP_TRANSPARENT');
+    if (opts.reusePort) setIntOpt(fd, SOL_SOCKET, SO_REUSEPORT, 1, 'SO_REUSEPORT');
+    if (opts.transparent) setIntOpt(fd, SOL_IP, IP_TRANSPARENT, 1, 'IP_TRANSPARENT');
     if (opts.mark !== undefined) setSockMark(fd, opts.mark);
     check(c.bind(fd, sockaddrIn(opts.host, opts.port), 16), 'bind', `${opts.host}:${opts.port}`);
     check(c.listen(fd, opts.backlog ?? 511), 'listen');
@@ -338,9 +351,10 @@ export function pollFd(fd: number, events: number, timeoutMs: number, scratch = 
  * A UDP socket bound to ip:port, for the data path. Blocking unless `nonblock`, so several
  * threads can share it: senders get backpressure, receivers pass MSG_DONTWAIT and poll.
  */
-export function udpSocketFd(opts: { ip: string; port: number; bufBytes?: number; mark?: number; nonblock?: boolean }): number {
+export function udpSocketFd(opts: { ip: string; port: number; bufBytes?: number; mark?: number; nonblock?: boolean; reusePort?: boolean }): number {
   const fd = check(c.socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | (opts.nonblock ? SOCK_NONBLOCK : 0), 0), 'socket');
   return closingOnError(fd, () => {
+    if (opts.reusePort) setIntOpt(fd, SOL_SOCKET, SO_REUSEPORT, 1, 'SO_REUSEPORT');
     if (opts.bufBytes) {
       // FORCE variants ignore rmem_max/wmem_max (we are root); fall back if not permitted.
       if (c.setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, int32(opts.bufBytes), 4) < 0)

@@ -10,13 +10,19 @@
 //   covers its own state write racing down's.
 // - A process that keeps dying is not restarted every tick forever: like Kubernetes'
 //   CrashLoopBackOff, each quick death in a row doubles the wait (capped), and a process that
-//   stayed up for a while starts the count again.
+//   stayed up for a while starts the count again. The state says so (backoffUntil), for `lab status`.
+//
+// It also carries out `lab ztunnel restart` (lab/ztunnel-restart.ts): a replacement asked for
+// is not a crash, and while one is under way the process is left to it.
 import { rmSync, readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { readState, writeState, labStateDir, type LabState, type ProcessRecord } from '../state/store.js';
-import { isAlive, startProcess, waitReady } from '../host/processes.js';
+import { isAlive, sleep, startProcess, waitReady } from '../host/processes.js';
 import { fileLogger } from '../util/log.js';
 import type { LabBuild, ProcessSpec } from '../plan/lab-build.js';
+import {
+  answerRestart, logOffset, openAtDrain, readyPid, takeRequests, TERM_GRACE_MS, type RestartRequest, type RestartResult,
+} from './ztunnel-restart.js';
 
 const SUPERVISED = new Set(['ztunnel', 'geneve', 'waypoint', 'sidecar', 'dns']);
 
@@ -43,7 +49,18 @@ export interface ExitInfo {
 }
 
 /** The state's process record as the supervisor keeps it. */
-export type SupervisedRecord = ProcessRecord & { lastExit?: ExitInfo };
+export type SupervisedRecord = ProcessRecord & {
+  lastExit?: ExitInfo;
+  /** Set while a crash-looping process waits for its next start (ISO time). */
+  backoffUntil?: string;
+  /** The last `lab ztunnel restart` that replaced it. */
+  rollout?: { kind: 'plain' | 'graceful'; at: string; previousPid: number };
+  /** An old ztunnel finishing its open connections after a graceful restart (id `<id>#draining`). */
+  draining?: { since: string; until: string };
+};
+
+/** The id under which an old process that is draining stays in the state, so `lab down` still stops it. */
+export const drainingId = (id: string): string => `${id}#draining`;
 
 export type OnExit = (code: number | null, signal: NodeJS.Signals | null) => void;
 
@@ -54,12 +71,14 @@ export interface SupervisorDeps {
   start: (lab: string, spec: ProcessSpec, onExit: OnExit) => ProcessRecord;
   isAlive: (pid: number) => boolean;
   now: () => number;
+  kill: (pid: number, signal: NodeJS.Signals) => void;
 }
 
 export const realDeps: SupervisorDeps = {
   readState, writeState, isAlive,
   start: (lab, spec, onExit) => startProcess(lab, spec, {}, onExit),
   now: () => Date.now(),
+  kill: (pid, signal) => { try { process.kill(pid, signal); } catch { /* already gone */ } },
 };
 
 interface Death {
@@ -75,6 +94,8 @@ export class Supervisor {
   private readonly children = new Set<number>();
   private readonly exits = new Map<number, ExitInfo>();
   private readonly deaths = new Map<string, Death>();
+  /** Ids a `lab ztunnel restart` is replacing right now: not for the crash path. */
+  private readonly busy = new Set<string>();
 
   constructor(
     readonly lab: string,
@@ -91,7 +112,7 @@ export class Supervisor {
     for (const rec of state.processes) {
       const spec = this.specs.get(rec.id);
       // A child of ours is dead for good only once its exit is reaped (then we know how it ended).
-      if (!spec || this.children.has(rec.pid) || this.deps.isAlive(rec.pid)) continue;
+      if (!spec || this.busy.has(rec.id) || this.children.has(rec.pid) || this.deps.isAlive(rec.pid)) continue;
       if (!(await this.restart(rec as SupervisedRecord, spec))) return true;
     }
     return true;
@@ -110,6 +131,10 @@ export class Supervisor {
       this.deaths.set(rec.id, death);
       this.log.warn({ id: rec.id, pid: rec.pid, exit, quickDeaths, restartInMs: death.notBefore - now },
         quickDeaths > 1 ? 'process died again soon after its start; backing off' : 'process died; restarting');
+      if (death.notBefore > now) {
+        const until = new Date(death.notBefore).toISOString();
+        this.updateRecord(rec.id, (r) => ({ ...r, lastExit: exit, backoffUntil: until }));
+      }
     }
     if (now < death.notBefore) return true;
 
@@ -118,11 +143,7 @@ export class Supervisor {
     const before = this.deps.readState(this.lab);
     if (!before || before.phase !== 'up') return false;
     if (spec.readyFile) rmSync(spec.readyFile, { force: true });
-    const fresh = this.deps.start(this.lab, spec, (code, signal) => {
-      this.children.delete(fresh.pid);
-      this.exits.set(fresh.pid, { at: new Date(this.deps.now()).toISOString(), code, signal });
-    });
-    this.children.add(fresh.pid);
+    const fresh = this.startChild(spec);
 
     const latest = this.deps.readState(this.lab);
     if (!latest || latest.phase !== 'up') {
@@ -143,11 +164,153 @@ export class Supervisor {
     return true;
   }
 
-  /** SIGKILL a replacement and wait until it is gone (reaped by us, or at least not running). */
+  /** Starts a process of ours; its exit is reaped here, so we learn its code or signal. */
+  private startChild(spec: ProcessSpec): ProcessRecord {
+    const fresh = this.deps.start(this.lab, spec, (code, signal) => {
+      this.children.delete(fresh.pid);
+      this.exits.set(fresh.pid, { at: new Date(this.deps.now()).toISOString(), code, signal });
+    });
+    this.children.add(fresh.pid);
+    return fresh;
+  }
+
+  /** Read, change one record, write: synchronous, so nothing else of ours writes in between. */
+  private updateRecord(id: string, fn: (r: SupervisedRecord) => SupervisedRecord | undefined): LabState | undefined {
+    const s = this.deps.readState(this.lab);
+    if (!s || s.phase !== 'up') return undefined;
+    s.processes = s.processes.flatMap((p) => (p.id === id ? [fn(p as SupervisedRecord)].filter((x): x is SupervisedRecord => !!x) : [p]));
+    this.deps.writeState(s);
+    return s;
+  }
+
+  /** Takes the `lab ztunnel restart` requests waiting; each runs on its own, the ticks go on meanwhile. */
+  handleRequests(): void {
+    for (const { key, req } of takeRequests(this.lab)) {
+      void this.rollout(req).then((r) => answerRestart(this.lab, key, r), (e: Error) => {
+        this.log.error({ err: e.message, req }, 'restart failed');
+        answerRestart(this.lab, key, { ok: false, id: req.id, kind: req.kind, error: e.message });
+      });
+    }
+  }
+
+  /** Replaces a running process on request: plain (stop, start) or graceful (start, then drain the old one). */
+  async rollout(req: RestartRequest): Promise<RestartResult> {
+    const base = { id: req.id, kind: req.kind };
+    const spec = this.specs.get(req.id);
+    const rec = this.deps.readState(this.lab)?.processes.find((p) => p.id === req.id) as SupervisedRecord | undefined;
+    if (!spec || !rec) return { ...base, ok: false, error: `${req.id} is not a process this supervisor looks after` };
+    if (this.busy.has(req.id)) return { ...base, ok: false, error: `a restart of ${req.id} is already under way` };
+    if (!this.deps.isAlive(rec.pid)) return { ...base, ok: false, error: `${req.id} (pid ${rec.pid}) is not running; the supervisor restarts it on its own` };
+    this.busy.add(req.id);
+    try {
+      return req.kind === 'graceful' ? await this.graceful(rec, spec, req.drainMs) : await this.plain(rec, spec);
+    } finally {
+      this.busy.delete(req.id);
+    }
+  }
+
+  private async plain(old: SupervisedRecord, spec: ProcessSpec): Promise<RestartResult> {
+    const t0 = this.deps.now();
+    this.log.info({ id: old.id, pid: old.pid }, 'restart (plain): stopping the old process');
+    const oldEnded = await this.terminate(old.pid);
+    const fresh = this.startChild(spec);
+    const latest = this.updateRecord(old.id, (r) => ({
+      ...fresh, restarts: r.restarts, ...(r.lastExit ? { lastExit: r.lastExit } : {}),
+      rollout: { kind: 'plain', at: new Date(t0).toISOString(), previousPid: old.pid },
+    }));
+    if (!latest) {
+      await this.stop(fresh.pid);
+      return { ok: false, id: old.id, kind: 'plain', oldPid: old.pid, error: 'the lab is going down' };
+    }
+    const ready = await this.readyOf(spec, fresh.pid);
+    const gapMs = this.deps.now() - t0;
+    this.log.info({ id: old.id, oldPid: old.pid, pid: fresh.pid, gapMs, ready }, 'restart (plain) done');
+    if (ready !== true) return { ok: false, id: old.id, kind: 'plain', oldPid: old.pid, newPid: fresh.pid, error: ready, oldEnded };
+    return { ok: true, id: old.id, kind: 'plain', oldPid: old.pid, newPid: fresh.pid, newReadyMs: gapMs, gapMs, oldEnded };
+  }
+
+  private async graceful(old: SupervisedRecord, spec: ProcessSpec, drainMs: number): Promise<RestartResult> {
+    const t0 = this.deps.now();
+    const fail = (error: string, newPid?: number): RestartResult =>
+      ({ ok: false, id: old.id, kind: 'graceful', oldPid: old.pid, ...(newPid ? { newPid } : {}), error });
+    this.log.info({ id: old.id, pid: old.pid }, 'restart (graceful): starting the new process beside the old one');
+    const fresh = this.startChild(spec);
+    const ready = await this.readyOf(spec, fresh.pid);
+    if (ready !== true) {
+      // The old one never stopped serving; what the new one said is in its log (EADDRINUSE when
+      // the old one predates SO_REUSEPORT listeners).
+      await this.stop(fresh.pid);
+      return fail(`the new ${old.id} did not become ready (${ready}); the old one (pid ${old.pid}) keeps serving`, fresh.pid);
+    }
+    const newReadyMs = this.deps.now() - t0;
+    const since = this.deps.now();
+    const draining: SupervisedRecord = {
+      ...old, id: drainingId(old.id),
+      draining: { since: new Date(since).toISOString(), until: new Date(since + drainMs).toISOString() },
+    };
+    // One write swaps in the new PID and keeps the old one on record (lab down must still find it).
+    const latest = this.deps.readState(this.lab);
+    if (!latest || latest.phase !== 'up') {
+      await this.stop(fresh.pid);
+      return fail('the lab is going down', fresh.pid);
+    }
+    latest.processes = latest.processes.flatMap((p): SupervisedRecord[] => (p.id === old.id ? [{
+      ...fresh, restarts: p.restarts, ...((p as SupervisedRecord).lastExit ? { lastExit: (p as SupervisedRecord).lastExit } : {}),
+      rollout: { kind: 'graceful', at: new Date(t0).toISOString(), previousPid: old.pid },
+    }, draining] : [p]));
+    this.deps.writeState(latest);
+    this.log.info({ id: old.id, pid: fresh.pid, oldPid: old.pid, newReadyMs, drainMs }, 'new process ready; draining the old one');
+
+    const logFrom = logOffset(old.log);
+    this.deps.kill(old.pid, 'SIGUSR2');
+    let oldEnded: RestartResult['oldEnded'] = 'exited';
+    if (!(await this.gone(old.pid, drainMs))) oldEnded = await this.terminate(old.pid);
+    const drainedMs = this.deps.now() - since;
+    this.updateRecord(draining.id, () => undefined);
+    const open = openAtDrain(old.log, old.pid, logFrom);
+    this.log.info({ id: old.id, oldPid: old.pid, drainedMs, oldEnded, open }, 'restart (graceful) done');
+    return {
+      ok: true, id: old.id, kind: 'graceful', oldPid: old.pid, newPid: fresh.pid, newReadyMs, drainedMs, oldEnded,
+      ...(open ? { openAtDrain: open } : {}),
+    };
+  }
+
+  /** True once `pid` has ended (within `ms`). */
+  private async gone(pid: number, ms: number): Promise<boolean> {
+    const deadline = this.deps.now() + ms;
+    while (this.deps.isAlive(pid)) {
+      if (this.deps.now() >= deadline) return false;
+      await sleep(20);
+    }
+    return true;
+  }
+
+  /** SIGTERM, then SIGKILL past TERM_GRACE_MS, as `lab down` stops a process; says which one ended it. */
+  private async terminate(pid: number): Promise<'SIGTERM' | 'SIGKILL'> {
+    this.deps.kill(pid, 'SIGTERM');
+    if (await this.gone(pid, TERM_GRACE_MS)) return 'SIGTERM';
+    this.deps.kill(pid, 'SIGKILL');
+    await this.gone(pid, 2000);
+    return 'SIGKILL';
+  }
+
+  /** Waits for the ready file to name `pid`; true, or why not. */
+  private async readyOf(spec: ProcessSpec, pid: number, timeoutMs = Number(process.env.AMBIENT_LAB_READY_TIMEOUT_MS) || 15_000): Promise<true | string> {
+    if (!spec.readyFile) return true;
+    const deadline = this.deps.now() + timeoutMs;
+    for (;;) {
+      if (readyPid(spec.readyFile) === pid) return true;
+      if (!this.deps.isAlive(pid)) return `it exited: ${this.exits.get(pid) ? JSON.stringify(this.exits.get(pid)) : 'see its log'} (${spec.log})`;
+      if (this.deps.now() > deadline) return `not ready after ${timeoutMs} ms`;
+      await sleep(10);
+    }
+  }
+
+  /** SIGKILL a replacement and wait until it is gone: reaped by us (a zombie already looks dead to isAlive). */
   private async stop(pid: number): Promise<void> {
     try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
     const deadline = Date.now() + 2000;
-    while (this.children.has(pid) && this.deps.isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    while (this.children.has(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   }
 
   /** Kills every replacement still running: the lab is going down (or is gone). Synchronous, for a signal handler. */
@@ -161,7 +324,11 @@ export class Supervisor {
   }
 }
 
-export async function supervise(lab: string, intervalMs = 300): Promise<never> {
+/**
+ * The loop. 100 ms between looks: a dead proxy is noticed within that, and restarting it
+ * (a Node process start, its listeners) fits the 1 s budget from death to serving again.
+ */
+export async function supervise(lab: string, intervalMs = 100): Promise<never> {
   const log = fileLogger(`${labStateDir(lab)}/logs/supervisor.log`, 'supervisor');
   const buildFile = `${labStateDir(lab)}/build.json`;
   const readSpecs = (): Map<string, ProcessSpec> => {
@@ -176,6 +343,7 @@ export async function supervise(lab: string, intervalMs = 300): Promise<never> {
   log.info({ supervised: [...specs.keys()] }, 'supervising');
   for (;;) {
     await new Promise((r) => setTimeout(r, intervalMs));
+    sup.handleRequests();
     // `lab apply` may add or remove a waypoint: it rewrites build.json, and the specs follow it.
     try {
       const m = statSync(buildFile).mtimeMs;

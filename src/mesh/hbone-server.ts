@@ -67,6 +67,12 @@ export interface HboneServer {
   /** Takes an accepted TCP socket (created with pauseOnConnect); `origDst` defaults to its local address. */
   handle(sock: net.Socket, origDst?: Address): void;
   stats: HboneServerStats;
+  /**
+   * Graceful shutdown: GOAWAY on every session (and on any that opens later), so peers open
+   * new sessions elsewhere while the streams already open run to their end; a session closes
+   * once its last stream has.
+   */
+  drain(): void;
   close(): void;
 }
 
@@ -112,7 +118,14 @@ export function createHboneServer(opts: HboneServerOptions): HboneServer {
     opts.onRefused?.(r);
   };
 
-  h2.on('session', (session) => widenConnectionWindow(session));
+  const sessions = new Set<http2.ServerHttp2Session>();
+  let draining = false;
+  h2.on('session', (session) => {
+    widenConnectionWindow(session);
+    if (draining) return void session.close();
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
   // Session/socket errors are per connection; they must never take the proxy down.
   h2.on('sessionError', () => undefined);
 
@@ -232,6 +245,10 @@ export function createHboneServer(opts: HboneServerOptions): HboneServer {
   return {
     handle: (sock, origDst) => void handle(sock, origDst),
     stats,
+    drain() {
+      draining = true;
+      for (const s of sessions) s.close();
+    },
     close() {
       for (const s of live) s.destroy();
       live.clear();

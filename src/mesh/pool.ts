@@ -58,6 +58,16 @@ class StaleSessionError extends Error {
   override name = 'StaleSessionError';
 }
 
+/**
+ * The peer did not process the stream: REFUSED_STREAM, or a GOAWAY whose last stream id is
+ * below ours (a proxy draining for a graceful restart). Such a CONNECT is safe to send again
+ * on a new session (RFC 9113 §8.7).
+ */
+export function refusedUnprocessed(e: unknown): boolean {
+  const err = e as { code?: string; message?: string } | undefined;
+  return /REFUSED_STREAM|\(rst 7\)/.test(err?.message ?? '') || err?.code === 'ERR_HTTP2_GOAWAY_SESSION';
+}
+
 export class HbonePool {
   readonly stats: PoolStats = { sessionsOpened: 0, reused: 0, streams: 0 };
   private readonly entries = new Map<string, Entry[]>();
@@ -76,7 +86,7 @@ export class HbonePool {
   }
 
   /** A CONNECT stream to `authority` over a pooled session for `key`; `reused` tells whether a session was reused. */
-  async connect(key: PoolKey, authority: string, headers: ConnectHeaders = {}): Promise<{ stream: http2.ClientHttp2Stream; reused: boolean }> {
+  async connect(key: PoolKey, authority: string, headers: ConnectHeaders = {}, retried = false): Promise<{ stream: http2.ClientHttp2Stream; reused: boolean }> {
     if (this.closed) throw new Error('HBONE pool is closed');
     const k = poolKeyString(key);
     let entry = this.pick(k);
@@ -101,7 +111,8 @@ export class HbonePool {
       return { stream, reused };
     } catch (e) {
       release();
-      if (e instanceof StaleSessionError) return this.connect(key, authority, headers);
+      if (e instanceof StaleSessionError) return this.connect(key, authority, headers, retried);
+      if (!retried && refusedUnprocessed(e)) return this.connect(key, authority, headers, true);
       throw e;
     }
   }

@@ -5,6 +5,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { Packet, type Resource } from 'dns2';
+import { tcpListenFd, udpSocketFd } from '../host/sys.js';
 import type { ZtunnelInputs } from './config.js';
 
 export interface DnsServer {
@@ -66,7 +67,9 @@ function forwardUdp(server: string, query: Buffer): Promise<Buffer> {
   });
 }
 
-export async function startDns(z: ZtunnelInputs, host: string, port: number, upstream = upstreamNameserver()): Promise<DnsServer> {
+/** reusePort: both sockets SO_REUSEPORT, so a successor ztunnel can bind :15053 before this one lets go. */
+export async function startDns(z: ZtunnelInputs, host: string, port: number, upstream = upstreamNameserver(),
+  opts: { reusePort?: boolean } = {}): Promise<DnsServer> {
   const answer = async (q: Buffer): Promise<Buffer | undefined> => {
     const local = localAnswer(z, q);
     if (local) return local;
@@ -83,7 +86,8 @@ export async function startDns(z: ZtunnelInputs, host: string, port: number, ups
   });
   await new Promise<void>((resolve, reject) => {
     udp.once('error', reject);
-    udp.bind(port, host, () => resolve());
+    if (opts.reusePort) udp.bind({ fd: udpSocketFd({ ip: host, port, nonblock: true, reusePort: true }) }, () => resolve());
+    else udp.bind(port, host, () => resolve());
   });
   const boundPort = udp.address().port;
 
@@ -107,7 +111,8 @@ export async function startDns(z: ZtunnelInputs, host: string, port: number, ups
   });
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);
-    tcp.listen(boundPort, host, () => resolve());
+    if (opts.reusePort) tcp.listen({ fd: tcpListenFd({ host, port: boundPort, reusePort: true }) }, () => resolve());
+    else tcp.listen(boundPort, host, () => resolve());
   });
 
   return {

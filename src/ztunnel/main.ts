@@ -1,7 +1,9 @@
 // The ztunnel process: `node dist/ztunnel/main.js --config <file> --ready-file <file>`, run
 // by the lab inside a node's ztunnel pod netns. stdout is the pino JSON log (access logs
 // included); the ready file appears once every listener is up. SIGHUP (or a change of the
-// config file) reloads the config; SIGTERM/SIGINT stop it.
+// config file) reloads the config; SIGTERM/SIGINT stop it. SIGUSR2 drains it (graceful
+// restart, once its successor listens on the same ports): it stops accepting, lets its open
+// connections end, and exits 0; the supervisor bounds the wait and sends SIGTERM past it.
 import { parseArgs } from 'node:util';
 import { pino, destination } from 'pino';
 import { exitOnSignals, runMain, writeReadyFile } from '../apps/app-cli.js';
@@ -20,6 +22,16 @@ runMain('ztunnel', async () => {
   crashOnUncaught(log);
   const zt = await startZtunnel(cfg, log, { configFile: values.config, configHash: hash });
   process.on('SIGHUP', () => void zt.reload('SIGHUP'));
+  let draining = false;
+  process.on('SIGUSR2', () => {
+    if (draining) return;
+    draining = true;
+    log.info({ signal: 'SIGUSR2' }, 'draining for a graceful restart');
+    zt.drain().then(
+      (r) => { log.info(r, 'drained'); process.exit(0); },
+      (err: unknown) => { log.error({ err }, 'drain failed'); process.exit(1); },
+    );
+  });
   exitOnSignals(log, () => zt.close());
   if (values['ready-file']) writeReadyFile(values['ready-file'], { ports: zt.ports });
 });

@@ -4,7 +4,7 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import type http from 'node:http';
 import type { Logger } from 'pino';
-import { transparentListenFd } from '../host/sys.js';
+import { tcpListenFd } from '../host/sys.js';
 import { meshTlsFromCertDir } from '../mesh/cert-dir.js';
 import { keyLogFromEnv } from '../mesh/keylog.js';
 import { contentHash } from '../proxy/control-plane.js';
@@ -25,7 +25,20 @@ export interface RunningZtunnel {
   ports: RunningPorts;
   /** Re-reads the config file and the certificates (SIGHUP); needs opts.configFile. */
   reload(trigger?: ReloadTrigger): ReloadResult;
+  /**
+   * Graceful restart, the old process's half: stop accepting (the successor, bound to the same
+   * SO_REUSEPORT ports, takes every new connection), GOAWAY the HBONE sessions so peers open
+   * new ones to the successor, and resolve once every open connection has ended on its own.
+   * The bound on how long that may take is the caller's (the supervisor's drain timeout).
+   */
+  drain(): Promise<DrainReport>;
   close(): Promise<void>;
+}
+
+export interface DrainReport {
+  /** Connections open on the capture listeners when accepting stopped. */
+  open: { outbound: number; inboundPlaintext: number; inbound: number };
+  durationMs: number;
 }
 
 export interface StartOptions extends InputsOptions {
@@ -33,20 +46,13 @@ export interface StartOptions extends InputsOptions {
   configFile?: string;
 }
 
+/** Connections a server accepted that are still open. */
+const connections = (s: net.Server): Promise<number> => new Promise((r) => s.getConnections((e, n) => r(e ? 0 : n)));
+
 function listenFd(server: net.Server, fd: number): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ fd }, () => {
-      server.off('error', reject);
-      resolve((server.address() as net.AddressInfo).port);
-    });
-  });
-}
-
-function listenTcp(server: net.Server | http.Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port }, () => {
       server.off('error', reject);
       resolve((server.address() as net.AddressInfo).port);
     });
@@ -77,22 +83,25 @@ export async function startZtunnel(cfg: ZtunnelConfig, log: Logger, opts: StartO
     const { dns: _dns, ...rest } = want;
     const ports: RunningPorts = rest;
     // Capture listeners are IP_TRANSPARENT: they accept TPROXYed connections for any address.
-    ports.outbound = await listenFd(outboundSrv, transparentListenFd({ host, port: want.outbound }));
+    // Every listener is SO_REUSEPORT, so that a successor can bind the same ports while this
+    // ztunnel still serves (lab ztunnel restart --graceful), as Istio's ztunnel does since 1.22.
+    const listen = (h: string, port: number, transparent: boolean) => tcpListenFd({ host: h, port, transparent, reusePort: true });
+    ports.outbound = await listenFd(outboundSrv, listen(host, want.outbound, true));
     servers.push(outboundSrv);
-    ports.inboundPlaintext = await listenFd(passthroughSrv, transparentListenFd({ host, port: want.inboundPlaintext }));
+    ports.inboundPlaintext = await listenFd(passthroughSrv, listen(host, want.inboundPlaintext, true));
     servers.push(passthroughSrv);
-    ports.inbound = await listenFd(inboundSrv, transparentListenFd({ host, port: want.inbound }));
+    ports.inbound = await listenFd(inboundSrv, listen(host, want.inbound, true));
     servers.push(inboundSrv);
-    ports.admin = await listenTcp(admin, '127.0.0.1', want.admin);
+    ports.admin = await listenFd(admin, listen('127.0.0.1', want.admin, false));
     servers.push(admin);
-    ports.stats = await listenTcp(stats, host, want.stats);
+    ports.stats = await listenFd(stats, listen(host, want.stats, false));
     servers.push(stats);
-    ports.readiness = await listenTcp(readiness, host, want.readiness);
+    ports.readiness = await listenFd(readiness, listen(host, want.readiness, false));
     servers.push(readiness);
     if (cfg.dnsCapture) {
       // Loaded only with DNS capture: its DNS library is ~5 MB of RSS an idle ztunnel without it never needs.
       const { startDns } = await import('./dns.js');
-      dns = await startDns(z, host, want.dns);
+      dns = await startDns(z, host, want.dns, undefined, { reusePort: true });
       ports.dns = dns.port;
     }
     if (opts.configFile) reloader = createReloader(z, opts.configFile, { reloadCerts: () => tls.reload() });
@@ -107,6 +116,26 @@ export async function startZtunnel(cfg: ZtunnelConfig, log: Logger, opts: StartO
       reload(trigger = 'api') {
         if (!reloader) throw new Error('this ztunnel was started without a config file to reload');
         return reloader.reload(trigger);
+      },
+      async drain() {
+        const started = Date.now();
+        reloader?.close();
+        z.ready = false;
+        const open = {
+          outbound: await connections(outboundSrv), inboundPlaintext: await connections(passthroughSrv), inbound: await connections(inboundSrv),
+        };
+        // close() stops accepting at once and calls back when the last accepted connection has
+        // ended; the side doors (admin, stats, readiness) do not wait for their keep-alive peers.
+        const closed = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+        for (const s of [admin, stats, readiness]) s.closeAllConnections();
+        await dns?.close();
+        dns = undefined;
+        inbound.drain();
+        z.log.info({ open }, 'draining: stopped accepting, waiting for open connections to end');
+        await Promise.all(closed);
+        z.pool.close();
+        keyLog?.close();
+        return { open, durationMs: Date.now() - started };
       },
       async close() {
         reloader?.close();

@@ -8,7 +8,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, destination } from 'pino';
-import { Supervisor, realDeps, restartDelayMs, BACKOFF, type SupervisorDeps, type SupervisedRecord, type OnExit } from '../../src/lab/supervisor.js';
+import { Supervisor, realDeps, restartDelayMs, drainingId, BACKOFF, type SupervisorDeps, type SupervisedRecord, type OnExit } from '../../src/lab/supervisor.js';
+import { awaitRestart, parseDuration, submitRestart, takeRequests } from '../../src/lab/ztunnel-restart.js';
+import { supervisionNote } from '../../src/cli/status.js';
 import { readState, writeState, type LabState } from '../../src/state/store.js';
 import { isAlive } from '../../src/host/processes.js';
 import type { ProcessSpec } from '../../src/plan/lab-build.js';
@@ -151,4 +153,90 @@ t.test('stopped (SIGTERM from lab down): every replacement it started is killed'
   // Even one already recorded in the state: down may have read the state before our write.
   t.same(sup.killChildren(), [pid]);
   await waitFor(() => !isAlive(pid), 2000, 'the replacement to die');
+});
+
+t.test('a crash loop records its last exit and how long it backs off, for lab status', async (t) => {
+  freshLab(deadPid());
+  const { sup } = supervisor();
+  await sup.tick();
+  const r1 = record();
+  clock += 1000;
+  process.kill(r1.pid, 'SIGKILL');
+  await waitFor(async () => { await sup.tick(); return record().backoffUntil; }, 5000, 'the back-off to be recorded');
+  t.equal(record().pid, r1.pid, 'not restarted yet');
+  t.equal(record().backoffUntil, new Date(clock + 500).toISOString(), 'backing off until 500 ms after the death');
+  t.match(record().lastExit, { signal: 'SIGKILL' }, 'with how it ended');
+  t.equal(supervisionNote(record(), false), `exit SIGKILL at ${record().lastExit!.at.slice(11, 19)}; backing off until ${record().backoffUntil!.slice(11, 19)}`);
+  clock += 500;
+  await sup.tick();
+  t.equal(record().backoffUntil, undefined, 'restarted: no longer backing off');
+  t.equal(supervisionNote({ ...record(), lastExit: { at: '2026-01-01T10:11:12.000Z' } }, true), 'died at 10:11:12', 'a process not ours: only when it died');
+  sup.killChildren();
+});
+
+/** A lab whose ztunnel is a live process of ours (`sh -c`), for rollouts. */
+function liveLab(script: string): number {
+  const child = spawn('sh', ['-c', script], { stdio: 'ignore' });
+  started.push(child.pid!);
+  freshLab(child.pid!);
+  return child.pid!;
+}
+
+t.test('plain restart on request: old stopped (SIGTERM), new recorded, not counted as a crash', async (t) => {
+  const old = liveLab('exec sleep 60');
+  const { sup, lines } = supervisor({ now: () => Date.now() });
+  const r = await sup.rollout({ id: spec.id, kind: 'plain', drainMs: 1000 });
+  t.match(r, { ok: true, kind: 'plain', oldPid: old, oldEnded: 'SIGTERM' });
+  t.notOk(isAlive(old), 'the old one is gone');
+  t.equal(record().pid, r.newPid, 'the state names the new PID');
+  t.equal(record().restarts, undefined, 'not a crash restart');
+  t.match(record().rollout, { kind: 'plain', previousPid: old });
+  await sup.tick();
+  t.equal(record().pid, r.newPid, 'the next tick leaves it alone');
+  t.ok(lines().some((l) => l.msg === 'restart (plain) done'), 'logged');
+  sup.killChildren();
+});
+
+t.test('graceful restart on request: new one first, old one drained (SIGUSR2) and kept on record meanwhile', async (t) => {
+  // Exits on SIGUSR2 after 300 ms, as a ztunnel finishing its last connection would.
+  const old = liveLab('trap "sleep 0.3; exit 0" USR2; while :; do sleep 0.05; done');
+  const { sup } = supervisor({ now: () => Date.now() });
+  let seenDraining: SupervisedRecord | undefined;
+  const watch = setInterval(() => { seenDraining ??= readState(LAB)!.processes.find((p) => p.id === drainingId(spec.id)) as SupervisedRecord; }, 5);
+  const r = await sup.rollout({ id: spec.id, kind: 'graceful', drainMs: 5000 });
+  clearInterval(watch);
+  t.match(r, { ok: true, kind: 'graceful', oldPid: old, oldEnded: 'exited' });
+  t.ok(r.drainedMs! >= 250 && r.drainedMs! < 5000, `drained in ${r.drainedMs} ms`);
+  t.match(seenDraining, { pid: old, draining: { since: String, until: String } }, 'the old one stayed on record while it drained (lab down finds it)');
+  t.equal(record().pid, r.newPid, 'the state names the new PID');
+  t.notOk(readState(LAB)!.processes.some((p) => p.id === drainingId(spec.id)), 'the draining record is gone once it exited');
+  t.match(record().rollout, { kind: 'graceful', previousPid: old });
+  sup.killChildren();
+});
+
+t.test('graceful restart: an old one that does not finish in the drain time gets SIGTERM', async (t) => {
+  const old = liveLab('trap "" USR2; while :; do sleep 0.05; done');
+  const { sup } = supervisor({ now: () => Date.now() });
+  const r = await sup.rollout({ id: spec.id, kind: 'graceful', drainMs: 300 });
+  t.match(r, { ok: true, oldEnded: 'SIGTERM' });
+  t.notOk(isAlive(old), 'gone');
+  t.notOk(readState(LAB)!.processes.some((p) => p.id === drainingId(spec.id)), 'no draining record left');
+  sup.killChildren();
+});
+
+t.test('restart requests: refused for an unknown or dead process; handed over through files', async (t) => {
+  freshLab(deadPid());
+  const { sup } = supervisor({ now: () => Date.now() });
+  t.match(await sup.rollout({ id: 'ztunnel/node-z', kind: 'plain', drainMs: 1000 }), { ok: false, error: /not a process this supervisor looks after/ });
+  t.match(await sup.rollout({ id: spec.id, kind: 'graceful', drainMs: 1000 }), { ok: false, error: /is not running/ });
+  const key = submitRestart(LAB, { id: 'ztunnel/node-z', kind: 'plain', drainMs: 1000 });
+  sup.handleRequests();
+  const res = await awaitRestart(LAB, key, 5000, () => true);
+  t.match(res, { ok: false, id: 'ztunnel/node-z', error: /not a process/ }, 'the answer comes back to the CLI');
+  t.same(takeRequests(LAB), [], 'each request is handled once');
+});
+
+t.test('--drain-timeout values', async (t) => {
+  t.same(['10s', '500ms', '2m', '1.5', 30, '100ms', '5m'].map(parseDuration), [10_000, 500, 120_000, 1500, 30_000, 100, 300_000]);
+  t.same(['', 'soon', '10h', '-1s', '50ms', '6m', '1e3'].map(parseDuration), Array(7).fill(undefined));
 });

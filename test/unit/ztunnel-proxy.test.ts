@@ -453,3 +453,39 @@ t.test('config reload: a new policy applies to new connections, open ones stay o
   });
   t.equal(JSON.parse((await get(zt.ports.admin, '/config_dump')).body).config.version, 3, 'still version 3');
 });
+
+t.test('graceful restart: a successor binds the same ports; the drained one GOAWAYs, keeps its open tunnel, ends with it', async (t) => {
+  const lines: Array<Record<string, unknown>> = [];
+  const { zt, cfg, pool } = await runNodeA(t, lines);
+  const echo = net.createServer({ allowHalfOpen: true }, (s) => s.on('error', () => undefined).pipe(s));
+  await new Promise<void>((r) => echo.listen(80, ip('local'), () => r()));
+  t.teardown(() => echo.close());
+  const target = { source: SLEEP_ID, expected: LOCAL_ID, address: { ip: ip('local'), port: 15008 } };
+  const { stream } = await pool.connect(target, `${ip('local')}:80`);
+  const echoed = (s: NodeJS.ReadWriteStream, text: string): Promise<string> => new Promise((r) => { s.once('data', (d) => r(String(d))); s.write(text); });
+  t.equal(await echoed(stream, 'before'), 'before', 'a tunnel open through the old ztunnel');
+
+  // Every listener is SO_REUSEPORT: the successor binds the very ports the old one holds.
+  const nextLines: Array<Record<string, unknown>> = [];
+  const next = await startZtunnel({ ...cfg, listen: { ...cfg.listen, ...zt.ports } }, capture(nextLines));
+  t.teardown(() => next.close());
+  t.same(next.ports, zt.ports, 'same ports, both listening');
+
+  let drained = false;
+  const drain = zt.drain().then((r) => { drained = true; return r; });
+  t.ok(await waitFor('draining log', () => lines.find((x) => x.msg === 'draining: stopped accepting, waiting for open connections to end')));
+  // The old one sent GOAWAY: the pool opens a new session, which only the successor can accept now.
+  const fresh = await pool.connect(target, `${ip('local')}:80`);
+  t.equal(fresh.reused, false, 'a new session after the GOAWAY');
+  t.equal(await echoed(fresh.stream, 'new'), 'new', 'a new tunnel works');
+  t.equal(await echoed(stream, 'after'), 'after', 'the old tunnel still carries data while draining');
+  t.notOk(drained, 'the drain waits for it');
+  stream.end();
+  const r = await drain;
+  fresh.stream.end();
+  // The access log line is written when the connection ends.
+  t.ok(await waitFor('the successor to log it', () => nextLines.find((x) => x.direction === 'inbound')), 'the new tunnel went through the successor');
+  t.equal(lines.filter((x) => x.direction === 'inbound').length, 1, 'the old ztunnel carried only the first one');
+  t.match(r.open, { inbound: 1, outbound: 0, inboundPlaintext: 0 }, 'it was carrying one HBONE connection when it stopped accepting');
+  t.same(await get(next.ports.readiness, '/healthz/ready'), { status: 200, body: 'ready\n' }, 'the successor answers on the side doors');
+});
