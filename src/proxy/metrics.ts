@@ -1,6 +1,8 @@
 // Istio's standard TCP metrics as ztunnel exports them on :15020/metrics (Prometheus text).
 // Direction of bytes follows Istio's definitions: received = request bytes (client ->
 // server), sent = response bytes (server -> client).
+import { Refusals } from './refusals.js';
+
 export const METRIC_LABELS = [
   'reporter', 'source_workload', 'source_workload_namespace', 'source_principal',
   'destination_workload', 'destination_workload_namespace', 'destination_principal',
@@ -22,6 +24,8 @@ export type CounterName = keyof typeof COUNTERS;
 const escape = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 
 export class Metrics {
+  /** lab_refused_total: what listeners refused as malformed or over a limit (refusals.ts). */
+  readonly refusals = new Refusals();
   private readonly series = new Map<CounterName, Map<string, { labels: MetricLabels; value: number }>>();
 
   inc(name: CounterName, labels: MetricLabels, by = 1): void {
@@ -50,7 +54,7 @@ export class Metrics {
         out.push(`${name}{${labels}} ${s.value}`);
       }
     }
-    return out.join('\n') + '\n';
+    return out.join('\n') + '\n' + this.refusals.render();
   }
 }
 
