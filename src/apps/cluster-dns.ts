@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import { Packet, UDPServer, TCPServer, type Resource } from 'dns2';
 import type { Logger } from 'pino';
 import { plainAddress } from './app-cli.js';
-import { answerQuestion } from './dns-answer.js';
+import { answerQuestion, formErrReply } from './dns-answer.js';
 import { parseDnsConfig, type DnsConfig } from './dns-records.js';
 
 const RCODE_FORMERR = 1;
@@ -24,8 +24,15 @@ export interface DnsServerOptions {
   log?: Logger;
 }
 
+/** Queries that did not parse: answered FORMERR when they had a header (UDP), else dropped; a TCP connection carrying one is closed. */
+export interface DnsServerStats {
+  malformed: number;
+  formErr: number;
+}
+
 export interface RunningDnsServer {
   port: number;
+  stats: DnsServerStats;
   /** Re-reads configFile; on a bad file the previous records stay in service and this throws. */
   reload(): DnsConfig;
   close(): Promise<void>;
@@ -76,9 +83,22 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<RunningDns
     Promise.resolve(send(response)).catch((err: unknown) => log?.warn({ err, client }, 'could not send reply'));
   };
 
+  const stats: DnsServerStats = { malformed: 0, formErr: 0 };
   const udp = new UDPServer({ type: host.includes(':') ? 'udp6' : 'udp4' });
+  // dns2 reports a query it cannot parse without the datagram; 'message' listeners run in
+  // order and synchronously, so the one before dns2's own knows which datagram failed.
+  let current: { data: Buffer; rinfo: RemoteInfo } | undefined;
+  udp.prependListener('message', (data: Buffer, rinfo: RemoteInfo) => { current = { data, rinfo }; });
   udp.on('request', (req, send, rinfo) => handle(req, send, 'udp', `${plainAddress((rinfo as RemoteInfo).address)}:${(rinfo as RemoteInfo).port}`));
-  udp.on('requestError', (err) => log?.warn({ err: String(err), transport: 'udp' }, 'malformed query'));
+  udp.on('requestError', (err) => {
+    stats.malformed++;
+    const reply = current ? formErrReply(current.data) : undefined;
+    log?.warn({ err: String(err), transport: 'udp', client: current && `${plainAddress(current.rinfo.address)}:${current.rinfo.port}`, rcode: reply ? 'FORMERR' : 'dropped' }, 'malformed query');
+    if (reply && current) {
+      stats.formErr++;
+      udp.send(reply, current.rinfo.port, current.rinfo.address, () => undefined);
+    }
+  });
 
   const tcp = new TCPServer();
   const conns = new Set<Socket>();
@@ -90,7 +110,13 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<RunningDns
     const s = sock as Socket;
     handle(req, send, 'tcp', `${plainAddress(s.remoteAddress)}:${s.remotePort}`);
   });
-  tcp.on('requestError', (err) => log?.warn({ err: String(err), transport: 'tcp' }, 'malformed query'));
+  // dns2 closes the connection after this (its framing can no longer be trusted).
+  tcp.on('requestError', (err) => {
+    // A socket error (the client reset) is no malformed query.
+    if ((err as NodeJS.ErrnoException).code) return;
+    stats.malformed++;
+    log?.warn({ err: String(err), transport: 'tcp' }, 'malformed query');
+  });
 
   const port = await bindBoth(udp, tcp, opts.port, host);
   // After binding, a socket error (e.g. a send to a vanished client) is logged, not fatal.
@@ -98,6 +124,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<RunningDns
   tcp.on('error', (err) => log?.warn({ err: String(err), transport: 'tcp' }, 'socket error'));
   return {
     port,
+    stats,
     reload() {
       if (!opts.configFile) return config;
       const next = loadDnsConfig(opts.configFile);

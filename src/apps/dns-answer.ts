@@ -68,3 +68,21 @@ function zoneSoa(domain: string, serial: number): SoaRecord {
     minimum: RECORD_TTL,
   };
 }
+
+/** A DNS header is 12 bytes; anything shorter cannot even be answered. */
+export const DNS_HEADER_LEN = 12;
+
+/**
+ * The FORMERR reply to a query that does not parse (RFC 1035 §4.1.1, what CoreDNS sends for
+ * an unpackable message whose header it could read): the query's id and opcode, QR set,
+ * rcode 1, no sections. Undefined when there is no header to answer, or the message is
+ * itself a response (answering responses invites reflection loops): drop those.
+ */
+export function formErrReply(query: Buffer): Buffer | undefined {
+  if (query.length < DNS_HEADER_LEN || (query[2] & 0x80) !== 0) return undefined;
+  const r = Buffer.alloc(DNS_HEADER_LEN);
+  query.copy(r, 0, 0, 2);
+  r[2] = 0x80 | (query[2] & 0x78) | (query[2] & 0x01);
+  r[3] = 0x80 | 1;
+  return r;
+}

@@ -5,7 +5,11 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { Packet, type Resource } from 'dns2';
+import { formErrReply } from '../apps/dns-answer.js';
 import type { ZtunnelInputs } from './config.js';
+
+/** An idle DNS-over-TCP connection is closed after this (RFC 7766 §6.2.3; CoreDNS and dns2 use 10 s). */
+export const DNS_TCP_IDLE_MS = 10_000;
 
 export interface DnsServer {
   port: number;
@@ -28,15 +32,9 @@ export function lookupService(z: ZtunnelInputs, name: string): string | undefine
 }
 
 /** Answers from the store, or undefined to forward. */
-function localAnswer(z: ZtunnelInputs, query: Buffer): Buffer | undefined {
-  let req;
-  try {
-    req = Packet.parse(query);
-  } catch {
-    return undefined;
-  }
+function localAnswer(z: ZtunnelInputs, req: Packet): Buffer | undefined {
   const q = req.questions?.[0];
-  if (!q || q.type !== Packet.TYPE.A) return undefined;
+  if (!q || q.type !== Packet.TYPE.A || typeof q.name !== 'string') return undefined;
   const vip = lookupService(z, q.name);
   if (!vip) return undefined;
   const res = Packet.createResponseFromRequest(req);
@@ -66,9 +64,29 @@ function forwardUdp(server: string, query: Buffer): Promise<Buffer> {
   });
 }
 
+/** The query, or undefined when it does not parse as one (a response is not a query either). */
+function parseQuery(q: Buffer): Packet | undefined {
+  try {
+    const p = Packet.parse(q);
+    return p.header.qr ? undefined : p;
+  } catch {
+    return undefined;
+  }
+}
+
 export async function startDns(z: ZtunnelInputs, host: string, port: number, upstream = upstreamNameserver()): Promise<DnsServer> {
-  const answer = async (q: Buffer): Promise<Buffer | undefined> => {
-    const local = localAnswer(z, q);
+  // A query that does not parse is never forwarded: FORMERR when it has a header to answer,
+  // else dropped; either way counted and logged once.
+  const malformed = (q: Buffer, transport: 'udp' | 'tcp'): Buffer | undefined => {
+    const reply = formErrReply(q);
+    z.metrics.refusals.inc('dns', 'malformed');
+    z.log.warn({ transport, bytes: q.length, rcode: reply ? 'FORMERR' : 'dropped' }, 'malformed DNS query');
+    return reply;
+  };
+  const answer = async (q: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> => {
+    const req = parseQuery(q);
+    if (!req) return malformed(q, transport);
+    const local = localAnswer(z, req);
     if (local) return local;
     if (!upstream) return undefined;
     return forwardUdp(upstream, q).catch((e: Error) => {
@@ -76,10 +94,23 @@ export async function startDns(z: ZtunnelInputs, host: string, port: number, ups
       return undefined;
     });
   };
+  const answerSafely = (q: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> =>
+    answer(q, transport).catch((e: Error) => {
+      z.log.warn({ err: e.message, transport }, 'DNS query failed');
+      return undefined;
+    });
 
   const udp = dgram.createSocket('udp4');
+  udp.on('error', (e) => z.log.warn({ err: e.message }, 'DNS UDP socket error'));
   udp.on('message', (msg, rinfo) => {
-    void answer(msg).then((r) => r && udp.send(r, rinfo.port, rinfo.address));
+    void answerSafely(msg, 'udp').then((r) => {
+      // The socket may have closed while an upstream answer was on its way.
+      try {
+        if (r) udp.send(r, rinfo.port, rinfo.address, () => undefined);
+      } catch {
+        // closed
+      }
+    });
   });
   await new Promise<void>((resolve, reject) => {
     udp.once('error', reject);
@@ -91,12 +122,13 @@ export async function startDns(z: ZtunnelInputs, host: string, port: number, ups
   const tcp = net.createServer((s) => {
     let buf = Buffer.alloc(0);
     s.on('error', () => undefined);
+    s.setTimeout(DNS_TCP_IDLE_MS, () => s.destroy());
     s.on('data', (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
         const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
         buf = buf.subarray(2 + msg.length);
-        void answer(Buffer.from(msg)).then((r) => {
+        void answerSafely(Buffer.from(msg), 'tcp').then((r) => {
           if (!r || s.destroyed) return;
           const len = Buffer.alloc(2);
           len.writeUInt16BE(r.length);
