@@ -152,7 +152,9 @@ export function sessionGuard(session: http2.ServerHttp2Session, l: HboneLimits, 
   };
   const pinger = setInterval(() => {
     if (pingDeadline || ended) return;
-    pingDeadline = setTimeout(() => fail('ping_timeout', `no PING answer within ${l.pingTimeoutMs} ms`), l.pingTimeoutMs);
+    // Also how a session nghttp2 ended on its own is noticed (a header block it could not
+    // decode, its rapid-reset limit): Node reports neither, and such a session answers nothing.
+    pingDeadline = setTimeout(() => fail('ping_timeout', `no PING answer within ${l.pingTimeoutMs} ms (peer stopped reading or left, or the HTTP/2 layer ended the session)`), l.pingTimeoutMs);
     pingDeadline.unref();
     try {
       session.ping((err) => {

@@ -191,10 +191,15 @@ export function createHboneServer(opts: HboneServerOptions): HboneServer {
         respond(status);
       },
     };
-    Promise.resolve(opts.onRequest(req)).catch((e: Error) => {
-      if (answered) return;
-      answered = true;
-      refuseStream('handler_failed', 503, `handler failed: ${e.message}`);
+    // The handler runs after the rest of the bytes already read: a CONNECT whose RST_STREAM
+    // came in the same read (a rapid-reset flood) is dropped before it costs an upstream dial.
+    setImmediate(() => {
+      if (stream.destroyed || stream.closed) return;
+      Promise.resolve(opts.onRequest(req)).catch((e: Error) => {
+        if (answered) return;
+        answered = true;
+        refuseStream('handler_failed', 503, `handler failed: ${e.message}`);
+      });
     });
   });
 

@@ -69,6 +69,8 @@ export class RawH2 {
   private buf = Buffer.alloc(0);
   private waiters: Array<() => void> = [];
   nextStream = 1;
+  /** A client that stopped reading answers no PING: set false to play one. */
+  answerPings = true;
 
   constructor(readonly sock: tls.TLSSocket) {
     sock.on('data', (d: Buffer) => this.onData(d));
@@ -178,7 +180,7 @@ export class RawH2 {
         return this.push({ kind: 'goaway', lastStream: p.readUInt32BE(0) & 0x7fffffff, code: p.readUInt32BE(4) });
       case FRAME.PING:
         if (flags & FLAG.ACK) this.push({ kind: 'ping-ack' });
-        else this.write(frame(FRAME.PING, FLAG.ACK, 0, p));
+        else if (this.answerPings) this.write(frame(FRAME.PING, FLAG.ACK, 0, p));
         return;
       default:
     }
