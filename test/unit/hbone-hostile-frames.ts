@@ -66,7 +66,7 @@ export type ServerEvent =
 
 export class RawH2 {
   readonly events: ServerEvent[] = [];
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   private waiters: Array<() => void> = [];
   nextStream = 1;
   /** A client that stopped reading answers no PING: set false to play one. */
