@@ -106,9 +106,12 @@ export function createL7Server(
   // Node checks headersTimeout/requestTimeout only for a server that emitted 'listening';
   // this one is fed connections and never listens, so it says it does.
   server.emit('listening');
+  // Bytes still arriving after the refusal make the parser fail again: one refusal per connection.
+  const refusedConns = new WeakSet<Duplex>();
   server.on('clientError', (e: NodeJS.ErrnoException, sock: Duplex & { _httpMessage?: http.ServerResponse }) => {
     const verdict = clientErrorVerdict(e.code ?? '');
-    if (!verdict) { sock.destroy(); return; }
+    if (!verdict || refusedConns.has(sock)) { sock.destroy(); return; }
+    refusedConns.add(sock);
     refused(verdict.kind, verdict.status, `${e.code}: ${e.message}`, infos.get(sock));
     // As Node's own handler: answer unless a response is already under way, then close.
     if (sock.writable && !sock._httpMessage?.headersSent) {
