@@ -1,11 +1,11 @@
 // The lab's cluster DNS (the CoreDNS pod behind the kube-dns VIP), on UDP and TCP of one port.
 import { readFileSync } from 'node:fs';
 import type { RemoteInfo } from 'node:dgram';
-import type { Socket } from 'node:net';
-import { Packet, UDPServer, TCPServer, type Resource } from 'dns2';
+import { Packet, UDPServer, type Resource } from 'dns2';
 import type { Logger } from 'pino';
 import { plainAddress } from './app-cli.js';
-import { answerQuestion, formErrReply } from './dns-answer.js';
+import { answerQuestion, formErrReply, queryShapeError } from './dns-answer.js';
+import { dnsTcpServer, type DnsTcpServer } from './dns-tcp.js';
 import { parseDnsConfig, type DnsConfig } from './dns-records.js';
 
 const RCODE_FORMERR = 1;
@@ -84,38 +84,46 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<RunningDns
   };
 
   const stats: DnsServerStats = { malformed: 0, formErr: 0 };
+  /** Counted and logged once; the FORMERR reply when the query had a header to answer. */
+  const malformed = (msg: Buffer, why: string, transport: 'udp' | 'tcp', client: string): Buffer | undefined => {
+    stats.malformed++;
+    const reply = formErrReply(msg);
+    if (reply) stats.formErr++;
+    log?.warn({ err: why, transport, client, bytes: msg.length, rcode: reply ? 'FORMERR' : 'dropped' }, 'malformed query');
+    return reply;
+  };
+  const clientOf = (address: string | undefined, port: number | undefined): string => `${plainAddress(address)}:${port}`;
+
   const udp = new UDPServer({ type: host.includes(':') ? 'udp6' : 'udp4' });
-  // dns2 reports a query it cannot parse without the datagram; 'message' listeners run in
-  // order and synchronously, so the one before dns2's own knows which datagram failed.
-  let current: { data: Buffer; rinfo: RemoteInfo } | undefined;
-  udp.prependListener('message', (data: Buffer, rinfo: RemoteInfo) => { current = { data, rinfo }; });
-  udp.on('request', (req, send, rinfo) => handle(req, send, 'udp', `${plainAddress((rinfo as RemoteInfo).address)}:${(rinfo as RemoteInfo).port}`));
+  // dns2 parses a datagram before anyone sees it; the shape check must come first (see
+  // queryShapeError), so its 'message' listener is replaced by one that checks, then hands
+  // the datagram to dns2 (which keeps its EDNS payload size and truncation logic).
+  const dns2Handle = (udp as unknown as { handle(data: Buffer, rinfo: RemoteInfo): void }).handle.bind(udp);
+  udp.removeAllListeners('message');
+  udp.on('message', (data: Buffer, rinfo: RemoteInfo) => {
+    const why = queryShapeError(data);
+    if (!why) return dns2Handle(data, rinfo);
+    const reply = malformed(data, why, 'udp', clientOf(rinfo.address, rinfo.port));
+    if (reply) udp.send(reply, rinfo.port, rinfo.address, () => undefined);
+  });
+  udp.on('request', (req, send, rinfo) => handle(req, send, 'udp', clientOf((rinfo as RemoteInfo).address, (rinfo as RemoteInfo).port)));
+  // A datagram of the right shape that dns2 still cannot parse: dropped.
   udp.on('requestError', (err) => {
     stats.malformed++;
-    const reply = current ? formErrReply(current.data) : undefined;
-    log?.warn({ err: String(err), transport: 'udp', client: current && `${plainAddress(current.rinfo.address)}:${current.rinfo.port}`, rcode: reply ? 'FORMERR' : 'dropped' }, 'malformed query');
-    if (reply && current) {
-      stats.formErr++;
-      udp.send(reply, current.rinfo.port, current.rinfo.address, () => undefined);
-    }
+    log?.warn({ err: String(err), transport: 'udp', rcode: 'dropped' }, 'malformed query');
   });
 
-  const tcp = new TCPServer();
-  const conns = new Set<Socket>();
-  tcp.on('connection', (s: Socket) => {
-    conns.add(s);
-    s.on('close', () => conns.delete(s));
-  });
-  tcp.on('request', (req, send, sock) => {
-    const s = sock as Socket;
-    handle(req, send, 'tcp', `${plainAddress(s.remoteAddress)}:${s.remotePort}`);
-  });
-  // dns2 closes the connection after this (its framing can no longer be trusted).
-  tcp.on('requestError', (err) => {
-    // A socket error (the client reset) is no malformed query.
-    if ((err as NodeJS.ErrnoException).code) return;
-    stats.malformed++;
-    log?.warn({ err: String(err), transport: 'tcp' }, 'malformed query');
+  const tcp = dnsTcpServer((msg, s) => {
+    const client = clientOf(s.remoteAddress, s.remotePort);
+    const why = queryShapeError(msg);
+    if (why) return Promise.resolve(malformed(msg, why, 'tcp', client));
+    let req: Packet;
+    try {
+      req = Packet.parse(msg);
+    } catch (e) {
+      return Promise.resolve(malformed(msg, (e as Error).message, 'tcp', client));
+    }
+    return new Promise((resolve) => handle(req, (p) => resolve(p.toBuffer()), 'tcp', client));
   });
 
   const port = await bindBoth(udp, tcp, opts.port, host);
@@ -137,7 +145,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<RunningDns
         new Promise<void>((r) => udp.close(() => r())),
         new Promise<void>((r) => {
           tcp.close(() => r());
-          for (const c of conns) c.destroy();
+          tcp.destroyConnections();
         }),
       ]);
     },
@@ -148,7 +156,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<RunningDns
  * TCP first, then UDP on the port TCP got: with port 0 the two must still agree, because
  * resolvers retry a truncated UDP answer over TCP on the same port.
  */
-async function bindBoth(udp: UDPServer, tcp: TCPServer, port: number, host: string): Promise<number> {
+async function bindBoth(udp: UDPServer, tcp: DnsTcpServer, port: number, host: string): Promise<number> {
   for (let attempt = 0; ; attempt++) {
     const got = await new Promise<number>((resolve, reject) => {
       tcp.once('error', reject);

@@ -2,14 +2,11 @@
 // Service hostnames are answered with the VIP; everything else goes to the nameserver in
 // resolv.conf. Kept small on purpose: A records only, no search-domain expansion.
 import dgram from 'node:dgram';
-import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { Packet, type Resource } from 'dns2';
-import { formErrReply } from '../apps/dns-answer.js';
+import { formErrReply, queryShapeError } from '../apps/dns-answer.js';
+import { dnsTcpServer } from '../apps/dns-tcp.js';
 import type { ZtunnelInputs } from './config.js';
-
-/** An idle DNS-over-TCP connection is closed after this (RFC 7766 §6.2.3; CoreDNS and dns2 use 10 s). */
-export const DNS_TCP_IDLE_MS = 10_000;
 
 export interface DnsServer {
   port: number;
@@ -64,28 +61,29 @@ function forwardUdp(server: string, query: Buffer): Promise<Buffer> {
   });
 }
 
-/** The query, or undefined when it does not parse as one (a response is not a query either). */
-function parseQuery(q: Buffer): Packet | undefined {
+/** The query, or why it is not one (checked before dns2 parses it: see queryShapeError). */
+function parseQuery(q: Buffer): Packet | string {
+  const bad = queryShapeError(q);
+  if (bad) return bad;
   try {
-    const p = Packet.parse(q);
-    return p.header.qr ? undefined : p;
-  } catch {
-    return undefined;
+    return Packet.parse(q);
+  } catch (e) {
+    return (e as Error).message;
   }
 }
 
 export async function startDns(z: ZtunnelInputs, host: string, port: number, upstream = upstreamNameserver()): Promise<DnsServer> {
   // A query that does not parse is never forwarded: FORMERR when it has a header to answer,
   // else dropped; either way counted and logged once.
-  const malformed = (q: Buffer, transport: 'udp' | 'tcp'): Buffer | undefined => {
+  const malformed = (q: Buffer, transport: 'udp' | 'tcp', why: string): Buffer | undefined => {
     const reply = formErrReply(q);
     z.metrics.refusals.inc('dns', 'malformed');
-    z.log.warn({ transport, bytes: q.length, rcode: reply ? 'FORMERR' : 'dropped' }, 'malformed DNS query');
+    z.log.warn({ transport, bytes: q.length, err: why, rcode: reply ? 'FORMERR' : 'dropped' }, 'malformed DNS query');
     return reply;
   };
   const answer = async (q: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> => {
     const req = parseQuery(q);
-    if (!req) return malformed(q, transport);
+    if (typeof req === 'string') return malformed(q, transport, req);
     const local = localAnswer(z, req);
     if (local) return local;
     if (!upstream) return undefined;
@@ -118,25 +116,7 @@ export async function startDns(z: ZtunnelInputs, host: string, port: number, ups
   });
   const boundPort = udp.address().port;
 
-  // DNS over TCP: 2-byte length prefix per message.
-  const tcp = net.createServer((s) => {
-    let buf = Buffer.alloc(0);
-    s.on('error', () => undefined);
-    s.setTimeout(DNS_TCP_IDLE_MS, () => s.destroy());
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
-        buf = buf.subarray(2 + msg.length);
-        void answerSafely(Buffer.from(msg), 'tcp').then((r) => {
-          if (!r || s.destroyed) return;
-          const len = Buffer.alloc(2);
-          len.writeUInt16BE(r.length);
-          s.write(Buffer.concat([len, r]));
-        });
-      }
-    });
-  });
+  const tcp = dnsTcpServer((msg) => answerSafely(msg, 'tcp'));
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);
     tcp.listen(boundPort, host, () => resolve());
@@ -147,6 +127,7 @@ export async function startDns(z: ZtunnelInputs, host: string, port: number, ups
     close: () => new Promise<void>((resolve) => {
       udp.close();
       tcp.close(() => resolve());
+      tcp.destroyConnections();
     }),
   };
 }
