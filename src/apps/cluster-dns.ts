@@ -1,11 +1,11 @@
 // The lab's cluster DNS (the CoreDNS pod behind the kube-dns VIP), on UDP and TCP of one port.
 import { readFileSync } from 'node:fs';
 import type { RemoteInfo } from 'node:dgram';
-import type { Socket } from 'node:net';
-import { Packet, UDPServer, TCPServer, type Resource } from 'dns2';
+import { Packet, UDPServer, type Resource } from 'dns2';
 import type { Logger } from 'pino';
 import { plainAddress } from './app-cli.js';
-import { answerQuestion } from './dns-answer.js';
+import { answerQuestion, formErrReply, queryShapeError } from './dns-answer.js';
+import { dnsTcpServer, type DnsTcpServer } from './dns-tcp.js';
 import { parseDnsConfig, type DnsConfig } from './dns-records.js';
 
 const RCODE_FORMERR = 1;
@@ -24,8 +24,15 @@ export interface DnsServerOptions {
   log?: Logger;
 }
 
+/** Queries that did not parse: answered FORMERR when they had a header (UDP), else dropped; a TCP connection carrying one is closed. */
+export interface DnsServerStats {
+  malformed: number;
+  formErr: number;
+}
+
 export interface RunningDnsServer {
   port: number;
+  stats: DnsServerStats;
   /** Re-reads configFile; on a bad file the previous records stay in service and this throws. */
   reload(): DnsConfig;
   close(): Promise<void>;
@@ -76,21 +83,48 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<RunningDns
     Promise.resolve(send(response)).catch((err: unknown) => log?.warn({ err, client }, 'could not send reply'));
   };
 
-  const udp = new UDPServer({ type: host.includes(':') ? 'udp6' : 'udp4' });
-  udp.on('request', (req, send, rinfo) => handle(req, send, 'udp', `${plainAddress((rinfo as RemoteInfo).address)}:${(rinfo as RemoteInfo).port}`));
-  udp.on('requestError', (err) => log?.warn({ err: String(err), transport: 'udp' }, 'malformed query'));
+  const stats: DnsServerStats = { malformed: 0, formErr: 0 };
+  /** Counted and logged once; the FORMERR reply when the query had a header to answer. */
+  const malformed = (msg: Buffer, why: string, transport: 'udp' | 'tcp', client: string): Buffer | undefined => {
+    stats.malformed++;
+    const reply = formErrReply(msg);
+    if (reply) stats.formErr++;
+    log?.warn({ err: why, transport, client, bytes: msg.length, rcode: reply ? 'FORMERR' : 'dropped' }, 'malformed query');
+    return reply;
+  };
+  const clientOf = (address: string | undefined, port: number | undefined): string => `${plainAddress(address)}:${port}`;
 
-  const tcp = new TCPServer();
-  const conns = new Set<Socket>();
-  tcp.on('connection', (s: Socket) => {
-    conns.add(s);
-    s.on('close', () => conns.delete(s));
+  const udp = new UDPServer({ type: host.includes(':') ? 'udp6' : 'udp4' });
+  // dns2 parses a datagram before anyone sees it; the shape check must come first (see
+  // queryShapeError), so its 'message' listener is replaced by one that checks, then hands
+  // the datagram to dns2 (which keeps its EDNS payload size and truncation logic).
+  const dns2Handle = (udp as unknown as { handle(data: Buffer, rinfo: RemoteInfo): void }).handle.bind(udp);
+  udp.removeAllListeners('message');
+  udp.on('message', (data: Buffer, rinfo: RemoteInfo) => {
+    const why = queryShapeError(data);
+    if (!why) return dns2Handle(data, rinfo);
+    const reply = malformed(data, why, 'udp', clientOf(rinfo.address, rinfo.port));
+    if (reply) udp.send(reply, rinfo.port, rinfo.address, () => undefined);
   });
-  tcp.on('request', (req, send, sock) => {
-    const s = sock as Socket;
-    handle(req, send, 'tcp', `${plainAddress(s.remoteAddress)}:${s.remotePort}`);
+  udp.on('request', (req, send, rinfo) => handle(req, send, 'udp', clientOf((rinfo as RemoteInfo).address, (rinfo as RemoteInfo).port)));
+  // A datagram of the right shape that dns2 still cannot parse: dropped.
+  udp.on('requestError', (err) => {
+    stats.malformed++;
+    log?.warn({ err: String(err), transport: 'udp', rcode: 'dropped' }, 'malformed query');
   });
-  tcp.on('requestError', (err) => log?.warn({ err: String(err), transport: 'tcp' }, 'malformed query'));
+
+  const tcp = dnsTcpServer((msg, s) => {
+    const client = clientOf(s.remoteAddress, s.remotePort);
+    const why = queryShapeError(msg);
+    if (why) return Promise.resolve(malformed(msg, why, 'tcp', client));
+    let req: Packet;
+    try {
+      req = Packet.parse(msg);
+    } catch (e) {
+      return Promise.resolve(malformed(msg, (e as Error).message, 'tcp', client));
+    }
+    return new Promise((resolve) => handle(req, (p) => resolve(p.toBuffer()), 'tcp', client));
+  });
 
   const port = await bindBoth(udp, tcp, opts.port, host);
   // After binding, a socket error (e.g. a send to a vanished client) is logged, not fatal.
@@ -98,6 +132,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<RunningDns
   tcp.on('error', (err) => log?.warn({ err: String(err), transport: 'tcp' }, 'socket error'));
   return {
     port,
+    stats,
     reload() {
       if (!opts.configFile) return config;
       const next = loadDnsConfig(opts.configFile);
@@ -110,7 +145,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<RunningDns
         new Promise<void>((r) => udp.close(() => r())),
         new Promise<void>((r) => {
           tcp.close(() => r());
-          for (const c of conns) c.destroy();
+          tcp.destroyConnections();
         }),
       ]);
     },
@@ -121,7 +156,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<RunningDns
  * TCP first, then UDP on the port TCP got: with port 0 the two must still agree, because
  * resolvers retry a truncated UDP answer over TCP on the same port.
  */
-async function bindBoth(udp: UDPServer, tcp: TCPServer, port: number, host: string): Promise<number> {
+async function bindBoth(udp: UDPServer, tcp: DnsTcpServer, port: number, host: string): Promise<number> {
   for (let attempt = 0; ; attempt++) {
     const got = await new Promise<number>((resolve, reject) => {
       tcp.once('error', reject);

@@ -68,3 +68,47 @@ function zoneSoa(domain: string, serial: number): SoaRecord {
     minimum: RECORD_TTL,
   };
 }
+
+/** A DNS header is 12 bytes; anything shorter cannot even be answered. */
+export const DNS_HEADER_LEN = 12;
+
+/**
+ * The FORMERR reply to a query that does not parse (RFC 1035 §4.1.1, what CoreDNS sends for
+ * an unpackable message whose header it could read): the query's id and opcode, QR set,
+ * rcode 1, no sections. Undefined when there is no header to answer, or the message is
+ * itself a response (answering responses invites reflection loops): drop those.
+ */
+export function formErrReply(query: Buffer): Buffer | undefined {
+  if (query.length < DNS_HEADER_LEN || (query[2] & 0x80) !== 0) return undefined;
+  const r = Buffer.alloc(DNS_HEADER_LEN);
+  query.copy(r, 0, 0, 2);
+  r[2] = 0x80 | (query[2] & 0x78) | (query[2] & 0x01);
+  r[3] = 0x80 | 1;
+  return r;
+}
+
+/**
+ * Why `msg` is not a query worth parsing, or undefined. dns2's parser trusts the header's
+ * counts: a 184-byte random datagram announcing 18,000 questions kept it busy for seconds,
+ * and the event loop with it. A client's query has one question, no answer or authority
+ * records and at most two additional ones (EDNS OPT, TSIG), and its question name, the
+ * first name of the message, has nothing to point back to: anything else is refused unparsed.
+ */
+export function queryShapeError(msg: Buffer): string | undefined {
+  if (msg.length < DNS_HEADER_LEN) return `${msg.length} bytes: shorter than a DNS header`;
+  if (msg[2] & 0x80) return 'a response, not a query';
+  if (msg.readUInt16BE(4) !== 1) return `${msg.readUInt16BE(4)} questions (a query has 1)`;
+  if (msg.readUInt16BE(6) || msg.readUInt16BE(8)) return 'answer or authority records in a query';
+  if (msg.readUInt16BE(10) > 2) return `${msg.readUInt16BE(10)} additional records (at most 2)`;
+  let at = DNS_HEADER_LEN;
+  for (;;) {
+    if (at >= msg.length) return 'question name runs past the end';
+    const len = msg[at];
+    if (len === 0) break;
+    if (len & 0xc0) return 'compression pointer in the question name';
+    at += 1 + len;
+    if (at - DNS_HEADER_LEN > 255) return 'question name longer than 255 bytes';
+  }
+  if (at + 5 > msg.length) return 'question type and class missing';
+  return undefined;
+}

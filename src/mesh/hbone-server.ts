@@ -5,11 +5,13 @@
 import http2 from 'node:http2';
 import tls from 'node:tls';
 import net from 'node:net';
-import type { Duplex } from 'node:stream';
+import { PassThrough, type Duplex } from 'node:stream';
 import type { SpiffeId } from './identity.js';
 import { HBONE_ALPN, secureContextFor, verifyPeer, type MeshTls } from './tls.js';
-import { hboneSessionOptions, widenConnectionWindow } from './h2-settings.js';
+import { widenConnectionWindow } from './h2-settings.js';
 import { resetWrapped } from './tcp-reset.js';
+import { HBONE_LIMITS, hboneServerOptions, sessionGuard, type HboneLimits, type HboneRefusalKind, type SessionGuard } from './hbone-limits.js';
+import type { RefusalCounter } from '../proxy/refusals.js';
 
 export interface Address {
   ip: string;
@@ -37,6 +39,8 @@ export interface HboneRequest {
 }
 
 export interface HboneRefusal {
+  /** The lab_refused_total reason label. */
+  kind: HboneRefusalKind;
   reason: string;
   peerIp?: string;
   origDst: Address;
@@ -49,11 +53,17 @@ export interface HboneServerOptions {
   /** Identity to present for a connection addressed to `ip`; undefined refuses the connection. */
   identityFor(ip: string): SpiffeId | undefined;
   onRequest(req: HboneRequest): void | Promise<void>;
-  /** Connections and streams refused before onRequest (for the access log). */
+  /**
+   * Connections and streams this server refused or ended itself (for the access log), each
+   * reported once. A request the handler rejects (req.reject) is the handler's to log.
+   */
   onRefused?(r: HboneRefusal): void;
+  /** Counts every onRefused under lab_refused_total{listener="hbone"}. */
+  refusals?: RefusalCounter;
   /** ztunnel refuses an authority whose IP differs from the original destination (400). */
   requireAuthorityOnOrigDst?: boolean;
-  handshakeTimeoutMs?: number;
+  /** Overrides of HBONE_LIMITS (tests use short timeouts). */
+  limits?: Partial<HboneLimits>;
 }
 
 export interface HboneServerStats {
@@ -104,17 +114,33 @@ interface ConnInfo {
   origDst: Address;
   peer: HboneRequest['peer'];
   localIdentity: SpiffeId;
+  guard: SessionGuard;
+}
+
+/**
+ * A stream the client reset while the handler was still deciding (dialing upstream): the
+ * handler gets a duplex that is already failing, so its copy and access log end as for any
+ * reset, instead of respond() throwing on a destroyed stream and taking the proxy down.
+ */
+function resetBeforeAnswer(): Duplex {
+  const gone = new PassThrough();
+  gone.on('error', () => undefined);
+  gone.destroy(new Error('CONNECT stream reset by the client before it was answered'));
+  return gone;
 }
 
 export function createHboneServer(opts: HboneServerOptions): HboneServer {
   const stats: HboneServerStats = { handshakes: 0, streams: 0, refused: 0 };
   const requireMatch = opts.requireAuthorityOnOrigDst ?? true;
-  const h2 = http2.createServer({ ...hboneSessionOptions });
+  const limits: HboneLimits = { ...HBONE_LIMITS, ...opts.limits };
+  const h2 = http2.createServer(hboneServerOptions(limits));
   const conns = new WeakMap<http2.Http2Session, ConnInfo>();
   const live = new Set<Duplex>();
 
+  // The one place a refusal is counted and reported: each is logged once, by onRefused.
   const refuse = (r: HboneRefusal): void => {
     stats.refused++;
+    opts.refusals?.inc('hbone', r.kind);
     opts.onRefused?.(r);
   };
 
@@ -136,17 +162,21 @@ export function createHboneServer(opts: HboneServerOptions): HboneServer {
       stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
       return;
     }
-    stats.streams++;
     const authority = headers[':authority'];
-    const respond = (status: number, reason: string): void => {
-      refuse({ reason, status, peerIp: info.peer.ip, origDst: info.origDst, ...(authority ? { authority } : {}) });
+    if (!info.guard.admit(stream)) return;
+    stats.streams++;
+    const respond = (status: number): void => {
       if (!stream.destroyed && !stream.headersSent) stream.respond({ ':status': status }, { endStream: true });
     };
-    if (headers[':method'] !== 'CONNECT') return respond(404, `method ${headers[':method']} is not CONNECT`);
+    const refuseStream = (kind: HboneRefusalKind, status: number, reason: string): void => {
+      refuse({ kind, reason, status, peerIp: info.peer.ip, origDst: info.origDst, ...(authority ? { authority } : {}) });
+      respond(status);
+    };
+    if (headers[':method'] !== 'CONNECT') return refuseStream('bad_request', 404, `method ${headers[':method']} is not CONNECT`);
     const target = parseAuthority(authority);
-    if (!target) return respond(400, `authority ${authority ?? '(none)'} is not ip:port`);
+    if (!target) return refuseStream('bad_request', 400, `authority ${authority ?? '(none)'} is not ip:port`);
     if (requireMatch && target.ip !== info.origDst.ip) {
-      return respond(400, `authority ${authority} does not match the original destination ${info.origDst.ip}`);
+      return refuseStream('bad_request', 400, `authority ${authority} does not match the original destination ${info.origDst.ip}`);
     }
     let answered = false;
     const forwardedFor = parseForwardedFor(headers.forwarded);
@@ -161,18 +191,29 @@ export function createHboneServer(opts: HboneServerOptions): HboneServer {
       accept() {
         if (answered) throw new Error('HBONE request already answered');
         answered = true;
+        if (stream.destroyed || stream.closed) return resetBeforeAnswer();
         stream.respond({ ':status': 200 });
         live.add(stream);
         stream.once('close', () => live.delete(stream));
         return stream;
       },
-      reject(status, reason) {
+      // The handler logs its own rejections (RBAC, unknown destination, upstream down).
+      reject(status) {
         if (answered) return;
         answered = true;
-        respond(status, reason);
+        respond(status);
       },
     };
-    Promise.resolve(opts.onRequest(req)).catch((e: Error) => req.reject(503, `handler failed: ${e.message}`));
+    // The handler runs after the rest of the bytes already read: a CONNECT whose RST_STREAM
+    // came in the same read (a rapid-reset flood) is dropped before it costs an upstream dial.
+    setImmediate(() => {
+      if (stream.destroyed || stream.closed) return;
+      Promise.resolve(opts.onRequest(req)).catch((e: Error) => {
+        if (answered) return;
+        answered = true;
+        refuseStream('handler_failed', 503, `handler failed: ${e.message}`);
+      });
+    });
   });
 
   async function handle(raw: net.Socket, origDst: Address = { ip: raw.localAddress!, port: raw.localPort! }): Promise<void> {
@@ -181,7 +222,7 @@ export function createHboneServer(opts: HboneServerOptions): HboneServer {
     raw.on('error', () => undefined);
     const localIdentity = opts.identityFor(origDst.ip);
     if (!localIdentity) {
-      refuse({ reason: `no workload at ${origDst.ip} to serve as`, peerIp, origDst });
+      refuse({ kind: 'no_identity', reason: `no workload at ${origDst.ip} to serve as`, peerIp, origDst });
       raw.destroy();
       return;
     }
@@ -189,7 +230,7 @@ export function createHboneServer(opts: HboneServerOptions): HboneServer {
     try {
       secureContext = await secureContextFor(opts.tls, localIdentity);
     } catch (e) {
-      refuse({ reason: `no certificate: ${(e as Error).message}`, peerIp, origDst });
+      refuse({ kind: 'no_certificate', reason: `no certificate: ${(e as Error).message}`, peerIp, origDst });
       raw.destroy();
       return;
     }
@@ -204,20 +245,31 @@ export function createHboneServer(opts: HboneServerOptions): HboneServer {
     opts.tls.keyLog?.attach(sock);
     live.add(sock);
     sock.once('close', () => live.delete(sock));
-    sock.on('error', (e: Error) => {
-      if (!handshaken) refuse({ reason: `TLS handshake failed: ${e.message}`, peerIp, origDst });
-    });
+    // One refusal per connection that never completes its handshake: an error, or silence.
     let handshaken = false;
+    let handshakeRefused = false;
+    const refuseHandshake = (kind: HboneRefusalKind, reason: string): void => {
+      if (handshaken || handshakeRefused) return;
+      handshakeRefused = true;
+      refuse({ kind, reason, peerIp, origDst });
+    };
+    sock.on('error', (e: Error) => refuseHandshake('tls_handshake', `TLS handshake failed: ${e.message}`));
+    sock.once('close', () => {
+      clearTimeout(timer);
+      refuseHandshake('tls_handshake', 'connection closed before the TLS handshake completed');
+    });
     const timer = setTimeout(() => {
-      if (!handshaken) sock.destroy(new Error('TLS handshake timeout'));
-    }, opts.handshakeTimeoutMs ?? 10_000);
+      refuseHandshake('handshake_timeout', `TLS handshake not completed within ${limits.handshakeTimeoutMs} ms`);
+      sock.destroy();
+      raw.destroy();
+    }, limits.handshakeTimeoutMs);
     timer.unref();
     // Node completes a TLS 1.3 handshake whatever the client's chain (its verify callback
     // accepts all and leaves the verdict to us), so a bad peer can no longer get a handshake
     // alert as from ztunnel's BoringSSL: reset the TCP connection instead, which the client
     // sees at once (ECONNRESET) rather than as a quiet close of a session it thinks is fine.
     const reject = (reason: string): void => {
-      refuse({ reason, peerIp, origDst });
+      refuse({ kind: 'peer_rejected', reason, peerIp, origDst });
       resetWrapped(raw, sock);
     };
     sock.once('secure', () => {
@@ -230,9 +282,12 @@ export function createHboneServer(opts: HboneServerOptions): HboneServer {
       if (peer.identity.trustDomain !== localIdentity.trustDomain) {
         return reject(`client trust domain ${peer.identity.trustDomain} != ${localIdentity.trustDomain}`);
       }
-      const info: ConnInfo = { origDst, localIdentity, peer: { identity: peer.identity, ip: peerIp, port: peerPort } };
+      const connPeer = { identity: peer.identity, ip: peerIp, port: peerPort };
       // 'session' fires synchronously inside emit('connection'), so the session can be tagged there.
-      const tag = (session: http2.ServerHttp2Session): void => void conns.set(session, info);
+      const tag = (session: http2.ServerHttp2Session): void => {
+        const guard = sessionGuard(session, limits, (kind, reason) => refuse({ kind, reason, peerIp, origDst }));
+        conns.set(session, { origDst, localIdentity, peer: connPeer, guard });
+      };
       h2.once('session', tag);
       // tls.Server clears this flag when it hands a socket on; http2 waits for it (for a
       // 'secureConnect' a server-side socket never emits) before reading the session.

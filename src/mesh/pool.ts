@@ -47,9 +47,14 @@ interface Entry {
   ready?: http2.ClientHttp2Session;
   pending?: Promise<http2.ClientHttp2Session>;
   active: number;
+  /** CONNECTs that picked this entry and wait for its session: they count against the limit too. */
+  reserved: number;
   idle?: NodeJS.Timeout;
   dead: boolean;
 }
+
+/** ztunnel config.rs DEFAULT_POOL_MAX_STREAMS_PER_CONNECTION; the HBONE server refuses stream 101 (hbone-limits.ts). */
+export const POOL_MAX_STREAMS = 100;
 
 export const poolKeyString = (k: PoolKey): string =>
   `${formatSpiffe(k.source)}|${formatSpiffe(k.expected)}|${formatAuthority(k.address)}|${k.srcIp ?? ''}`;
@@ -92,7 +97,13 @@ export class HbonePool {
     let entry = this.pick(k);
     const reused = !!entry;
     if (!entry) entry = this.open(k, key);
-    const session = entry.ready ?? (await entry.pending!);
+    entry.reserved++;
+    let session: http2.ClientHttp2Session;
+    try {
+      session = entry.ready ?? (await entry.pending!);
+    } finally {
+      entry.reserved--;
+    }
     entry.active++;
     if (entry.idle) clearTimeout(entry.idle);
     entry.idle = undefined;
@@ -152,18 +163,18 @@ export class HbonePool {
   private pick(k: string): Entry | undefined {
     for (const e of this.entries.get(k) ?? []) {
       if (e.dead) continue;
-      if (e.pending && !e.ready) return e;
-      const s = e.ready!;
-      if (s.closed || s.destroyed) continue;
-      // Stay under the peer's SETTINGS_MAX_CONCURRENT_STREAMS; past it, open another session.
-      const max = s.remoteSettings.maxConcurrentStreams ?? 100;
-      if (e.active < max) return e;
+      const s = e.ready;
+      if (s && (s.closed || s.destroyed)) continue;
+      // At most 100 streams per session, as ztunnel's pool (POOL_MAX_STREAMS_PER_CONNECTION),
+      // and under the peer's SETTINGS_MAX_CONCURRENT_STREAMS; past it, open another session.
+      const max = Math.min(s?.remoteSettings.maxConcurrentStreams ?? POOL_MAX_STREAMS, POOL_MAX_STREAMS);
+      if (e.active + e.reserved < max) return e;
     }
     return undefined;
   }
 
   private open(k: string, key: PoolKey): Entry {
-    const entry: Entry = { key: k, active: 0, dead: false };
+    const entry: Entry = { key: k, active: 0, reserved: 0, dead: false };
     const list = this.entries.get(k) ?? [];
     list.push(entry);
     this.entries.set(k, list);

@@ -8,6 +8,54 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { DownstreamInfo, L7Engine } from '../l7/engine.js';
 import type { L7RequestResult } from '../l7/result.js';
+import type { RefusalCounter } from './refusals.js';
+
+/** What the HTTP/1.1 side bounds (Envoy's HTTP connection manager limits, as Istio keeps them). */
+export interface Http1Limits {
+  /** Request line plus headers, bytes: 431 past it. Envoy's max_request_headers_kb default, 60 KiB. */
+  maxHeaderSize: number;
+  /** Header fields per request: 431 past it. Envoy's max_headers_count default, 100. */
+  maxHeadersCount: number;
+  /**
+   * From a request's first byte to the end of its headers (slowloris): 408 past it. Envoy's
+   * request_headers_timeout is off by default; the lab uses Node's default, 60 s, so a
+   * client trickling headers cannot hold a connection forever.
+   */
+  headersTimeoutMs: number;
+  /**
+   * From a request's first byte to the end of its body: 408 past it. Node's default, 300 s,
+   * as long as Envoy's stream_idle_timeout (5 min); an upload slower than that is cut.
+   */
+  requestTimeoutMs: number;
+  /** How often Node looks for requests past those timeouts (its default is 30 s). */
+  timeoutCheckMs: number;
+}
+
+export const HTTP1_LIMITS: Http1Limits = {
+  maxHeaderSize: 60 * 1024,
+  maxHeadersCount: 100,
+  headersTimeoutMs: 60_000,
+  requestTimeoutMs: 300_000,
+  timeoutCheckMs: 1000,
+};
+
+export interface L7ServerOptions {
+  limits?: Partial<Http1Limits>;
+  /** Counts each refused request under lab_refused_total{listener="http"}. */
+  refusals?: RefusalCounter;
+}
+
+/** llhttp's verdicts that mean two parsers could disagree on where the request ends. */
+const SMUGGLING = new Set(['HPE_UNEXPECTED_CONTENT_LENGTH', 'HPE_INVALID_CONTENT_LENGTH', 'HPE_INVALID_TRANSFER_ENCODING']);
+
+/** The status and reason label for a request Node's parser or timers refused; undefined for a socket error. */
+function clientErrorVerdict(code: string): { status: number; kind: string } | undefined {
+  if (code === 'HPE_HEADER_OVERFLOW') return { status: 431, kind: 'header_size' };
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return { status: 408, kind: 'request_timeout' };
+  if (SMUGGLING.has(code)) return { status: 400, kind: 'smuggling' };
+  if (code.startsWith('HPE_')) return { status: 400, kind: 'malformed' };
+  return undefined;
+}
 
 export interface L7Server {
   /** Serve HTTP on `conn` (a net.Socket, or a Duplex without a native handle: see mesh/duplex-adapter.ts). */
@@ -16,22 +64,62 @@ export interface L7Server {
   close(): Promise<void>;
 }
 
-export function createL7Server(engine: L7Engine, log: Logger, onResult: (r: L7RequestResult, info: DownstreamInfo) => void): L7Server {
+export function createL7Server(
+  engine: L7Engine,
+  log: Logger,
+  onResult: (r: L7RequestResult, info: DownstreamInfo) => void,
+  opts: L7ServerOptions = {},
+): L7Server {
+  const limits: Http1Limits = { ...HTTP1_LIMITS, ...opts.limits };
   const infos = new WeakMap<object, DownstreamInfo>();
   const live = new Set<Duplex>();
-  const server = http.createServer((req, res) => {
+  // Each refused request: one log line, one count, then the connection is closed.
+  const refused = (kind: string, status: number, detail: string, info: DownstreamInfo | undefined): void => {
+    opts.refusals?.inc('http', kind);
+    log.warn({ reason: kind, status, detail, 'src.addr': info?.srcIp, 'dst.port': info?.dstPort }, 'request refused');
+  };
+  const server = http.createServer({
+    maxHeaderSize: limits.maxHeaderSize,
+    // Never the lenient parser: it accepts what a backend may parse differently (smuggling).
+    insecureHTTPParser: false,
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionsCheckingInterval: limits.timeoutCheckMs,
+  }, (req, res) => {
     const info = infos.get(req.socket);
     if (!info) { res.writeHead(500).end(); return; }
+    // Node keeps the first maxHeadersCount fields and drops the rest silently; one more than
+    // the limit is kept so that a request over it can be seen, and refused as Envoy does.
+    if (req.rawHeaders.length / 2 > limits.maxHeadersCount) {
+      refused('header_count', 431, `more than ${limits.maxHeadersCount} header fields`, info);
+      res.writeHead(431, { connection: 'close' }).end();
+      return;
+    }
     void engine.handle(req, res, info).then((r) => onResult(r, info), (e: Error) => log.error({ err: e.message }, 'request failed in the L7 engine'));
   });
-  // Envoy's HCM idle timeouts are off in Istio (waypoint-and-sidecar.md §3): so are Node's.
+  server.maxHeadersCount = limits.maxHeadersCount + 1;
+  // Envoy's HCM idle timeout between requests stays off, as in Istio (waypoint-and-sidecar.md §3).
   server.keepAliveTimeout = 0;
-  server.requestTimeout = 0;
-  server.headersTimeout = 0;
   // A client that half-closes after its request (shutdown(SHUT_WR), or an HBONE END_STREAM)
   // still gets its response, as from Envoy; Node's default would end our side at once.
   (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-  server.on('clientError', (_e, sock) => sock.destroy());
+  // Node checks headersTimeout/requestTimeout only for a server that emitted 'listening';
+  // this one is fed connections and never listens, so it says it does.
+  server.emit('listening');
+  // Bytes still arriving after the refusal make the parser fail again: one refusal per connection.
+  const refusedConns = new WeakSet<Duplex>();
+  server.on('clientError', (e: NodeJS.ErrnoException, sock: Duplex & { _httpMessage?: http.ServerResponse }) => {
+    const verdict = clientErrorVerdict(e.code ?? '');
+    if (!verdict || refusedConns.has(sock)) { sock.destroy(); return; }
+    refusedConns.add(sock);
+    refused(verdict.kind, verdict.status, `${e.code}: ${e.message}`, infos.get(sock));
+    // As Node's own handler: answer unless a response is already under way, then close.
+    if (sock.writable && !sock._httpMessage?.headersSent) {
+      sock.end(`HTTP/1.1 ${verdict.status} ${http.STATUS_CODES[verdict.status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`, () => sock.destroy());
+    } else {
+      sock.destroy();
+    }
+  });
   return {
     serve(conn, info) {
       infos.set(conn, info);
@@ -40,6 +128,8 @@ export function createL7Server(engine: L7Engine, log: Logger, onResult: (r: L7Re
       server.emit('connection', conn);
     },
     async close() {
+      // Stops the timeout checker; the callback takes the "not running" error of a server that never listened.
+      server.close(() => undefined);
       for (const c of live) c.destroy();
       live.clear();
     },

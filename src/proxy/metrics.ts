@@ -2,6 +2,8 @@
 // Direction of bytes follows Istio's definitions: received = request bytes (client ->
 // server), sent = response bytes (server -> client).
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { Refusals } from './refusals.js';
+
 export const METRIC_LABELS = [
   'reporter', 'source_workload', 'source_workload_namespace', 'source_principal',
   'destination_workload', 'destination_workload_namespace', 'destination_principal',
@@ -39,6 +41,8 @@ function loopDelayText(): string {
 }
 
 export class Metrics {
+  /** lab_refused_total: what listeners refused as malformed or over a limit (refusals.ts). */
+  readonly refusals = new Refusals();
   private readonly series = new Map<CounterName, Map<string, { labels: MetricLabels; value: number }>>();
 
   constructor() {
@@ -74,7 +78,7 @@ export class Metrics {
         out.push(`${name}{${labels}} ${s.value}`);
       }
     }
-    return out.join('\n') + '\n' + loopDelayText();
+    return out.join('\n') + '\n' + this.refusals.render() + loopDelayText();
   }
 }
 

@@ -258,6 +258,7 @@ export function createSidecarHbone(s: SidecarContext): HboneServer {
   };
   return createHboneServer({
     tls: s.z.tls,
+    refusals: s.z.metrics.refusals,
     // Only connections addressed to this pod; the authority must name it too (else 400).
     identityFor: (ip) => (ip === s.z.cfg.instanceIp ? s.identity : undefined),
     requireAuthorityOnOrigDst: true,

@@ -109,7 +109,7 @@ export async function startSidecar(cfg: SidecarConfig, log: Logger, opts: Sideca
       reporter: 'source', store, self: store.workload(z.cfg.instanceIp), selfIdentity: z.cfg.identity, r, info,
       upstreamSecure: t?.kind === 'hbone' || t?.kind === 'istio-mtls',
     }), r.durationMs);
-  });
+  }, { refusals: z.metrics.refusals });
   s.inboundHttp = createL7Server(s.inboundEngine, log, (r, info) => {
     const { store } = z.xds.snapshot;
     const service = serviceOfPodPort(store, z.cfg.instanceIp, info.dstPort)?.service.hostname;
@@ -119,7 +119,7 @@ export async function startSidecar(cfg: SidecarConfig, log: Logger, opts: Sideca
     requests.record(sidecarRequestLabels({
       reporter: 'destination', store, self: store.workload(z.cfg.instanceIp), selfIdentity: z.cfg.identity, r, info, ...(service ? { service } : {}),
     }), r.durationMs);
-  });
+  }, { refusals: z.metrics.refusals });
 
   const hbone = createSidecarHbone(s);
   const host = cfg.listen?.host ?? '0.0.0.0';

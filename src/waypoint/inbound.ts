@@ -92,6 +92,7 @@ export function createWaypointInbound(z: WaypointInputs, http: HttpHandoff): Hbo
   };
   return createHboneServer({
     tls: z.tls,
+    refusals: z.metrics.refusals,
     // The authority names the Service VIP (or the pod) the client meant, not the waypoint.
     requireAuthorityOnOrigDst: false,
     identityFor: (ip) => (ip === z.cfg.instanceIp ? waypointIdentity(z) : undefined),

@@ -77,7 +77,7 @@ export async function startWaypoint(cfg: WaypointConfig, log: Logger, opts: Inpu
   const l7 = createL7Server(engine, log, (r, info) => {
     log.info(requestLogFields(r, info), 'request');
     requests.record(requestLabels(z, r, info), r.durationMs);
-  });
+  }, { refusals: z.metrics.refusals });
 
   const inbound = createWaypointInbound(z, (req, t, tunnel: Duplex) => {
     const service = t.kind === 'service'

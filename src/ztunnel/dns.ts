@@ -2,10 +2,11 @@
 // Service hostnames are answered with the VIP; everything else goes to the nameserver in
 // resolv.conf. Kept small on purpose: A records only, no search-domain expansion.
 import dgram from 'node:dgram';
-import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { Packet, type Resource } from 'dns2';
 import { tcpListenFd, udpSocketFd } from '../host/sys.js';
+import { formErrReply, queryShapeError } from '../apps/dns-answer.js';
+import { dnsTcpServer } from '../apps/dns-tcp.js';
 import type { ZtunnelInputs } from './config.js';
 
 export interface DnsServer {
@@ -29,15 +30,9 @@ export function lookupService(z: ZtunnelInputs, name: string): string | undefine
 }
 
 /** Answers from the store, or undefined to forward. */
-function localAnswer(z: ZtunnelInputs, query: Buffer): Buffer | undefined {
-  let req;
-  try {
-    req = Packet.parse(query);
-  } catch {
-    return undefined;
-  }
+function localAnswer(z: ZtunnelInputs, req: Packet): Buffer | undefined {
   const q = req.questions?.[0];
-  if (!q || q.type !== Packet.TYPE.A) return undefined;
+  if (!q || q.type !== Packet.TYPE.A || typeof q.name !== 'string') return undefined;
   const vip = lookupService(z, q.name);
   if (!vip) return undefined;
   const res = Packet.createResponseFromRequest(req);
@@ -67,11 +62,32 @@ function forwardUdp(server: string, query: Buffer): Promise<Buffer> {
   });
 }
 
+/** The query, or why it is not one (checked before dns2 parses it: see queryShapeError). */
+function parseQuery(q: Buffer): Packet | string {
+  const bad = queryShapeError(q);
+  if (bad) return bad;
+  try {
+    return Packet.parse(q);
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
 /** reusePort: both sockets SO_REUSEPORT, so a successor ztunnel can bind :15053 before this one lets go. */
 export async function startDns(z: ZtunnelInputs, host: string, port: number, upstream = upstreamNameserver(),
   opts: { reusePort?: boolean } = {}): Promise<DnsServer> {
-  const answer = async (q: Buffer): Promise<Buffer | undefined> => {
-    const local = localAnswer(z, q);
+  // A query that does not parse is never forwarded: FORMERR when it has a header to answer,
+  // else dropped; either way counted and logged once.
+  const malformed = (q: Buffer, transport: 'udp' | 'tcp', why: string): Buffer | undefined => {
+    const reply = formErrReply(q);
+    z.metrics.refusals.inc('dns', 'malformed');
+    z.log.warn({ transport, bytes: q.length, err: why, rcode: reply ? 'FORMERR' : 'dropped' }, 'malformed DNS query');
+    return reply;
+  };
+  const answer = async (q: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> => {
+    const req = parseQuery(q);
+    if (typeof req === 'string') return malformed(q, transport, req);
+    const local = localAnswer(z, req);
     if (local) return local;
     if (!upstream) return undefined;
     return forwardUdp(upstream, q).catch((e: Error) => {
@@ -79,10 +95,23 @@ export async function startDns(z: ZtunnelInputs, host: string, port: number, ups
       return undefined;
     });
   };
+  const answerSafely = (q: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer | undefined> =>
+    answer(q, transport).catch((e: Error) => {
+      z.log.warn({ err: e.message, transport }, 'DNS query failed');
+      return undefined;
+    });
 
   const udp = dgram.createSocket('udp4');
+  udp.on('error', (e) => z.log.warn({ err: e.message }, 'DNS UDP socket error'));
   udp.on('message', (msg, rinfo) => {
-    void answer(msg).then((r) => r && udp.send(r, rinfo.port, rinfo.address));
+    void answerSafely(msg, 'udp').then((r) => {
+      // The socket may have closed while an upstream answer was on its way.
+      try {
+        if (r) udp.send(r, rinfo.port, rinfo.address, () => undefined);
+      } catch {
+        // closed
+      }
+    });
   });
   await new Promise<void>((resolve, reject) => {
     udp.once('error', reject);
@@ -91,24 +120,7 @@ export async function startDns(z: ZtunnelInputs, host: string, port: number, ups
   });
   const boundPort = udp.address().port;
 
-  // DNS over TCP: 2-byte length prefix per message.
-  const tcp = net.createServer((s) => {
-    let buf = Buffer.alloc(0);
-    s.on('error', () => undefined);
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        const msg = buf.subarray(2, 2 + buf.readUInt16BE(0));
-        buf = buf.subarray(2 + msg.length);
-        void answer(Buffer.from(msg)).then((r) => {
-          if (!r || s.destroyed) return;
-          const len = Buffer.alloc(2);
-          len.writeUInt16BE(r.length);
-          s.write(Buffer.concat([len, r]));
-        });
-      }
-    });
-  });
+  const tcp = dnsTcpServer((msg) => answerSafely(msg, 'tcp'));
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);
     if (opts.reusePort) tcp.listen({ fd: tcpListenFd({ host, port: boundPort, reusePort: true }) }, () => resolve());
@@ -120,6 +132,7 @@ export async function startDns(z: ZtunnelInputs, host: string, port: number, ups
     close: () => new Promise<void>((resolve) => {
       udp.close();
       tcp.close(() => resolve());
+      tcp.destroyConnections();
     }),
   };
 }

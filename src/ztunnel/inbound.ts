@@ -75,6 +75,7 @@ export async function handleInboundRequest(z: ZtunnelInputs, req: HboneRequest):
 export function createInbound(z: ZtunnelInputs): HboneServer {
   return createHboneServer({
     tls: z.tls,
+    refusals: z.metrics.refusals,
     identityFor: (ip) => {
       const w = z.xds.store.workload(ip);
       return w ? workloadIdentity(w) : undefined;
