@@ -3,7 +3,7 @@
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { formatSpiffe, identityFromSubjectAltName, sameIdentity, type SpiffeId } from './identity.js';
-import { issueWorkloadCert, type LabCa, type WorkloadCert } from './ca.js';
+import type { LabCa, WorkloadCert } from './ca.js';
 import type { KeyLog } from './keylog.js';
 
 export const HBONE_ALPN = 'h2';
@@ -15,8 +15,12 @@ export interface MeshTls {
   keyLog?: KeyLog;
 }
 
+/**
+ * Signing in-process (tests). ca.js is imported here, not at the top: it loads an X.509 library
+ * (~130 ms of CPU) that the proxies, which only read the certificates `lab up` issued, never use.
+ */
 export function meshTlsFromCa(ca: LabCa, keyLog?: KeyLog): MeshTls {
-  return { caPem: ca.certPem, certFor: (id) => issueWorkloadCert(ca, id), ...(keyLog ? { keyLog } : {}) };
+  return { caPem: ca.certPem, certFor: async (id) => (await import('./ca.js')).issueWorkloadCert(ca, id), ...(keyLog ? { keyLog } : {}) };
 }
 
 // One SecureContext per (trust anchor, cert): building one parses PEMs and is not free.
