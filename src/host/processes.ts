@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { openSync, closeSync, readFileSync, existsSync, mkdirSync, watch, type FSWatcher } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ProcessSpec } from '../plan/lab-build.js';
+import { shArg } from './run.js';
 import type { ProcessRecord } from '../state/store.js';
 
 export const OWNER_ENV = 'AMBIENT_LAB_OWNER';
@@ -56,8 +57,6 @@ export function launchOrder(specs: ProcessSpec[]): ProcessSpec[] {
   return [...specs.filter((s) => INFRASTRUCTURE.has(s.role)), ...specs.filter((s) => !INFRASTRUCTURE.has(s.role))];
 }
 
-const shQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-
 /**
  * The launcher's script: per process one line that starts it exactly as startProcess does
  * (in its netns with `ip netns exec`, in a session of its own, stdin from /dev/null, output
@@ -68,8 +67,8 @@ const shQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
  */
 export function launcherScript(lab: string, specs: ProcessSpec[]): string {
   return specs.map((spec) => [
-    `${OWNER_ENV}=${shQuote(ownerTag(lab, spec))}`, 'setsid', 'ip', 'netns', 'exec', shQuote(spec.netns),
-    ...userArgv(spec).map(shQuote), `</dev/null >>${shQuote(spec.log)} 2>&1 & echo $!`,
+    `${OWNER_ENV}=${shArg(ownerTag(lab, spec))}`, 'setsid', 'ip', 'netns', 'exec', shArg(spec.netns),
+    ...userArgv(spec).map(shArg), `</dev/null >>${shArg(spec.log)} 2>&1 & echo $!`,
   ].join(' ')).join('\n') + '\n';
 }
 

@@ -10,9 +10,9 @@ import { planAddresses, type LabPlan } from '../topology/address-plan.js';
 import { planLab, type LabBuild } from '../plan/lab-build.js';
 import type { HostFacts } from '../plan/host-facts.js';
 import { labStateDir, readState, writeState, type LabState } from '../state/store.js';
-import { ipBatch } from '../host/run.js';
+import { ipBatch, nsWrap, runBatch } from '../host/run.js';
 import { netnsExists, findOwnedNetns } from '../host/netns.js';
-import { applyNetnsConfig } from '../host/netns-config.js';
+import { configScript, isEmptyConfig } from '../host/netns-config.js';
 import { probeHost } from '../host/probe.js';
 import { startProcess, startProcesses, launchOrder, waitReady } from '../host/processes.js';
 import { UserError } from '../util/errors.js';
@@ -132,12 +132,17 @@ export function upSteps(ctx: UpContext): UpStep[] {
       await ipBatch(undefined, build.netns.map((n) => `netns add ${n.netns}`));
     }),
     step(ctx, 'links', `Wire underlay, ${plan.nodes.length} nodes and ${plan.pods.length} pods${build.tunnel ? ` (Geneve: ${build.tunnel})` : ''}`, async () => {
+      // One `ip -batch` per namespace, run by a few shells rather than one spawn each (runBatch).
       for (const stage of [0, 1, 2]) {
-        await Promise.all(byStage(stage).map((n) => ipBatch(n.netns, n.links)));
+        await runBatch(byStage(stage).filter((n) => n.links.length).map((n) => ({ cmd: ['ip', '-n', n.netns, '-batch', '-'], input: n.links.join('\n') + '\n' })));
       }
     }),
     step(ctx, 'rules', 'Services (kube-proxy rules), istio-cni rules, sysctls and routes', async () => {
-      await Promise.all(build.netns.map((n) => applyNetnsConfig(n.netns, n.config)));
+      // applyNetnsConfig's script per namespace, batched like the links.
+      await runBatch(build.netns.filter((n) => !isEmptyConfig(n.config)).map((n) => {
+        const [cmd, args] = nsWrap(n.netns, 'sh', ['-c', configScript(n.config)]);
+        return { cmd: [cmd, ...args] };
+      }));
     }),
     step(ctx, 'files', `Lab CA, ${build.certificates.length ? 'proxy certificates, ' : ''}configs, resolv.conf`, async () => {
       const { issueCertificates, prepareOwnDirs } = await loadCertificates();
