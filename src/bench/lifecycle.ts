@@ -1,6 +1,8 @@
 // `lab up` / `lab down` wall time, with and without the mesh, repeated; keeps each run's
-// timingsMs so the report can say which step the time went to.
-import { labUp, labDown } from './lab-cli.js';
+// timingsMs so the report can say which step the time went to. On a case that names an exec
+// target, also the wall time of `lab exec TARGET -- true` while the lab is up: the CLI's
+// start-up, which every verb a learner types pays.
+import { labUp, labDown, runCli } from './lab-cli.js';
 import { spread, type Spread } from './stats.js';
 
 export interface LifecycleCase {
@@ -9,6 +11,8 @@ export interface LifecycleCase {
   file: string;
   nodes: number;
   reps: number;
+  /** Time `lab exec <target> -- true` this many times after each `lab up`. */
+  exec?: { target: string; reps: number };
 }
 
 export interface LifecycleVariant {
@@ -19,6 +23,8 @@ export interface LifecycleVariant {
   stepsMs: Record<string, number>;
   /** Pod namespaces `lab up` reported (workloads plus a ztunnel per node and cluster DNS). */
   podNamespaces: number;
+  /** `lab exec <target> -- true`, every run of every lab up of this variant. */
+  execWallMs?: Spread;
 }
 
 export interface LifecycleFigures {
@@ -39,10 +45,16 @@ async function variant(c: LifecycleCase, name: string, mesh: boolean, log: Log):
   const total: number[] = [];
   const down: number[] = [];
   const steps: Record<string, number[]> = {};
+  const exec: number[] = [];
   let podNamespaces = 0;
   for (let r = 0; r < c.reps; r++) {
     const u = await labUp(c.file, name, mesh);
-    const d = await labDown(name);
+    let d: Awaited<ReturnType<typeof labDown>>;
+    try {
+      if (c.exec) exec.push(...await timeExec(name, c.exec.target, c.exec.reps));
+    } finally {
+      d = await labDown(name);
+    }
     up.push(u.wallMs);
     total.push(u.summary.totalMs);
     down.push(d.wallMs);
@@ -54,7 +66,19 @@ async function variant(c: LifecycleCase, name: string, mesh: boolean, log: Log):
     upWallMs: spread(up), upTotalMs: spread(total), downWallMs: spread(down),
     stepsMs: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, spread(v).median])),
     podNamespaces,
+    ...(exec.length ? { execWallMs: spread(exec) } : {}),
   };
+}
+
+/** Wall times of `lab exec --lab NAME TARGET -- true`, the compiled CLI as a user runs it. */
+async function timeExec(name: string, target: string, reps: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const r = await runCli(['exec', '--lab', name, target, '--', 'true']);
+    if (r.code !== 0) throw new Error(`lab exec --lab ${name} ${target} -- true failed (exit ${r.code}): ${r.stderr.trim()}`);
+    out.push(r.wallMs);
+  }
+  return out;
 }
 
 /** Baseline first, then the mesh; a mesh that does not come up is reported, not fatal. */

@@ -94,7 +94,8 @@ const loadAtStart = Math.round(loadavg()[0] * 100) / 100;
 try {
   const cases: LifecycleCase[] = [];
   if (!skip.has('lifecycle')) {
-    cases.push({ label: 'demo', file: resolve(REPO, 'topologies/demo.yaml'), nodes: 2, reps: demoReps });
+    cases.push({ label: 'demo', file: resolve(REPO, 'topologies/demo.yaml'), nodes: 2, reps: demoReps, exec: { target: 'sleep', reps: quick ? 3 : 5 } });
+    cases.push({ label: 'three-node', file: resolve(REPO, 'topologies/three-nodes.yaml'), nodes: 3, reps: demoReps });
     if (!skip.has('scale')) {
       for (const [n, p, reps] of scaleSizes) {
         const file = join(tmp, `scale-${n}x${p}.yaml`);

@@ -1,21 +1,32 @@
 // `lab`: the CLI. One module per verb; this file only wires them and maps errors to exit codes
 // (2: something the user can fix, with a hint; 1: a failed system command or a bug).
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
+//
+// A verb's module is imported only when that verb runs: importing every verb (and yargs, and
+// execa, and the planner) took longer than most verbs' own work. `lab exec` in its plain shape
+// does not even load yargs (see quickExecArgs).
+import type { CommandModule } from 'yargs';
 import { UserError, CommandError } from '../util/errors.js';
-import { upCommand } from './up.js';
-import { downCommand } from './down.js';
-import { statusCommand } from './status.js';
-import { execCommand } from './exec.js';
-import { logsCommand } from './logs.js';
-import { doctorCommand } from './doctor.js';
-import { ztunnelCommand } from './ztunnel.js';
-import { captureCommand } from './capture.js';
-import { traceCommand } from './trace.js';
-import { graphCommand } from './graph.js';
-import { applyCommand, deleteCommand, getCommand } from './apply.js';
-import { proxyConfigCommand } from './proxy-config.js';
-import { courseCommand } from './course.js'; import { checkCommand } from './check.js';
+
+type Verb = () => Promise<unknown>;
+/** Verb name (the first word of its yargs `command`) -> its command module. One line per verb. */
+const VERBS: Record<string, Verb> = {
+  up: async () => (await import('./up.js')).upCommand,
+  down: async () => (await import('./down.js')).downCommand,
+  status: async () => (await import('./status.js')).statusCommand,
+  exec: async () => (await import('./exec.js')).execCommand,
+  logs: async () => (await import('./logs.js')).logsCommand,
+  doctor: async () => (await import('./doctor.js')).doctorCommand,
+  ztunnel: async () => (await import('./ztunnel.js')).ztunnelCommand,
+  capture: async () => (await import('./capture.js')).captureCommand,
+  trace: async () => (await import('./trace.js')).traceCommand,
+  graph: async () => (await import('./graph.js')).graphCommand,
+  apply: async () => (await import('./apply.js')).applyCommand,
+  delete: async () => (await import('./apply.js')).deleteCommand,
+  get: async () => (await import('./apply.js')).getCommand,
+  'proxy-config': async () => (await import('./proxy-config.js')).proxyConfigCommand,
+  course: async () => (await import('./course.js')).courseCommand,
+  check: async () => (await import('./check.js')).checkCommand,
+};
 
 function fail(e: unknown): never {
   if (e instanceof UserError) {
@@ -42,35 +53,41 @@ function requireRoot(): void {
   }
 }
 
-await yargs(hideBin(process.argv))
-  .scriptName('lab')
-  .usage('$0 <command> [options]\n\nIstio ambient mesh data path on one host: nodes and pods are network namespaces, with\nthe real istio-cni rules, Geneve tunnels, TPROXY and a ztunnel per node. Run as root.')
-  .middleware((argv) => { if (argv._[0] !== 'help' && !argv.help) requireRoot(); })
-  .parserConfiguration({ 'populate--': true })
-  .command(upCommand as never)
-  .command(downCommand as never)
-  .command(statusCommand as never)
-  .command(execCommand as never)
-  .command(logsCommand as never)
-  .command(doctorCommand as never)
-  .command(ztunnelCommand as never)
-  .command(captureCommand as never)
-  .command(traceCommand as never)
-  .command(graphCommand as never)
-  .command(applyCommand as never)
-  .command(deleteCommand as never)
-  .command(getCommand as never)
-  .command(proxyConfigCommand as never)
-  .command(courseCommand as never).command(checkCommand as never)
-  .demandCommand(1, 'give a command: lab up FILE, lab status, lab exec POD -- CMD, lab down (see --help)')
-  .strict()
-  .fail((msg, err) => {
-    if (err) fail(err);
-    fail(new UserError(msg, 'see `lab --help`'));
-  })
-  .help()
-  .alias('h', 'help')
-  .version()
-  .wrap(Math.min(110, process.stdout.columns || 100))
-  .parseAsync()
-  .catch(fail);
+/** The verb named first on the command line loads alone; anything else (help, a typo, options first) loads them all. */
+async function commandModules(first: string | undefined): Promise<CommandModule[]> {
+  const names = first !== undefined && Object.hasOwn(VERBS, first) ? [first] : Object.keys(VERBS);
+  return (await Promise.all(names.map((n) => VERBS[n]()))) as CommandModule[];
+}
+
+async function main(args: string[]): Promise<void> {
+  if (args[0] === 'exec') {
+    const { execCommand, quickExecArgs } = await import('./exec.js');
+    const quick = quickExecArgs(args.slice(1));
+    if (quick) {
+      requireRoot();
+      return execCommand.handler(quick);
+    }
+  }
+  const [{ default: yargs }, modules] = await Promise.all([import('yargs'), commandModules(args[0])]);
+  let y = yargs(args)
+    .scriptName('lab')
+    .usage('$0 <command> [options]\n\nIstio ambient mesh data path on one host: nodes and pods are network namespaces, with\nthe real istio-cni rules, Geneve tunnels, TPROXY and a ztunnel per node. Run as root.')
+    .middleware((argv) => { if (argv._[0] !== 'help' && !argv.help) requireRoot(); })
+    .parserConfiguration({ 'populate--': true });
+  for (const m of modules) y = y.command(m);
+  await y
+    .demandCommand(1, 'give a command: lab up FILE, lab status, lab exec POD -- CMD, lab down (see --help)')
+    .strict()
+    .fail((msg, err) => {
+      if (err) fail(err);
+      fail(new UserError(msg, 'see `lab --help`'));
+    })
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .parseAsync();
+}
+
+// Node's own argv[0] and the script, as yargs' hideBin drops them.
+await main(process.argv.slice(2)).catch(fail);

@@ -1,6 +1,5 @@
 // Which lab a verb acts on, and what a TARGET names (pod, node, ztunnel, underlay).
 import { readFileSync } from 'node:fs';
-import { listLabs } from '../lab/down.js';
 import { labStateFile, readState, type LabState } from '../state/store.js';
 import type { LabPlan, PlannedPod } from '../topology/address-plan.js';
 import { UserError } from '../util/errors.js';
@@ -18,6 +17,8 @@ export function checkedLabArg(name: string | undefined, what = '--lab'): string 
 /** The lab a verb acts on: `--lab NAME` (validated), else the only lab that is up. */
 export async function resolveLab(name?: string): Promise<string> {
   if (name !== undefined) return checkedLabArg(name)!;
+  // Imported here: down.js brings the planner and execa, which a verb given --lab never needs.
+  const { listLabs } = await import('../lab/down.js');
   const labs = await listLabs();
   if (labs.length === 1) return labs[0];
   if (labs.length === 0) throw new UserError('no lab is up', 'start one with `lab up topologies/demo.yaml`');

@@ -1,0 +1,43 @@
+// runBatch: many commands through a few shells, each with its own stdin; the first failure
+// throws the CommandError of that command (its argv, stderr and input), as run() would.
+import t from 'tap';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runBatch, batchScript, run } from '../../src/host/run.js';
+import { CommandError } from '../../src/util/errors.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'lab-batch-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+t.test('every job runs with exactly its input, in whichever share', async (t) => {
+  const tricky = "a line with 'quotes' and $HOME and `backticks`\nIPT_EOF\nAL_BATCH_EOF_9\nlast line without newline";
+  const jobs = Array.from({ length: 7 }, (_, k) => ({ cmd: ['sh', '-c', `cat > ${join(dir, `out-${k}`)}`], input: k === 3 ? tricky : `job ${k}\n` }));
+  jobs.push({ cmd: ['sh', '-c', `echo "no input: $(cat | wc -c)" > ${join(dir, 'out-7')}`], input: undefined as unknown as string });
+  await runBatch(jobs, 3);
+  for (let k = 0; k < 7; k++) {
+    t.equal(readFileSync(join(dir, `out-${k}`), 'utf8'), k === 3 ? `${tricky}\n` : `job ${k}\n`, `job ${k}`);
+  }
+  t.equal(readFileSync(join(dir, 'out-7'), 'utf8'), 'no input: 0\n', 'a job without input reads /dev/null');
+});
+
+t.test('a failing job throws its own command, stderr and input; later jobs of its share do not run', async (t) => {
+  const jobs = [
+    { cmd: ['true'] },
+    { cmd: ['sh', '-c', 'cat >/dev/null; echo "Error: nope on line 2" >&2; exit 3'], input: 'link add x\nlink add y\n' },
+    { cmd: ['true'] },
+    { cmd: ['touch', join(dir, 'after-failure')] },
+  ];
+  const e = await runBatch(jobs, 2).then(() => undefined, (err: unknown) => err);
+  t.ok(e instanceof CommandError, 'a CommandError');
+  const ce = e as CommandError;
+  t.equal(ce.exitCode, 1);
+  t.match(ce.message, /^command failed \(exit 1\): sh -c cat >\/dev\/null; echo "Error: nope on line 2" >&2; exit 3\nError: nope on line 2\n+--- input ---\nlink add x\nlink add y/);
+  t.notMatch(ce.message, /@@failed/, 'the marker is not shown');
+  t.notOk((await run('test', ['-e', join(dir, 'after-failure')], { reject: false })).exitCode === 0, 'the share stopped at its failure');
+});
+
+t.test('nothing to run runs nothing; a tag inside the input is refused', async (t) => {
+  await runBatch([]);
+  t.throws(() => batchScript([{ cmd: ['cat'], input: 'x\nAL_BATCH_EOF_0\ny' }], [0]), /contains its here-document tag/);
+});
