@@ -25,16 +25,36 @@ function keepHalfOpen(s: Duplex): void {
   (s as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true;
 }
 
+// How much a destination may hold unwritten before the source is paused. Larger than a
+// socket's 16 KiB highWaterMark so that a batch (below) can gather several reads.
+const MAX_PENDING = 1024 * 1024;
+
+// Reads come in small pieces (TLS hands plaintext up 16 KiB at a time, HTTP/2 one DATA
+// chunk at a time): written one by one, each is its own syscall and its own skb through
+// every veth after it. Corking the destination for the rest of this event-loop turn turns
+// everything read in it into one writev.
 function pump(src: Duplex, dst: Duplex, half: Half): void {
+  let corked = false;
+  const flush = (): void => {
+    corked = false;
+    if (!dst.destroyed && dst.writableCorked) dst.uncork();
+  };
   src.on('data', (chunk: Buffer) => {
     half.bytes += chunk.length;
-    if (!dst.write(chunk)) src.pause();
+    if (!corked) {
+      corked = true;
+      dst.cork();
+      setImmediate(flush);
+    }
+    dst.write(chunk);
+    if (dst.writableLength >= MAX_PENDING) src.pause();
   });
   dst.on('drain', () => src.resume());
   // Sockets accepted with pauseOnConnect stay paused until someone resumes them.
   src.resume();
   src.on('end', () => {
     half.done = true;
+    flush();
     dst.end();
   });
 }
