@@ -1,7 +1,9 @@
 // The one bidirectional copy every proxy path uses (ztunnel's copy.rs): bytes both ways,
 // a FIN on one side becomes a FIN (or END_STREAM) on the other, and an error or abrupt
 // close on either side tears down both. Byte counts feed the access log and metrics.
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { spliceable, spliceBidirectional, spliceEnabled } from './splice.js';
 
 export interface CopyResult {
   /** Bytes read from `a` and written to `b`. */
@@ -60,6 +62,20 @@ function pump(src: Duplex, dst: Duplex, half: Half): void {
 }
 
 export function copyBidirectional(a: Duplex, b: Duplex): Promise<CopyResult> {
+  if (spliceEnabled() && spliceable(a) && spliceable(b)) return copySpliced(a, b);
+  return copyPumped(a, b);
+}
+
+// Two plain TCP sockets: the kernel moves the bytes (splice.ts).
+async function copySpliced(a: net.Socket, b: net.Socket): Promise<CopyResult> {
+  const start = performance.now();
+  keepHalfOpen(a);
+  keepHalfOpen(b);
+  const d = await spliceBidirectional(a, b);
+  return { aToB: d.aToB, bToA: d.bToA, durationMs: performance.now() - start, ...(d.error ? { error: new Error(d.error) } : {}) };
+}
+
+function copyPumped(a: Duplex, b: Duplex): Promise<CopyResult> {
   const start = performance.now();
   keepHalfOpen(a);
   keepHalfOpen(b);
