@@ -1,7 +1,7 @@
 // The one bidirectional copy every proxy path uses (ztunnel's copy.rs): bytes both ways,
 // a FIN on one side becomes a FIN (or END_STREAM) on the other, and an error or abrupt
 // close on either side tears down both. Byte counts feed the access log and metrics.
-import type net from 'node:net';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { spliceable, spliceBidirectional, spliceEnabled } from './splice.js';
 
@@ -23,8 +23,12 @@ interface Half {
 
 // Node's sockets end their writable side when the readable ends unless allowHalfOpen is set;
 // that would turn a client's shutdown(SHUT_WR) into a full close before the reply arrives.
+// TCP_NODELAY on the app-facing sockets too (ztunnel sets it on every socket): what a proxy
+// writes is already batched (below), and Nagle would hold back the tail of a response
+// until the peer's delayed ACK.
 function keepHalfOpen(s: Duplex): void {
   (s as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true;
+  if (s instanceof Socket && !s.destroyed) s.setNoDelay(true);
 }
 
 // How much a destination may hold unwritten before the source is paused. Larger than a
@@ -67,7 +71,7 @@ export function copyBidirectional(a: Duplex, b: Duplex): Promise<CopyResult> {
 }
 
 // Two plain TCP sockets: the kernel moves the bytes (splice.ts).
-async function copySpliced(a: net.Socket, b: net.Socket): Promise<CopyResult> {
+async function copySpliced(a: Socket, b: Socket): Promise<CopyResult> {
   const start = performance.now();
   keepHalfOpen(a);
   keepHalfOpen(b);

@@ -66,8 +66,6 @@ function startEngine(): Promise<Engine> {
   const { port1, port2 } = new MessageChannel();
   const stop = new SharedArrayBuffer(4);
   const worker = new Worker(url, { workerData: { commands: port2, stop } satisfies SpliceWorkerData, transferList: [port2], name: 'splice' });
-  // The thread lives as long as the process; it must not keep it alive.
-  worker.unref();
   const pending = new Map<number, (d: SpliceDone) => void>();
   return new Promise((resolve, reject) => {
     const failAll = (e: Error): void => {
@@ -91,6 +89,9 @@ function startEngine(): Promise<Engine> {
       pending.delete(m.id);
       done?.(m);
     });
+    // The thread lives as long as the process; it must not keep it alive.
+    worker.unref();
+    port1.unref();
   });
 }
 
