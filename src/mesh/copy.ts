@@ -76,6 +76,10 @@ async function copySpliced(a: Socket, b: Socket): Promise<CopyResult> {
   keepHalfOpen(a);
   keepHalfOpen(b);
   const d = await spliceBidirectional(a, b);
+  if (d.setupFailed) {
+    const r = await copyPumped(a, b);
+    return { ...r, aToB: r.aToB + d.aToB, bToA: r.bToA + d.bToA, durationMs: performance.now() - start };
+  }
   return { aToB: d.aToB, bToA: d.bToA, durationMs: performance.now() - start, ...(d.error ? { error: new Error(d.error) } : {}) };
 }
 

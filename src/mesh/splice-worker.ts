@@ -131,10 +131,7 @@ function step(d: Dir): string | undefined {
 function finish(conn: Conn, error?: string): void {
   conns.delete(conn.id);
   for (const fd of conn.fds) ctl(EPOLL_CTL_DEL, fd, 0, 0);
-  for (const d of conn.dirs) {
-    c.close(d.pipeR);
-    c.close(d.pipeW);
-  }
+  conn.dirs.forEach(closeDir);
   const done: SpliceDone = { id: conn.id, aToB: conn.dirs[0].bytes, bToA: conn.dirs[1].bytes, ...(error ? { error } : {}) };
   port.postMessage(done);
 }
@@ -147,21 +144,39 @@ function service(conn: Conn): void {
   if (conn.dirs[0].shut && conn.dirs[1].shut) finish(conn);
 }
 
+function closeDir(d: Dir): void {
+  c.close(d.pipeR);
+  c.close(d.pipeW);
+}
+
 function add(cmd: SpliceCommand): void {
-  let conn: Conn;
+  // A failure here (no fds left for pipes...) moved no bytes: the main thread falls back to
+  // copying in JS, so the connection is served either way.
+  const setupFailed = (error: string): void => port.postMessage({ id: cmd.id, aToB: 0, bToA: 0, error, setupFailed: true } satisfies SpliceDone);
+  let ab: Dir;
+  let ba: Dir;
   try {
-    conn = { id: cmd.id, fds: [cmd.a, cmd.b], dirs: [newDir(cmd.a, cmd.b), newDir(cmd.b, cmd.a)] };
+    ab = newDir(cmd.a, cmd.b);
   } catch (e) {
-    port.postMessage({ id: cmd.id, aToB: 0, bToA: 0, error: (e as Error).message } satisfies SpliceDone);
-    return;
+    return setupFailed((e as Error).message);
   }
-  conns.set(conn.id, conn);
+  try {
+    ba = newDir(cmd.b, cmd.a);
+  } catch (e) {
+    closeDir(ab);
+    return setupFailed((e as Error).message);
+  }
+  const conn: Conn = { id: cmd.id, fds: [cmd.a, cmd.b], dirs: [ab, ba] };
   // Edge-triggered: step() always runs until EAGAIN, so every new edge is a new reason to run.
   for (const fd of conn.fds) {
     if (ctl(EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, conn.id) < 0) {
-      return finish(conn, `epoll_ctl: ${errName(koffi.errno())}`);
+      const error = `epoll_ctl: ${errName(koffi.errno())}`;
+      for (const f of conn.fds) ctl(EPOLL_CTL_DEL, f, 0, 0);
+      conn.dirs.forEach(closeDir);
+      return setupFailed(error);
     }
   }
+  conns.set(conn.id, conn);
   service(conn);
 }
 

@@ -33,6 +33,8 @@ export interface SpliceDone {
   bToA: number;
   /** `read ECONNRESET`, `write EPIPE`...: the first failure, after which both sides are torn down. */
   error?: string;
+  /** The thread could not take the sockets (no pipe, no epoll): nothing moved, both still open. */
+  setupFailed?: boolean;
 }
 
 export const spliceEnabled = (): boolean => process.env.AMBIENT_LAB_SPLICE !== '0';
@@ -41,6 +43,7 @@ interface Handle {
   fd?: number;
   reading?: boolean;
   readStop?: () => number;
+  readStart?: () => number;
 }
 
 const handleOf = (s: net.Socket): Handle | undefined => (s as unknown as { _handle?: Handle })._handle ?? undefined;
@@ -114,6 +117,16 @@ function takeOver(s: net.Socket): Buffer[] {
   return chunks;
 }
 
+// Undoes takeOver's readStop. The stream itself still waits for the read that takeOver's
+// drain started (its state.reading), so only libuv needs starting again.
+function giveBack(s: net.Socket): void {
+  const h = handleOf(s);
+  if (h && h.reading === false && !s.destroyed) {
+    h.reading = true;
+    h.readStart!();
+  }
+}
+
 const flushTo = (s: net.Socket, chunks: Buffer[]): Promise<void> =>
   new Promise((resolve, reject) => {
     if (chunks.length === 0 && s.writableLength === 0) return resolve();
@@ -123,9 +136,16 @@ const flushTo = (s: net.Socket, chunks: Buffer[]): Promise<void> =>
 /**
  * Copies `a` <-> `b` (both spliceable) until both directions ended or one failed; destroys
  * both sockets at the end. Byte counts include what Node had read before the hand-over.
+ * With `setupFailed` the sockets are left open (reading stopped) and the counts are the bytes
+ * already passed on.
  */
 export async function spliceBidirectional(a: net.Socket, b: net.Socket): Promise<SpliceDone> {
-  const eng = await (engine ??= startEngine());
+  let eng: Engine;
+  try {
+    eng = await (engine ??= startEngine());
+  } catch (e) {
+    return { id: 0, aToB: 0, bToA: 0, error: `splice thread: ${(e as Error).message}`, setupFailed: true };
+  }
   const fromA = takeOver(a);
   const fromB = takeOver(b);
   const early = { aToB: fromA.reduce((n, c) => n + c.length, 0), bToA: fromB.reduce((n, c) => n + c.length, 0) };
@@ -150,6 +170,12 @@ export async function spliceBidirectional(a: net.Socket, b: net.Socket): Promise
     eng.commands.postMessage({ id, a: fdA, b: fdB } satisfies SpliceCommand);
     sysWrite(eng.eventFd, WAKE);
   });
+  // Not taken: the sockets are the caller's again (copy.ts then copies in JS).
+  if (done.setupFailed) {
+    giveBack(a);
+    giveBack(b);
+    return { ...done, ...early };
+  }
   a.destroy();
   b.destroy();
   return { ...done, aToB: done.aToB + early.aToB, bToA: done.bToA + early.bToA };
