@@ -39,15 +39,19 @@ const MAX_PENDING = 1024 * 1024;
 // chunk at a time): written one by one, each is its own syscall and its own skb through
 // every veth after it. Corking the destination for the rest of this event-loop turn turns
 // everything read in it into one writev.
+// An HTTP/2 stream needs none of this: Node already sends its writes in one go from a
+// native immediate, and corking it too would only add an event-loop turn.
 function pump(src: Duplex, dst: Duplex, half: Half): void {
+  const batch = dst instanceof Socket;
   let corked = false;
   const flush = (): void => {
+    if (!corked) return;
     corked = false;
     if (!dst.destroyed && dst.writableCorked) dst.uncork();
   };
   src.on('data', (chunk: Buffer) => {
     half.bytes += chunk.length;
-    if (!corked) {
+    if (batch && !corked) {
       corked = true;
       dst.cork();
       setImmediate(flush);
