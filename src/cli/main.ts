@@ -16,6 +16,7 @@ import { graphCommand } from './graph.js';
 import { applyCommand, deleteCommand, getCommand } from './apply.js';
 import { proxyConfigCommand } from './proxy-config.js';
 import { courseCommand } from './course.js'; import { checkCommand } from './check.js';
+import { enrolCommand, unenrolCommand, labelCommand } from './enrol.js'; import { breakCommand, fixCommand } from './break.js';
 
 function fail(e: unknown): never {
   if (e instanceof UserError) {
@@ -62,6 +63,7 @@ await yargs(hideBin(process.argv))
   .command(getCommand as never)
   .command(proxyConfigCommand as never)
   .command(courseCommand as never).command(checkCommand as never)
+  .command(enrolCommand as never).command(unenrolCommand as never).command(labelCommand as never).command(breakCommand as never).command(fixCommand as never)
   .demandCommand(1, 'give a command: lab up FILE, lab status, lab exec POD -- CMD, lab down (see --help)')
   .strict()
   .fail((msg, err) => {
