@@ -244,7 +244,10 @@ export async function findFaults(lab: string): Promise<string[]> {
   }
   for (const zt of plan.pods.filter((p) => p.role === 'ztunnel')) {
     const live = new Set((await run('iptables', ['-t', 'mangle', '-S'], { netns: zt.netns })).stdout.split('\n'));
-    for (const r of plannedRules(build, zt.netns).filter((l) => l.includes('TPROXY'))) if (!live.has(r)) out.push(`${zt.name}: the rule "${r}" is missing`);
+    const planned = plannedRules(build, zt.netns).filter((l) => l.includes('TPROXY'));
+    for (const r of planned) if (!live.has(r)) out.push(`${zt.name}: the rule "${r}" is missing`);
+    // A wrong rule left beside a re-added right one still catches the packets first.
+    for (const r of live) if (r.includes('TPROXY') && !planned.includes(r)) out.push(`${zt.name}: the rule "${r}" is not one lab up made`);
   }
   const applied = new Set(readApplied(lab).map((o) => o.where.replace(/:\d+$/, '')));
   for (const f of readFaults(lab).active) if (f.policyFile && applied.has(f.policyFile)) out.push(`a policy applied from ${f.policyFile} is in force`);
