@@ -26,6 +26,11 @@ const VERBS: Record<string, Verb> = {
   'proxy-config': async () => (await import('./proxy-config.js')).proxyConfigCommand,
   course: async () => (await import('./course.js')).courseCommand,
   check: async () => (await import('./check.js')).checkCommand,
+  enrol: async () => (await import('./enrol.js')).enrolCommand,
+  unenrol: async () => (await import('./enrol.js')).unenrolCommand,
+  label: async () => (await import('./enrol.js')).labelCommand,
+  break: async () => (await import('./break.js')).breakCommand,
+  fix: async () => (await import('./break.js')).fixCommand,
 };
 
 function fail(e: unknown): never {

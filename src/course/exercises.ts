@@ -4,6 +4,8 @@
 import type { LiveLab } from './probe.js';
 import { counterSum } from './probe.js';
 import { labStateFile } from '../state/store.js';
+import { readEnrolmentLog } from '../lab/enrol.js';
+import { findFaults, readFaults } from '../lab/break.js';
 
 export interface Outcome {
   ok: boolean; detail: string; hint?: string;
@@ -138,6 +140,18 @@ const ex02: Exercise = {
     },
     counterMoves("the probe's SYN is marked 0x100 in node-a's mangle ztunnel-PREROUTING", 'node-a', 'mangle',
       () => /-A ztunnel-PREROUTING .*ztunnel-pods-ips src .*0x100/, 'sleep', HTTPBIN, 'lab exec node-a -- iptables -t mangle -L ztunnel-PREROUTING -v -n'),
+    {
+      title: 'you unenrolled sleep live and enrolled it again, and the ztunnels know it as HBONE', retryMs: 2000,
+      hint: 'lab unenrol sleep, look at it, then lab label namespace default istio.io/dataplane-mode=ambient',
+      run: (lab) => {
+        const log = readEnrolmentLog(lab.name).filter((e) => e.pod === lab.pod('sleep').key).map((e) => e.to);
+        const out = log.indexOf('none');
+        if (out < 0) return missingStep('sleep was never unenrolled', 'lab unenrol sleep (the section "Enrolling and unenrolling live")');
+        if (!log.slice(out + 1).includes('ambient')) return missingStep('sleep was unenrolled and not enrolled again', 'lab label namespace default istio.io/dataplane-mode=ambient');
+        const w = ztunnelWorkloads(lab, 'node-a')[lab.pod('sleep').ip] as { protocol?: string } | undefined;
+        return w?.protocol === 'HBONE' ? pass(`${log.join(' -> ')}; sleep: HBONE`) : fail(`sleep: ${w?.protocol ?? 'unknown to the ztunnel'}`);
+      },
+    },
   ],
   answers: [
     { key: 'ipset_node_b', about: "the IPs in node-b's ztunnel-pods-ips", lookAt: 'lab exec node-b -- ipset list ztunnel-pods-ips', expected: (l) => l.plan.pods.filter((p) => p.node === 'node-b' && p.mode === 'ambient' && p.role === 'workload').map((p) => p.ip) },
@@ -459,10 +473,48 @@ const ex08: Exercise = {
   ],
 };
 
+// Exercise 9: break-fix. The learner breaks the lab (`lab break`), finds what broke and fixes it.
+const ex09: Exercise = {
+  id: '09', slug: 'break-fix', title: 'Break-fix: find the fault', written: true,
+  lab: 'ex09', topology: 'topologies/demo.yaml', upArgs: [],
+  checks: [
+    {
+      title: 'a fault was injected with lab break', retryMs: 0,
+      hint: 'lab break --random (the section "Your turn")',
+      run: (lab) => {
+        const h = readFaults(lab.name).history;
+        return h.length ? pass(`${h.length} fault${h.length > 1 ? 's' : ''} injected so far`) : missingStep('no fault injected yet', 'lab break --random');
+      },
+    },
+    {
+      title: 'the data path is as lab up set it up again (ip rules, ipsets, TPROXY rules, rp_filter, policies)', retryMs: 2000,
+      hint: 'something still differs from what lab up set up: compare what you see with exercises 2 and 3; lab break --reset puts it back',
+      run: async (lab) => {
+        const found = await findFaults(lab.name);
+        // The count only: the list would be the answer.
+        return found.length ? fail(`${found.length} difference${found.length > 1 ? 's' : ''} from what lab up set up`) : pass('no difference');
+      },
+    },
+    curlOk('sleep', HTTPBIN),
+    counterMoves("the probe's SYN goes to ztunnel node-a again (TPROXY on pistioout counts it)", 'ztunnel-node-a', 'mangle',
+      () => /-i pistioout .*TPROXY --on-port 15001/, 'sleep', HTTPBIN, 'lab exec ztunnel-node-a -- iptables -t mangle -L PREROUTING -v -n'),
+  ],
+  answers: [
+    { key: 'scenario', about: 'the scenario of the last fault injected (a name of lab break list)', lookAt: 'what you found, against lab break list', expected: (l) => lastFault(l).scenario },
+    { key: 'where', about: 'the node or pod where it was (as lab exec names it)', lookAt: 'lab exec NODE-OR-POD -- ... where the difference was', expected: (l) => lastFault(l).where },
+  ],
+};
+
+function lastFault(lab: LiveLab): { scenario: string; where: string } {
+  const h = readFaults(lab.name).history;
+  if (!h.length) throw new Error('no fault injected yet: lab break --random');
+  return h[h.length - 1];
+}
+
 export const EXERCISES: Exercise[] = [
   ex01, ex02, ex03, ex04, ex05,
   ex06, ex07,
-  ex08,
+  ex08, ex09,
 ];
 
 export const exerciseFile = (e: Exercise): string => `lab/${e.id}-${e.slug}.md`;

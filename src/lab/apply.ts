@@ -24,6 +24,7 @@ import { ADMIN_PORT } from '../mesh/ports.js';
 import { UserError } from '../util/errors.js';
 import { distDir } from './paths.js';
 import { LAB_CERT_TTL_MS, chownTree } from './certificates.js';
+import { applyModeOverrides } from './enrol.js';
 
 /** One object applied with `lab apply`, kept in the state directory (applied.json). */
 export interface AppliedObject extends ObjectDocument {
@@ -64,7 +65,7 @@ export function readApplied(lab: string): AppliedObject[] {
 const parseApplied = (objs: AppliedObject[]): ParsedResources[] =>
   objs.map((o) => parseResources(o.text, o.where.replace(/:\d+$/, ''), { lineOffset: Number(o.where.split(':').pop()) - 1 }));
 
-interface Planned {
+export interface Planned {
   state: LabState;
   oldBuild: LabBuild;
   plan: LabPlan;
@@ -73,7 +74,7 @@ interface Planned {
 }
 
 /** Plans the lab as `lab up` would with `objects` applied; throws UserError (nothing touched). */
-function replan(lab: string, objects: AppliedObject[]): Planned {
+export function replan(lab: string, objects: AppliedObject[]): Planned {
   const state = readState(lab);
   if (!state) throw new UserError(`no lab "${lab}" is up`, '`lab status` lists labs');
   if (state.phase !== 'up') throw new UserError(`lab "${lab}" is ${state.phase}, not up`, 'wait for `lab up` to finish, or `lab down` it');
@@ -81,6 +82,8 @@ function replan(lab: string, objects: AppliedObject[]): Planned {
   if (!oldBuild.tunnel) throw new UserError(`lab "${lab}" runs without the mesh (--no-mesh): there is no proxy to configure`, 'bring it up without --no-mesh');
   const topology = loadTopology(state.file, { extraResources: parseApplied(objects) });
   topology.name = lab;
+  // Pods enrolled or unenrolled live (`lab enrol`, `lab label namespace`) keep their mode.
+  applyModeOverrides(lab, topology);
   const plan = planAddresses(topology);
   const stateDir = dirname(labStateFile(lab, 'state.json'));
   // The tunnel was decided at `up`; planning again must not change it.
@@ -89,7 +92,7 @@ function replan(lab: string, objects: AppliedObject[]): Planned {
 }
 
 /** What may change live: proxy configs, and waypoint pods coming and going. Anything else is refused. */
-function checkLiveChange(p: Planned, oldPlan: LabPlan): { added: string[]; removed: string[] } {
+export function checkLiveChange(p: Planned, oldPlan: LabPlan): { added: string[]; removed: string[] } {
   const oldNs = new Set(p.oldBuild.netns.map((n) => n.netns));
   const newNs = new Set(p.build.netns.map((n) => n.netns));
   const added = [...newNs].filter((n) => !oldNs.has(n));
@@ -122,7 +125,7 @@ async function waitForConfig(netns: string, hash: string, timeoutMs: number): Pr
   }
 }
 
-const writeAtomic = (path: string, content: string): void => {
+export const writeAtomic = (path: string, content: string): void => {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(`${path}.tmp`, content);
   renameSync(`${path}.tmp`, path);
@@ -137,7 +140,7 @@ async function issueFor(build: LabBuild, owners: Set<string>): Promise<void> {
 }
 
 /** Pushes the difference between the running build and `p.build`. */
-async function push(lab: string, p: Planned, live: { added: string[]; removed: string[] }, timeoutMs: number): Promise<Pick<ApplyResult, 'reloaded' | 'started' | 'stopped'>> {
+export async function push(lab: string, p: Planned, live: { added: string[]; removed: string[] }, timeoutMs: number): Promise<Pick<ApplyResult, 'reloaded' | 'started' | 'stopped'>> {
   const { state, oldBuild, build } = p;
   const started: string[] = [];
   const stopped: string[] = [];

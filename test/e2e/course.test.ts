@@ -11,13 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO, CLI, lab } from './helpers.js';
 import { parsePage, excerptMismatch } from './course-pages.js';
+import { pickScenario } from '../../src/lab/break.js';
 
 const home = mkdtempSync(join(tmpdir(), 'course-home-'));
 const shim = mkdtempSync(join(tmpdir(), 'course-bin-'));
 // On a learner's machine only the exercise's lab is up, so verbs need no --lab; on this machine
 // other labs may be up, so the shim names the exercise's lab for the verbs that take one.
 writeFileSync(join(shim, 'lab'), `#!/usr/bin/env bash
-verbs=" status exec logs ztunnel capture trace apply delete get proxy-config graph "
+verbs=" status exec logs ztunnel capture trace apply delete get proxy-config graph enrol unenrol label break fix "
 if [ -n "$COURSE_LAB" ] && [[ "$verbs" == *" $1 "* ]] && [[ " $* " != *" --lab "* ]]; then v=$1; shift; set -- "$v" --lab "$COURSE_LAB" "$@"; fi
 exec "${process.execPath}" "${CLI}" "$@"
 `);
@@ -79,6 +80,21 @@ spec:
   },
   '07': { answers: () => answers('07', { source_ip_httpbin_sc_sees_from_sleep: '127.0.0.6', source_ip_httpbin_sees_from_sleep_sc: '10.244.0.5', source_ip_reviews_sees_from_sleep_sc: '10.244.0.7', ztunnel_port_to_httpbin_sc: 15008, decrypted_by_sleep_to_httpbin_sc: 'sidecar httpbin-sc', sleep_sc_to_httpbin_mtls_transport: 'Istio mTLS' }) },
   '08': { answers: () => answers('08', { open_connection_curl_exit: 52, new_connection_status: 200 }) },
+  // The page's `lab break --random --seed 7`: the learner found the fault and fixes it by hand.
+  '09': {
+    fix: () => { const r = lab(['exec', '--lab', 'ex09', ...HAND_FIX[SEED_7].argv]); if (r.code !== 0) throw new Error(`hand fix failed: ${r.stderr}`); },
+    answers: () => answers('09', { scenario: SEED_7, where: HAND_FIX[SEED_7].where }),
+  },
+};
+
+// What a learner types to fix each fault of lab break list in the demo lab (not `lab break --reset`).
+const SEED_7 = pickScenario(7).id;
+const HAND_FIX: Record<string, { where: string; argv: string[] }> = {
+  'ip-rule': { where: 'node-a', argv: ['node-a', '--', 'ip', 'rule', 'add', 'priority', '101', 'fwmark', '0x100/0x100', 'lookup', '101'] },
+  'ipset-entry': { where: 'node-a', argv: ['node-a', '--', 'ipset', 'add', 'ztunnel-pods-ips', '10.244.0.4'] },
+  tproxy: { where: 'ztunnel-node-a', argv: ['ztunnel-node-a', '--', 'iptables', '-t', 'mangle', '-R', 'PREROUTING', '2', '-i', 'pistioout', '-p', 'tcp', '-j', 'TPROXY', '--on-port', '15001', '--on-ip', '127.0.0.1', '--tproxy-mark', '0x400/0xfff'] },
+  'rp-filter': { where: 'node-a', argv: ['node-a', '--', 'sh', '-c', 'for k in $(sysctl -a 2>/dev/null | awk \'/\\.rp_filter = 1/ {print $1}\'); do sysctl -w $k=0; done'] },
+  'deny-policy': { where: 'ztunnel-node-b', argv: ['node-b', '--', 'sh', '-c', `"${process.execPath}" "${CLI}" delete --lab ex09 -f /run/ambient-lab/ex09/faults/policy.yaml`] },
 };
 
 function answers(id: string, v: Record<string, unknown>): void {
@@ -100,10 +116,10 @@ t.test('lab course list names every page, and every exercise is written', async 
   t.equal(r.code, 0, r.stderr);
   for (const p of pages) t.match(r.stdout, `lab/${p}`);
   t.notMatch(r.stdout, /not written yet/);
-  t.equal(pages.length, 8, 'a page for each of 01-08');
-  const c = lab(['check', '09']);
+  t.equal(pages.length, 9, 'a page for each of 01-09');
+  const c = lab(['check', '10']);
   t.equal(c.code, 2);
-  t.match(c.stderr, /no exercise "09"/);
+  t.match(c.stderr, /no exercise "10"/);
 });
 
 for (const page of pages) {

@@ -52,8 +52,8 @@ t.test('sameAnswer', async (t) => {
 t.test('exercises', async (t) => {
   t.equal(findExercise('5').id, '05');
   t.equal(findExercise('ex08').id, '08');
-  t.throws(() => findExercise('9'), /no exercise "9"/);
-  t.equal(EXERCISES.map((e) => e.id).join(','), '01,02,03,04,05,06,07,08');
+  t.throws(() => findExercise('10'), /no exercise "10"/);
+  t.equal(EXERCISES.map((e) => e.id).join(','), '01,02,03,04,05,06,07,08,09');
   for (const e of EXERCISES) {
     t.doesNotThrow(() => requireWritten(e), `${e.id} is written`);
     t.ok(existsSync(join(import.meta.dirname ?? '.', '..', '..', exerciseFile(e))), `${exerciseFile(e)} exists`);
