@@ -151,3 +151,16 @@ export function envNumber(name: string, fallback: number): number {
 /** The kinds of thing `leftovers` reports: state, netns, /etc/netns, process. */
 export const leftoverKinds = (left: string[]): string[] =>
   [...new Set(left.map((l) => (l.startsWith('/etc/netns/') ? '/etc/netns' : l.split(' ')[0])))].sort();
+
+/** `lab(...)` without blocking the event loop: for tests that drive several labs at once. */
+export function labAsync(args: string[], opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+  return import('node:child_process').then(({ spawn }) => new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => { stdout += String(d); });
+    child.stderr!.on('data', (d) => { stderr += String(d); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.once('exit', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr }); });
+  }));
+}
