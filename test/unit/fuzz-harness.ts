@@ -17,25 +17,28 @@ export type HarnessResult = WorkerResult | { hung: true; seed: number; beats: nu
 export function fuzzInWorker(target: TargetName, opts: { seed?: number; numRuns?: number; maxMs?: number; stallMs?: number } = {}): Promise<HarnessResult> {
   const dir = mkdtempSync(join(tmpdir(), 'pf-fuzz-'));
   const input: WorkerInput = {
-    target, seed: opts.seed ?? FUZZ_SEED, numRuns: opts.numRuns ?? FUZZ_RUNS, maxMs: opts.maxMs ?? 5000, currentFile: join(dir, 'current.yaml'),
+    target, seed: opts.seed ?? FUZZ_SEED, numRuns: opts.numRuns ?? FUZZ_RUNS, maxMs: opts.maxMs ?? 10_000, currentFile: join(dir, 'current.yaml'),
   };
-  const stallMs = opts.stallMs ?? 30_000;
+  const stallMs = opts.stallMs ?? 60_000;
+  // Before its first document the worker compiles and loads the code: on a loaded machine that
+  // alone can take longer than any document should.
+  const startMs = 240_000;
   const worker = new Worker(new URL('./fuzz-worker.ts', import.meta.url), { workerData: input });
   return new Promise<HarnessResult>((resolve, reject) => {
     let beats = 0;
     let timer: NodeJS.Timeout;
-    const arm = (): void => {
+    const arm = (ms: number): void => {
       clearTimeout(timer);
       timer = setTimeout(() => {
         let document = '';
         try { document = readFileSync(input.currentFile, 'utf8'); } catch { /* none yet */ }
         void worker.terminate();
         resolve({ hung: true, seed: input.seed, beats, document: document.slice(0, 3000) });
-      }, stallMs);
+      }, ms);
     };
-    arm();
+    arm(startMs);
     worker.on('message', (m: { beat?: number; result?: WorkerResult }) => {
-      if (m.beat) { beats = m.beat; arm(); }
+      if (m.beat) { beats = m.beat; arm(stallMs); }
       if (m.result) { clearTimeout(timer); resolve(m.result); void worker.terminate(); }
     });
     worker.once('error', (e) => { clearTimeout(timer); reject(e); });

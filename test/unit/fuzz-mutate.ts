@@ -142,10 +142,16 @@ function retype(v: unknown): unknown {
 }
 
 const STRUCT_OPS = ['drop', 'duplicate', 'retype', 'replace', 'replace', 'addKey', 'renameKey', 'share', 'emptyContainer'] as const;
+/**
+ * A position in [0, 1), uniform: fc.double favours 0 and the extremes, which would mutate
+ * the first field of every document (apiVersion, name) far more than the rest.
+ */
+const position = fc.noBias(fc.integer({ min: 0, max: 999_999 })).map((n) => n / 1_000_000);
+
 const structOp = fc.record({
   kind: fc.constantFrom(...STRUCT_OPS),
-  at: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
-  at2: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+  at: position,
+  at2: position,
   value: hostileValue,
   key: hostileKey,
 });
@@ -196,8 +202,8 @@ const JUNK = ['\t', '{', '}', '[', ']', ':', ': ', ' &x ', ' *x', '*undefined_al
 
 const textOp = fc.record({
   kind: fc.constantFrom('dupLine', 'dupLine', 'truncate', 'junk', 'indent', 'swapLines'),
-  at: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
-  at2: fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+  at: position,
+  at2: position,
   junk: fc.constantFrom(...JUNK),
 });
 type TextOp = typeof textOp extends fc.Arbitrary<infer T> ? T : never;

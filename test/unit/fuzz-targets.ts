@@ -39,7 +39,7 @@ const withClassics = (good: Seed[], bad: Seed[]): fc.Arbitrary<FuzzDoc> => fc.on
 );
 
 /** `maxMs`: the bound on one document (generous: the machine may be loaded; a hang is minutes). */
-export function fuzzTargets(maxMs = 5000): Record<TargetName, Target> {
+export function fuzzTargets(maxMs = 10_000): Record<TargetName, Target> {
   const topologySeeds = [...seedsFrom('topologies'), ...seedsFrom('test/fixtures/topologies')];
   const badTopologies = seedsFrom('test/golden/bad-topologies');
   const applySeeds = [...seedsFrom('test/fixtures/apply'), ...seedsFrom('topologies/bookinfo'), ...istioSamples()];
