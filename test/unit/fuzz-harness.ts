@@ -1,5 +1,6 @@
 // Runs a fuzz target in a worker thread (fuzz-worker.ts) with a watchdog: a worker silent for
 // `stallMs` is on a document that hangs; it is terminated and that document is the failure.
+import type { Test } from 'tap';
 import { Worker } from 'node:worker_threads';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,4 +54,17 @@ export function describeFailure(target: TargetName, r: HarnessResult): string {
   const c = r.counterexample;
   return `${target}: seed ${r.seed}, path ${r.path} (replay with AMBIENT_LAB_FUZZ_SEED=${r.seed}): ${r.error}\n` +
     `seed document: ${c?.seed}\nmutations: ${c?.ops.join('; ')}\n---\n${c?.text.slice(0, 3000)}`;
+}
+
+/** The whole test of one target: no failure, every document checked, both outcomes seen, figures as comments. */
+export async function fuzzTest(t: Test, target: TargetName): Promise<void> {
+  const r = await fuzzInWorker(target);
+  if ('hung' in r || r.failed) {
+    t.fail(describeFailure(target, r));
+    return;
+  }
+  t.equal(r.numRuns, FUZZ_RUNS, `${r.numRuns} documents checked`);
+  t.ok(r.accepted > 0 && r.refused > 0, `both outcomes happen: ${r.accepted} accepted, ${r.refused} refused`);
+  t.comment(`${r.numRuns} documents in ${(r.totalMs / 1000).toFixed(1)} s (slowest ${Math.round(r.maxMs)} ms): ${r.accepted} accepted, ${r.refused} refused`);
+  t.comment(`most frequent refusals: ${r.topProblems.map(([p, n]) => `${n}× ${p}`).join(' | ')}`);
 }
