@@ -21,6 +21,9 @@ const scratch = mkdtempSync(join(tmpdir(), 'pf-fuzz-cli-'));
 // Seeds with relative manifests (bookinfo.yaml) find them beside the written file.
 symlinkSync(join(REPO, 'topologies/bookinfo'), join(scratch, 'bookinfo'));
 
+// Each document costs a CLI start (1-2 s, more on a loaded machine) and an apply may wait for proxies.
+t.setTimeout(Math.max(600, RUNS * 2 * 15) * 1000);
+
 t.teardown(() => {
   lab(['down', NAME]);
   rmSync(scratch, { recursive: true, force: true });

@@ -20,6 +20,8 @@ const TRIALS = envNumber('AMBIENT_LAB_SIGKILL_TRIALS', 92);
 const TOPOLOGIES = ['topologies/demo.yaml', 'topologies/plain.yaml'] as const;
 
 t.teardown(() => { lab(['down', NAME]); });
+// A trial is ~4 s on a quiet machine and up to ~15 s on a loaded one: beyond tap's 600 s default.
+t.setTimeout(Math.max(600, 120 + TRIALS * 30) * 1000);
 
 /** `8 netns, 5 /etc/netns, 9 process, 1 state`: what a kill left, short enough for a message. */
 const counted = (left: string[]): string =>
