@@ -73,6 +73,12 @@ t.test(`lab apply -f of ${RUNS} mutated object files to a running lab: exit 0 or
   const up = upJson('test/fixtures/topologies/apply.yaml', NAME);
   t.ok(up.ok, `lab up ${NAME}\n${up.stderr}`);
   if (!up.ok) return;
+  // Real objects first (a waypoint, then a VirtualService on it): the refused files below are
+  // then compared against a lab with applied objects and a waypoint's live config too.
+  for (const f of ['test/fixtures/apply/waypoint.yaml', 'test/fixtures/apply/fault.yaml']) {
+    const r = lab(['apply', '-f', f, '--lab', NAME], { timeoutMs: 60_000 });
+    t.equal(r.code, 0, `lab apply -f ${f}\n${r.stderr}`);
+  }
   const codes = { 0: 0, 2: 0 } as Record<number, number>;
   let i = 0;
   for (const doc of sample(targets.apply.docs)) {
