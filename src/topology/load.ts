@@ -1,7 +1,7 @@
 // Topology file -> normalized Topology: parse, read the schema with defaults, then
 // cross-check. Every problem is a UserError `<file>:<line>:<col>: <field path>: <what>`,
 // with the file named as the caller gave it so messages are stable across machines.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Topology } from './types.js';
 import { YamlSource } from './yaml-source.js';
@@ -22,16 +22,32 @@ function resourcesText(text: string, f: Field): { text: string; lineOffset: numb
   return { text: ' '.repeat(start - lineStart) + text.slice(start, end), lineOffset: text.slice(0, lineStart).split('\n').length - 1 };
 }
 
+/** Far above any real topology or manifest; a bigger file is a mistake, read whole it could exhaust memory. */
+export const MAX_INPUT_BYTES = 8 * 1024 * 1024;
+
+/**
+ * A topology or manifest file's text, or why it cannot be read. Only regular files are read: a
+ * path like /dev/zero or /dev/stdin (a typo in `manifests:`, or a hostile file) would otherwise
+ * be read forever or block `lab up`, with no message.
+ */
+export function readInputFile(path: string): { text: string } | { why: string } {
+  const why = (e: NodeJS.ErrnoException): string => (e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'it is a directory' : e.message);
+  try {
+    const st = statSync(path);
+    if (st.isDirectory()) return { why: 'it is a directory' };
+    if (!st.isFile()) return { why: 'it is not a regular file (a device, pipe or socket is never read)' };
+    if (st.size > MAX_INPUT_BYTES) return { why: `it is ${st.size} bytes, more than the ${MAX_INPUT_BYTES} a topology or manifest may have` };
+    return { text: readFileSync(path, 'utf8') };
+  } catch (err) {
+    return { why: why(err as NodeJS.ErrnoException) };
+  }
+}
+
 function readManifest(topologyFile: string, rel: string, i: number): { parsed: ParsedResources; text: string; name: string } {
   const path = isAbsolute(rel) ? rel : join(dirname(topologyFile), rel);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new UserError(`${topologyFile}: manifests[${i}]: cannot read ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
-      'manifests are paths relative to the topology file');
-  }
+  const read = readInputFile(path);
+  if ('why' in read) throw new UserError(`${topologyFile}: manifests[${i}]: cannot read ${path}: ${read.why}`, 'manifests are paths relative to the topology file');
+  const { text } = read;
   const name = relative(process.cwd(), path) || path;
   return { parsed: parseResources(text, name), text, name };
 }
@@ -77,13 +93,7 @@ export function parseTopology(text: string, file: string, opts: LoadOptions = {}
 }
 
 export function loadTopology(file: string, opts: LoadOptions = {}): Topology {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'it is a directory' : e.message;
-    throw new UserError(`${file}: cannot read the topology file: ${why}`, 'pass the path of a topology YAML file, e.g. topologies/demo.yaml');
-  }
-  return parseTopology(text, file, opts);
+  const read = readInputFile(file);
+  if ('why' in read) throw new UserError(`${file}: cannot read the topology file: ${read.why}`, 'pass the path of a topology YAML file, e.g. topologies/demo.yaml');
+  return parseTopology(read.text, file, opts);
 }

@@ -47,6 +47,23 @@ export function describe(node: Node | null): string {
   return 'an unsupported YAML node';
 }
 
+/** Longest quoted value a message repeats whole; a longer one is cut, with its length. */
+const MAX_QUOTED = 120;
+
+/**
+ * Messages quote the value that was wrong (a key, a string); a 100 KB string or key quoted
+ * whole (sometimes twice: in the field path and in the problem) buries the message. Each
+ * quoted run longer than MAX_QUOTED, and each bare word over 400 characters, is cut to its
+ * start and its length.
+ */
+export function clipQuoted(message: string): string {
+  return message
+    .replace(/"((?:[^"\\]|\\.)*)"/g, (whole, inner: string) =>
+      (inner.length > MAX_QUOTED ? `"${inner.slice(0, MAX_QUOTED - 20)}…" (${inner.length} characters)` : whole))
+    // A huge key written bare in a field path (`xxxx…xxxx.name`): same cut.
+    .replace(/[^\s"]{400,}/g, (word) => `${word.slice(0, MAX_QUOTED - 20)}… (${word.length} characters)`);
+}
+
 /** Checks a key of a map before its value is read; fails (throws) when the key is not allowed there. */
 export type KeyCheck = (key: string, keyAt: number, path: string) => void;
 
@@ -69,13 +86,17 @@ export abstract class YamlFields {
   }
 
   fail(at: number, path: string, message: string): never {
-    throw new UserError(`${this.where(at, path)}: ${message}`);
+    throw new UserError(clipQuoted(`${this.where(at, path)}: ${message}`));
   }
 
   protected deref(f: Field): Node | null {
     const node = f.node;
-    if (node && isAlias(node)) return (node.resolve(this.doc) as Node | undefined) ?? null;
-    return node;
+    if (!node || !isAlias(node)) return node;
+    const target = node.resolve(this.doc) as Node | undefined;
+    // An alias with no anchor before it is an error in YAML; read as "nothing", it slipped
+    // through as an empty document and crashed later (`lab apply -f` of "*x").
+    if (!target) this.fail(f.at, f.path, `alias *${node.source} refers to no anchor &${node.source} defined before it`);
+    return target;
   }
 
   private field(node: Node | null, at: number, path: string): Field {

@@ -124,3 +124,43 @@ export async function waitFor<T>(cond: () => T | Promise<T>, timeoutMs = 10_000,
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/**
+ * A seeded PRNG (mulberry32): random trials that print their seed can be replayed exactly.
+ * Returns floats in [0, 1).
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A numeric setting from the environment (trial counts, durations, seeds), else `fallback`. */
+export function envNumber(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`${name}=${v}: expected a number`);
+  return n;
+}
+
+/** The kinds of thing `leftovers` reports: state, netns, /etc/netns, process. */
+export const leftoverKinds = (left: string[]): string[] =>
+  [...new Set(left.map((l) => (l.startsWith('/etc/netns/') ? '/etc/netns' : l.split(' ')[0])))].sort();
+
+/** `lab(...)` without blocking the event loop: for tests that drive several labs at once. */
+export function labAsync(args: string[], opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+  return import('node:child_process').then(({ spawn }) => new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => { stdout += String(d); });
+    child.stderr!.on('data', (d) => { stderr += String(d); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    child.once('exit', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr }); });
+  }));
+}
