@@ -6,15 +6,14 @@ import { applyObjects, listObjects, type ApplyResult } from '../lab/apply.js';
 import { resolveLab } from './select.js';
 import { printJson, table } from './output.js';
 import { UserError } from '../util/errors.js';
+import { readInputFile } from '../topology/load.js';
 
 function readInput(file: string): { name: string; text: string } {
   if (file === '-') return { name: '<stdin>', text: readFileSync(0, 'utf8') };
-  try {
-    return { name: file, text: readFileSync(file, 'utf8') };
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new UserError(`${file}: cannot read it: ${err.code === 'ENOENT' ? 'no such file' : err.message}`, 'give a YAML file of Kubernetes objects, or - for standard input');
-  }
+  // The same guard as the topology's files: a device (/dev/zero), pipe or huge file is refused, never read forever.
+  const r = readInputFile(file);
+  if ('why' in r) throw new UserError(`${file}: cannot read it: ${r.why}`, 'give a YAML file of Kubernetes objects, or - for standard input');
+  return { name: file, text: r.text };
 }
 
 /** `virtualservice.networking.istio.io/reviews configured`, as kubectl says it. */
