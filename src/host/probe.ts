@@ -2,11 +2,14 @@
 // (owner-marked, removed afterwards), never in the root namespace and never in a lab's, so
 // planning needs nothing created and a refused topology leaves nothing behind.
 import { run } from './run.js';
-import { ownerAlias } from '../topology/naming.js';
+import { ownerAlias, parseOwnerAlias } from '../topology/naming.js';
+import { listNetns } from './netns.js';
+import { isAlive } from './processes.js';
 import type { HostFacts } from '../plan/host-facts.js';
 
 /** Runs `fn` with a fresh netns `al-<purpose>-<pid>`; the netns is deleted however `fn` ends. */
 export async function withScratchNetns<T>(purpose: string, fn: (netns: string) => Promise<T>): Promise<T> {
+  await sweepStaleScratch();
   const ns = `al-${purpose}-${process.pid}`;
   await run('ip', ['netns', 'add', ns]);
   try {
@@ -17,6 +20,30 @@ export async function withScratchNetns<T>(purpose: string, fn: (netns: string) =
   } finally {
     await run('ip', ['netns', 'delete', ns], { reject: false });
   }
+}
+
+const SCRATCH = /^al-(probe|doctor)-(\d+)$/;
+
+/**
+ * Removes the scratch namespaces of `lab up`/`lab doctor` runs that were killed inside
+ * withScratchNetns (SIGKILL skips its finally): named `al-probe|doctor-<pid>` with that pid gone,
+ * and either marked as that scratch namespace or not marked at all (killed between `netns add` and
+ * the mark). Called before every new scratch namespace and by `lab down`, so a killed `up` leaves
+ * nothing that the next `up` or `down` does not remove. Returns the names removed.
+ */
+export async function sweepStaleScratch(): Promise<string[]> {
+  const removed: string[] = [];
+  for (const ns of listNetns()) {
+    const m = SCRATCH.exec(ns);
+    if (!m || Number(m[2]) === process.pid || isAlive(Number(m[2]))) continue;
+    const lo = await run('ip', ['-n', ns, '-o', 'link', 'show', 'lo'], { reject: false });
+    const alias = / alias (.+?)(?:\\|$)/.exec(lo.stdout)?.[1];
+    const owner = alias ? parseOwnerAlias(alias) : undefined;
+    if (alias && !(owner?.kind === 'scratch' && owner.name === ns)) continue;
+    const del = await run('ip', ['netns', 'delete', ns], { reject: false });
+    if (del.exitCode === 0) removed.push(ns);
+  }
+  return removed;
 }
 
 /** Can this kernel create a Geneve device? (Debian's stock kernel can; this VM's cannot.) */

@@ -1,6 +1,7 @@
 // `lab down`: removes what the lab owns, in reverse: processes, namespaces (which takes
 // their links, rules, routes and ipsets with them), /etc/netns files, state. It works
 // from the state directory, and without it from the owner marks on the objects.
+import { sweepStaleScratch } from '../host/probe.js';
 import { existsSync, readdirSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { labStateDir, readState, removeStateDir, listStateLabs, writeState } from '../state/store.js';
@@ -69,6 +70,8 @@ export async function downLab(lab: string): Promise<DownResult> {
   if (sorted.length) await ipBatch(undefined, sorted.map((n) => `netns delete ${n}`));
 
   const files = removeEtcNetns(lab, state?.files ?? []);
+  // A `lab up` killed while probing the host left its scratch namespace (not named after the lab).
+  await sweepStaleScratch();
   const removed = removeStateDir(lab);
   return { lab, processes: stopped, netns: sorted.length, files, ...(removed ? {} : { keptStateDir: labStateDir(lab) }) };
 }

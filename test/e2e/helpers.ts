@@ -47,6 +47,14 @@ export function leftovers(labName: string): string[] {
   const out: string[] = [];
   try { out.push(...readdirSync('/run/netns').filter((n) => n.startsWith(`al-${labName}-`)).map((n) => `netns ${n}`)); } catch { /* none */ }
   try { out.push(...readdirSync('/etc/netns').filter((n) => n.startsWith(`al-${labName}-`)).map((n) => `/etc/netns/${n}`)); } catch { /* none */ }
+  // The host probe's scratch namespace of an `up` killed while probing: not named after the lab,
+  // yet `lab down` must remove it (its pid is gone; a live one belongs to a running command).
+  try {
+    out.push(...readdirSync('/run/netns').filter((n) => {
+      const m = /^al-(?:probe|doctor)-(\d+)$/.exec(n);
+      return m && !existsSync(`/proc/${m[1]}`);
+    }).map((n) => `netns ${n}`));
+  } catch { /* none */ }
   if (existsSync(`/run/ambient-lab/${labName}`)) out.push(`state /run/ambient-lab/${labName}`);
   const procs = sh(`grep -l "AMBIENT_LAB_OWNER=${labName}:" /proc/[0-9]*/environ 2>/dev/null`).trim();
   if (procs) out.push(...procs.split('\n').map((p) => `process ${p}`));
