@@ -61,9 +61,47 @@ export async function openHboneSession(opts: HboneSessionOptions): Promise<http2
       });
       widenConnectionWindow(session);
       session.on('error', () => undefined);
+      keepAlive(session, sock);
       resolve(session);
     });
   });
+}
+
+/** ztunnel's client do_ping_pong (proxy/h2.rs): a PING every 10 s, no answer within 20 s ends the session. */
+const CLIENT_PING_INTERVAL_MS = 10_000;
+const CLIENT_PING_TIMEOUT_MS = 20_000;
+
+/**
+ * A session whose peer went away must end its streams, so that the connections they carry are
+ * torn down instead of hanging. A peer that exits while a stream of ours is backed up (a slow
+ * reader downstream) can leave the session's socket in CLOSE-WAIT with nobody reading its EOF;
+ * a PING is a write, and the dead peer's RST (or the missing answer) ends it. The socket's own
+ * end and close end the session too.
+ */
+function keepAlive(session: http2.ClientHttp2Session, sock: tls.TLSSocket): void {
+  let waiting: NodeJS.Timeout | undefined;
+  const gone = (why: string): void => {
+    if (!session.destroyed) session.destroy(new HboneError(`HBONE session ended: ${why}`, undefined, 'ECONNRESET'));
+  };
+  const timer = setInterval(() => {
+    if (waiting || session.destroyed) return;
+    waiting = setTimeout(() => gone(`no PING answer within ${CLIENT_PING_TIMEOUT_MS} ms`), CLIENT_PING_TIMEOUT_MS);
+    waiting.unref();
+    try {
+      session.ping((err) => {
+        clearTimeout(waiting);
+        waiting = undefined;
+        if (err) gone(`PING failed: ${err.message}`);
+      });
+    } catch (e) {
+      gone(`PING failed: ${(e as Error).message}`);
+    }
+  }, CLIENT_PING_INTERVAL_MS);
+  timer.unref();
+  const stop = (): void => { clearInterval(timer); clearTimeout(waiting); };
+  session.once('close', stop);
+  sock.once('end', () => gone('the peer closed the connection'));
+  sock.once('close', () => gone('the connection closed'));
 }
 
 export interface ConnectHeaders {

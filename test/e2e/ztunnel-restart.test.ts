@@ -51,7 +51,7 @@ async function acrossRestart(t: Tap, restartArgs: string[]) {
   await waitFor(() => num(slowProgress) >= 1_000_000, 30_000, 'the long transfer to be under way');
   const before = count();
   const restartAt = Date.now();
-  const r = lab(['ztunnel', 'restart', ...restartArgs, '--lab', NAME, '--json'], { timeoutMs: 60_000 });
+  const r = lab(['ztunnel', 'restart', ...restartArgs, '--lab', NAME, '--json'], { timeoutMs: 240_000 });
   const atRestartEnd = count();
   // At least as many again after the restart returned, so the loop spans it on both sides.
   await waitFor(() => count() >= atRestartEnd + 150, 30_000, '150 more requests after the restart');
@@ -87,7 +87,7 @@ t.test('bad input: exit 2, nothing restarted', async (t) => {
 for (const node of ['node-a', 'node-b']) {
   t.test(`graceful restart of ${node}'s ztunnel: no request fails, the long transfer completes`, async (t) => {
     const old = readState(NAME)!.processes.find((p) => p.id === `ztunnel/${node}`)!;
-    const { r, loop, slow, restart } = await acrossRestart(t, [node, '--graceful', '--drain-timeout', '40s']);
+    const { r, loop, slow, restart } = await acrossRestart(t, [node, '--graceful', '--drain-timeout', '3m']);
     t.equal(r.code, 0, `restart exits 0\n${r.stderr}`);
     t.ok(loop.requests >= 300, `a loop of at least 300 requests spanned the restart (${loop.requests})`);
     t.equal(loop.failed, 0, 'not one request failed');
