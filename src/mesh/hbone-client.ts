@@ -75,8 +75,8 @@ const CLIENT_PING_TIMEOUT_MS = 20_000;
  * A session whose peer went away must end its streams, so that the connections they carry are
  * torn down instead of hanging. A peer that exits while a stream of ours is backed up (a slow
  * reader downstream) can leave the session's socket in CLOSE-WAIT with nobody reading its EOF;
- * a PING is a write, and the dead peer's RST (or the missing answer) ends it. The socket's own
- * end and close end the session too.
+ * a PING is a write, and the dead peer's RST (or the missing answer) ends it. The socket's close
+ * ends the session too.
  */
 function keepAlive(session: http2.ClientHttp2Session, sock: tls.TLSSocket): void {
   let waiting: NodeJS.Timeout | undefined;
@@ -88,19 +88,17 @@ function keepAlive(session: http2.ClientHttp2Session, sock: tls.TLSSocket): void
     waiting = setTimeout(() => gone(`no PING answer within ${CLIENT_PING_TIMEOUT_MS} ms`), CLIENT_PING_TIMEOUT_MS);
     waiting.unref();
     try {
-      session.ping((err) => {
-        clearTimeout(waiting);
-        waiting = undefined;
-        if (err) gone(`PING failed: ${err.message}`);
-      });
-    } catch (e) {
-      gone(`PING failed: ${(e as Error).message}`);
+      // An error here is a PING cancelled by the session closing (a GOAWAY'd session still
+      // carrying streams): not a dead peer. Only silence or the socket's close end it.
+      session.ping(() => { clearTimeout(waiting); waiting = undefined; });
+    } catch {
+      clearTimeout(waiting);
+      waiting = undefined;
     }
   }, CLIENT_PING_INTERVAL_MS);
   timer.unref();
   const stop = (): void => { clearInterval(timer); clearTimeout(waiting); };
   session.once('close', stop);
-  sock.once('end', () => gone('the peer closed the connection'));
   sock.once('close', () => gone('the connection closed'));
 }
 

@@ -83,6 +83,12 @@ export interface HboneServer {
    * once its last stream has.
    */
   drain(): void;
+  /**
+   * Resolves when every session has closed: a stream's last bytes may still wait in its HTTP/2
+   * send buffer (the peer's window) after the copy feeding it finished, and exiting then would
+   * cut them off.
+   */
+  drained(): Promise<void>;
   close(): void;
 }
 
@@ -303,6 +309,9 @@ export function createHboneServer(opts: HboneServerOptions): HboneServer {
     drain() {
       draining = true;
       for (const s of sessions) s.close();
+    },
+    async drained() {
+      while (sessions.size > 0 || live.size > 0) await new Promise((r) => setTimeout(r, 50));
     },
     close() {
       for (const s of live) s.destroy();

@@ -133,6 +133,7 @@ export async function startZtunnel(cfg: ZtunnelConfig, log: Logger, opts: StartO
         inbound.drain();
         z.log.info({ open }, 'draining: stopped accepting, waiting for open connections to end');
         await Promise.all(closed);
+        await inbound.drained();
         z.pool.close();
         keyLog?.close();
         return { open, durationMs: Date.now() - started };
