@@ -508,6 +508,10 @@ export function reconstruct(observations: Observation[], pointList: ObservationP
     t0,
     legs: chain.map((l, i) => {
       const t = traceLeg(l, points);
+      // A pooled Istio mTLS connection opened before the trace shows no handshake on the wire;
+      // the sidecar that sent the request over it says so in its log (upstream_transport).
+      if (!t.istioMtls && l.encap !== 'hbone' && l.reused && (opts.decisions ?? []).some((d) =>
+        d.netns === l.originNetns && d.upstreamTransport === 'istio-mtls' && d.upstreamHost === l.server)) t.istioMtls = true;
       const a = appSide.get(l.id);
       if (a) {
         t.app = a.app;

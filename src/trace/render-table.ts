@@ -8,7 +8,7 @@ function legTitle(r: TraceReport, legId: number): string {
   const l = r.legs.find((x) => x.id === legId);
   if (!l) return `connection ${legId}`;
   const kind = l.encap === 'hbone' ? `HBONE, mTLS${l.alpn ? ` ALPN ${l.alpn.join(',')}` : ''}`
-    : l.istioMtls ? `Istio mTLS to the app port, ALPN ${l.alpn?.join(',')}` : 'plain TCP';
+    : l.istioMtls ? `Istio mTLS to the app port, ${l.alpn ? `ALPN ${l.alpn.join(',')}` : 'handshake before the trace (the sidecar\'s log)'}` : 'plain TCP';
   return `connection ${l.id}: ${l.client} -> ${l.server} (${kind}), ${l.reused ? 'reused from the pool of' : 'opened by'} ${l.origin}, taken in by ${l.delivered}`;
 }
 
