@@ -57,7 +57,9 @@ t.test('file descriptors stay bounded and go back near idle', async (t) => {
       t.ok(p.fds.peak <= p.fds.idle + 2 * O.connections + FD_SLACK, `${tag}: bounded by the connections`);
       // Known: through the waypoint, its upstream pool's idle HBONE streams (and so ztunnel/node-b's
       // connections to httpbin) are released only when the next traffic comes (see bench/README.md, Load).
-      const lingering = ph.path === 'waypoint' && p.id === 'ztunnel/node-b';
+      // The waypoint holds the HBONE sessions those streams ride on (up to 100 streams each), so its
+      // own fds linger with them.
+      const lingering = ph.path === 'waypoint' && (p.id === 'ztunnel/node-b' || p.id.startsWith('waypoint/'));
       t.ok(p.fds.after <= p.fds.idle + FD_SLACK, `${tag}: back near idle after the load`,
         lingering ? { todo: 'the waypoint\'s idle upstream streams are closed only on the next activity' } : {});
     }
