@@ -3,6 +3,7 @@ import { downLab, labExists, listLabs } from '../lab/down.js';
 import { checkedLabArg, resolveLab } from './select.js';
 import { printJson, ms } from './output.js';
 import { UserError } from '../util/errors.js';
+import { sweepStaleScratch } from '../host/probe.js';
 
 export const downCommand = {
   command: 'down [name]',
@@ -26,6 +27,14 @@ export const downCommand = {
     else {
       const requested = name ?? opt;
       if (requested !== undefined && !(await labExists(requested))) {
+        // A `lab up` killed while probing the host leaves only its scratch namespace, named after
+        // its pid rather than the lab: removing that is what `lab down` is for, so it is no typo.
+        const swept = await sweepStaleScratch();
+        if (swept.length) {
+          const r = { lab: requested, processes: 0, netns: swept.length, files: 0 };
+          if (argv.json) return printJson({ removed: [r], totalMs: Math.round(performance.now() - t0) });
+          return void process.stdout.write(`lab "${requested}" removed: ${swept.length} scratch namespace(s) of an interrupted lab up (${swept.join(', ')})\n`);
+        }
         const known = await listLabs();
         throw new UserError(`no lab "${requested}": no state directory and no network namespaces of it`,
           known.length ? `labs: ${known.join(', ')}` : 'no lab is up');

@@ -6,6 +6,7 @@ import t, { type Test } from 'tap';
 import { mkdtempSync, mkdirSync, writeFileSync, existsSync, readdirSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { lab as labCli, type CliResult } from './helpers.js';
 
 // The scratch state root sits three levels below the scratch directory, so that even a CLI
@@ -84,6 +85,21 @@ t.test('lab down of a lab that does not exist says so and exits 2', async (t) =>
   t.match(r.stderr, /no lab "sf-nosuchlab": no state directory and no network namespaces of it/);
   t.equal(r.stdout, '');
   assertUntouched(t);
+});
+
+t.test('lab down NAME removes the scratch namespace of a lab up killed while probing the host', async (t) => {
+  // Named after the killed process (a pid that is not running), not after the lab: the only debris.
+  let pid = 4_000_000;
+  while (existsSync(`/proc/${pid}`)) pid++;
+  const ns = `al-probe-${pid}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  t.teardown(() => { try { execFileSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' }); } catch { /* removed */ } });
+  const r = lab(['down', 'sf-killedprobe']);
+  t.equal(r.code, 0, `exit 0: the debris of a killed up was removed\n${r.stderr}`);
+  t.match(r.stdout, new RegExp(`removed: 1 scratch namespace.*${ns}`));
+  t.notOk(netns().includes(ns), 'the scratch namespace is gone');
+  const again = lab(['down', 'sf-killedprobe']);
+  t.equal(again.code, 2, 'with nothing left, the name is unknown again (exit 2)');
 });
 
 t.test('lab down removes a state directory only when it holds state.json (the owner mark)', async (t) => {
