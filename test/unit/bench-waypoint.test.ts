@@ -115,7 +115,7 @@ t.test('the report prints the waypoint section, and leaves skipped parts out', (
   t.notMatch(out, /## lab up \/ lab down/, 'lifecycle skipped: no empty table');
   t.notMatch(out, /## Data path/, 'data path skipped: no table of n/a');
   t.match(out, /waypoint adds < 2 ms p50 per new request\s+\+0\.26 ms/);
-  t.same(r.targets.slice(0, -1).map((x) => x.measured), Array(15).fill('n/a: not run (--skip)'), 'skipped parts (the footprint too) are "not run", not "mesh not available"');
+  t.same(r.targets.slice(0, -1).map((x) => x.measured), Array(17).fill('n/a: not run (--skip)'), 'skipped parts (the footprint too) are "not run", not "mesh not available"');
   const failed = renderReport({ ...r, waypoint: undefined, waypointError: 'requests to default/httpbin-wp did not go through the waypoint' });
   t.match(failed, /n\/a: waypoint lab not available: requests to default\/httpbin-wp did not go through the waypoint/);
   t.notMatch(renderReport({ ...r, waypoint: undefined }), /## Waypoint/, 'skipped: no section');
