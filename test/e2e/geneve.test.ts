@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { decodeFrame, readCaptureFile } from '../../src/trace/pcap.js';
 import { waitFor, lab, leftovers, upJson, curlIn, podIp, linkStats } from './helpers.js';
-import { GENEVE_NODE_FLAGS } from '../../src/plan/kinds/ztunnel.js';
+import { GENEVE_DAEMON_FLAGS } from '../../src/plan/kinds/ztunnel.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DAEMON = join(root, 'dist', 'ambient', 'geneve-userspace.js');
@@ -89,7 +89,7 @@ interface Daemon {
 
 async function startDaemon(ns: string, args: string[]): Promise<Daemon> {
   const ready = join(tmp, `${ns}.ready`);
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...GENEVE_NODE_FLAGS, DAEMON, ...args, '--ready-file', ready], {
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...GENEVE_DAEMON_FLAGS, DAEMON, ...args, '--ready-file', ready], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
