@@ -4,19 +4,25 @@
 // Geneve would (RFC 8926, UDP 6081, VNI 1000 in / 1001 out), so tcpdump and tshark see Geneve.
 //
 //   node dist/ambient/geneve-userspace.js \
-//     --end local=10.244.0.1,remote=10.244.0.2,tap=istioin:1000,tap=istioout:1001 \
+//     --end netns=<node netns>,local=10.244.0.1,remote=10.244.0.2,tap=istioin:1000,tap=istioout:1001 \
 //     --end netns=<ztunnel pod netns>,local=10.244.0.2,remote=10.244.0.1,tap=pistioin:1000,tap=pistioout:1001 \
-//     [--port 6081] [--ready-file F] [--stats-interval 60]
+//     [--end ... for every other node] [--port 6081] [--ready-file F] [--stats-interval 60]
 //
-// One process per node serves both ends of the node's pair: each end's UDP socket and TAP fds
-// are created inside that end's namespace (setns on this thread, synchronous koffi calls only),
-// and fds keep their namespace wherever they are used from.
+// The lab runs one such process for all its nodes, in the underlay's netns: every end's UDP
+// socket and TAP fds are created inside that end's namespace (setns on this thread, synchronous
+// koffi calls only), and fds keep their namespace wherever they are used from. One process
+// because a Node process with koffi costs ~47 MB RSS however small its heap (34 MB of it the
+// node binary's own pages): per node that was the largest share of an idle lab's memory.
 //
 // One thread, no workers: the bulk direction of a proxied connection never enters the tunnels
 // (table 102 takes it over the ztunnel veth), only SYNs, requests and ACKs do, so a single
-// poll(2) loop over every fd keeps up (the bench measured the old four-thread daemons at
-// 0.01-0.02 CPU-s per GiB delivered) and saves three V8 isolates per daemon. The loop blocks in
-// poll() for at most POLL_MS, then yields to the event loop so signals and timers run.
+// poll(2) loop over every fd of every node keeps up (the bench measured the old four-thread
+// daemons at 0.01-0.02 CPU-s per GiB delivered). The loop blocks in poll() for at most
+// POLL_MS, then yields to the event loop so signals and timers run.
+//
+// Every end must open at start, or the process exits 1 naming the end: the supervisor's
+// back-off then shows in `lab status` (BACKOFF, UNHEALTHY). At run time a TAP that fails is
+// reported once in the log and no longer watched; the other ends go on.
 import { writeSync, writeFileSync, renameSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -149,7 +155,12 @@ function openEnds(ends: GeneveEndSpec[], port: number, log: LineLogger): { ends:
         }
         return end;
       };
-      opened.push(spec.netns ? withNetns(spec.netns, open) : open());
+      try {
+        opened.push(spec.netns ? withNetns(spec.netns, open) : open());
+      } catch (e) {
+        // One daemon serves every node: say which end (namespace, address) could not open.
+        throw new Error(`cannot open the end in ${spec.netns ?? 'the daemon\'s own netns'} (local ${spec.local}): ${(e as Error).message}`, { cause: e });
+      }
     }
   } catch (e) {
     fds.forEach(closeFd);

@@ -8,7 +8,7 @@ import { UserError } from '../util/errors.js';
 
 export const logsCommand = {
   command: 'logs [target]',
-  describe: 'Show the logs of a pod\'s app, a ztunnel (`ztunnel-node-a`), a Geneve daemon (`geneve-node-a`) or the lab itself (`lab`)',
+  describe: 'Show the logs of a pod\'s app, a ztunnel (`ztunnel-node-a`), the userspace Geneve daemon (`geneve`) or the lab itself (`lab`)',
   builder: (y: Argv) =>
     y
       .positional('target', { type: 'string', default: 'lab' })

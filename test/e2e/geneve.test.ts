@@ -1,12 +1,14 @@
 // The userspace Geneve daemon between two namespaces, the way the lab uses it when the kernel
 // has no geneve module: a "node" netns with istioin/istioout TAPs and a "ztunnel" netns with
-// pistioin/pistioout, joined by a veth, and ONE daemon (in the node netns, with the lab's V8
-// flags) serving both ends. Checks that ARP+ICMP and a multi-MB TCP stream cross the tunnel
+// pistioin/pistioout, joined by a veth, and ONE daemon (with the lab's V8 flags) serving both
+// ends (here from the node netns; the lab runs it in the underlay with every end by name). Checks that ARP+ICMP and a multi-MB TCP stream cross the tunnel
 // intact, that tshark decodes the veth traffic as Geneve VNI 1000/1001 with valid outer UDP
 // checksums, that foreign senders and unknown VNIs are dropped, that the one process stays
-// small, and that SIGTERM stops it cleanly. Then in a lab: one daemon per node, nothing of it in
-// the ztunnel pod, SIGKILLed it is restarted by the supervisor and requests cross again, and
-// `lab down` leaves nothing. Needs root and dist/ (npx tsc -p tsconfig.json).
+// small, and that SIGTERM stops it cleanly. Then in a lab: one daemon for all nodes, in the
+// underlay netns with its sockets in every node and ztunnel pod; SIGKILLed it is restarted by
+// the supervisor and requests cross again; an end it cannot open shows in `lab status`
+// (BACKOFF, UNHEALTHY) and its log, and cuts every node; `lab down` leaves nothing.
+// Needs root and dist/ (npx tsc -p tsconfig.json).
 import t from 'tap';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -16,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { decodeFrame, readCaptureFile } from '../../src/trace/pcap.js';
 import { waitFor, lab, leftovers, upJson, curlIn, podIp, linkStats } from './helpers.js';
-import { GENEVE_NODE_FLAGS } from '../../src/plan/kinds/ztunnel.js';
+import { GENEVE_DAEMON_FLAGS } from '../../src/plan/kinds/ztunnel.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DAEMON = join(root, 'dist', 'ambient', 'geneve-userspace.js');
@@ -89,7 +91,7 @@ interface Daemon {
 
 async function startDaemon(ns: string, args: string[]): Promise<Daemon> {
   const ready = join(tmp, `${ns}.ready`);
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...GENEVE_NODE_FLAGS, DAEMON, ...args, '--ready-file', ready], {
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...GENEVE_DAEMON_FLAGS, DAEMON, ...args, '--ready-file', ready], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
@@ -254,36 +256,80 @@ t.test('SIGTERM stops the daemon cleanly and it logs its counters', async (t) =>
   t.equal(sh('ip', ['netns', 'exec', N, 'ss', '-unaH', 'sport', '= :6081']).trim(), '', 'its sockets are closed');
 });
 
-t.test('in a lab: one daemon per node; killed, the supervisor restarts it and traffic crosses again', async (t) => {
-  const NAME = 'tt-gnv';
+t.test('in a lab: one daemon for every node; killed, the supervisor restarts it; a failing end is visible', async (t) => {
+  const NAME = 'gv-lab';
   t.teardown(() => { lab(['down', NAME]); });
+  t.same(leftovers(NAME), [], 'no earlier lab of this name');
   const up = upJson('test/fixtures/topologies/mesh.yaml', NAME);
   if (!t.ok(up.ok, `lab up works\n${up.stderr}`)) return;
   const status = () => JSON.parse(lab(['status', '--lab', NAME, '--json']).stdout);
   if (status().tunnel !== 'userspace') return void t.comment('this kernel has Geneve: the lab runs no userspace daemon');
   const geneve = () => status().processes.filter((p: { role: string }) => p.role === 'geneve');
+  const nsOf = (node: string) => ({ node: `al-${NAME}-node-${node}`, zt: `al-${NAME}-pod-istio-system.ztunnel-${node}` });
   // `ip netns identify PID`: the namespace the process really runs in.
   t.same(geneve().map((p: { id: string; pid: number }) => [p.id, sh('ip', ['netns', 'identify', String(p.pid)]).trim()]), [
-    ['geneve/node-a', `al-${NAME}-node-node-a`], ['geneve/node-b', `al-${NAME}-node-node-b`],
-  ], 'one daemon per node, in the node netns');
-  const za = `al-${NAME}-pod-istio-system.ztunnel-node-a`;
-  const ztA = status().processes.find((p: { id: string }) => p.id === 'ztunnel/node-a');
-  t.same(sh('ip', ['netns', 'pids', za]).trim().split('\n').map(Number), [ztA.pid], 'the ztunnel pod runs its ztunnel only');
+    ['geneve', `al-${NAME}-underlay`],
+  ], 'one daemon for the lab, in the underlay netns');
+  const gv = geneve()[0];
+  for (const node of ['node-a', 'node-b']) {
+    const ns = nsOf(node);
+    const zt = status().processes.find((p: { id: string }) => p.id === `ztunnel/${node}`);
+    t.same(sh('ip', ['netns', 'pids', ns.zt]).trim().split('\n').map(Number), [zt.pid], `${node}: the ztunnel pod runs its ztunnel only`);
+    t.notOk(sh('ip', ['netns', 'pids', ns.node]).trim().split('\n').map(Number).includes(gv.pid), `${node}: the daemon does not run in the node netns`);
+    // Yet its sockets are there: one 6081 socket per end, in the end's netns, owned by the daemon.
+    for (const n of [ns.node, ns.zt]) t.match(sh('ip', ['netns', 'exec', n, 'ss', '-unapH', 'sport', '= :6081']), new RegExp(`pid=${gv.pid},`), `${n}: the daemon's UDP socket`);
+  }
 
-  const before = geneve()[0];
-  process.kill(before.pid, 'SIGKILL');
-  const after = await waitFor(() => { const p = geneve()[0]; return p.pid !== before.pid && p.ready && p; }, 15_000, 'status to show a new, ready geneve/node-a');
-  t.match(after, { alive: true, ready: true, restarts: 1 }, 'restarted and counted');
-  // Both of node-a's ends are back: the request's first packets are read from istioout by the
-  // node end and written into pistioout by the ztunnel-pod end, both in the new process.
-  const na = `al-${NAME}-node-node-a`;
-  const out0 = linkStats(na, 'istioout').tx;
-  const pout0 = linkStats(za, 'pistioout').rx;
-  const r = curlIn(NAME, 'sleep', 'http://httpbin:8000/ip');
-  t.equal(r.code, 0, `curl works\n${r.stderr}`);
-  t.same(JSON.parse(r.stdout || '{}'), { origin: podIp(up.summary, 'default/sleep') }, 'the request crossed the new daemon, source IP preserved');
-  t.ok(linkStats(na, 'istioout').tx > out0, 'node-a: packets left by istioout');
-  t.ok(linkStats(za, 'pistioout').rx > pout0, 'ztunnel pod: they arrived on pistioout');
+  // A new connection from an ambient pod always leaves by its node's istioout and reaches the
+  // ztunnel by pistioout: from sleep (node-a) and sleep-b (node-b), every node's outbound pair.
+  const crosses = (why: string) => {
+    for (const [pod, node] of [['sleep', 'node-a'], ['sleep-b', 'node-b']]) {
+      const ns = nsOf(node);
+      const before = [linkStats(ns.node, 'istioout').tx, linkStats(ns.zt, 'pistioout').rx];
+      const r = curlIn(NAME, pod, 'http://httpbin:8000/ip');
+      t.equal(r.code, 0, `${why}: curl from ${pod} works\n${r.stderr}`);
+      t.same(JSON.parse(r.stdout || '{}'), { origin: podIp(up.summary, `default/${pod}`) }, `${why}: ${pod}'s source IP preserved`);
+      const after = [linkStats(ns.node, 'istioout').tx, linkStats(ns.zt, 'pistioout').rx];
+      t.ok(after[0] > before[0] && after[1] > before[1], `${why}: ${node}: packets left istioout and reached pistioout`);
+    }
+  };
+  // The inbound pair: the first connection to httpbin opens an HBONE tunnel into node-b (later
+  // requests reuse it, and its packets bypass the tunnels), through istioin to pistioin.
+  const nb = nsOf('node-b');
+  const in0 = [linkStats(nb.node, 'istioin').tx, linkStats(nb.zt, 'pistioin').rx];
+  crosses('at start');
+  const in1 = [linkStats(nb.node, 'istioin').tx, linkStats(nb.zt, 'pistioin').rx];
+  t.ok(in1[0] > in0[0] && in1[1] > in0[1], 'at start: node-b: HBONE left istioin and reached pistioin');
+
+  process.kill(gv.pid, 'SIGKILL');
+  const after = await waitFor(() => { const p = geneve()[0]; return p.pid !== gv.pid && p.ready && p; }, 15_000, 'status to show a new, ready geneve');
+  t.match(after, { alive: true, ready: true, restarts: 1, note: /^died at / }, 'restarted, counted, and the death is on record');
+  crosses('after the restart');
+
+  // A failure of the one daemon is a failure of every node, and says so. Hold node-b's istioin
+  // while the daemon dies: the next one cannot open that end, exits 1 naming it, and backs off;
+  // meanwhile node-a's tunnels are down too (the blast radius the README states).
+  const holder = spawn('ip', ['netns', 'exec', nsOf('node-b').node, process.execPath, fixture('geneve-tap-holder.mjs'), 'istioin'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(holder);
+  let held = '';
+  holder.stdout!.on('data', (d) => (held += d));
+  await waitFor(() => held.includes('waiting'), 10_000, 'the TAP holder to start');
+  process.kill(after.pid, 'SIGKILL');
+  await waitFor(() => held.includes('holding'), 5000, 'the holder to take istioin');
+  const down = await waitFor(() => { const s = status(); const p = s.processes.find((x: { role: string }) => x.role === 'geneve'); return !s.healthy && p.backoffUntil && /^exit 1 /.test(p.note) && { s, p }; }, 15_000, 'status: the daemon backing off, the lab unhealthy');
+  t.match(down.p, { alive: false, ready: false, note: /exit 1 at .*backing off until/ }, 'lab status --json: dead, its exit code, backing off');
+  // The daemon is retried between back-offs (and dies again): wait for a look during one.
+  const text = await waitFor(() => { const o = lab(['status', '--lab', NAME]).stdout; return /BACKOFF/.test(o) && o; }, 20_000, 'lab status to show the back-off');
+  t.match(text, /UNHEALTHY[\s\S]*\ngeneve\s+\d+\s+BACKOFF\s+\d+\s+exit 1 at /, 'lab status: UNHEALTHY, geneve BACKOFF after exit 1');
+  const log = readFileSync(down.p.log, 'utf8');
+  t.match(log, new RegExp(`cannot open the end in ${nsOf('node-b').node} \\(local 10\\.244\\.1\\.1\\): ioctl TUNSETIFF istioin: EBUSY`), 'its log names the end that failed');
+  const cut = lab(['exec', '--lab', NAME, 'sleep', '--', 'curl', '-s', '-m', '2', 'http://httpbin:8000/ip']);
+  t.not(cut.code, 0, 'node-a\'s traffic is cut as well: one daemon carries every node');
+
+  holder.kill('SIGTERM');
+  await waitFor(() => { const p = geneve()[0]; return p.alive && p.ready && p; }, 40_000, 'the daemon back once the TAP is free');
+  t.ok(status().healthy, 'the lab is healthy again');
+  crosses('after the back-off');
 
   t.equal(lab(['down', NAME]).code, 0, 'lab down');
   t.same(leftovers(NAME), [], 'nothing left: namespaces, files, processes (the restarted daemon included)');

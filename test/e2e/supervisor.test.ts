@@ -126,11 +126,11 @@ t.test('real lab: every kind of proxy, killed, serves a new request again within
   const vip = (name: string): string => up.summary.services.find((s: { name: string }) => s.name === name).vip;
   const http = (svc: string, port: number): string[] => ['loop', '--url', `http://${vip(svc)}:${port}/ip`];
   const procs = readState(REAL)!.processes;
-  // Discovered by role, so a lab whose Geneve daemons are one process per node is covered the same way.
+  // Discovered by role: the lab's one userspace Geneve daemon (none with kernel Geneve).
   const targets: Array<{ id: string; what: string; traffic: string }> = [
     { id: 'ztunnel/node-a', what: 'ztunnel (client node)', traffic: 'httpbin' },
     { id: 'ztunnel/node-b', what: 'ztunnel (server node)', traffic: 'httpbin' },
-    ...procs.filter((p) => p.role === 'geneve' && p.node === 'node-a').map((p) => ({ id: p.id, what: 'userspace Geneve', traffic: 'httpbin' })),
+    ...procs.filter((p) => p.role === 'geneve').map((p) => ({ id: p.id, what: 'userspace Geneve', traffic: 'httpbin' })),
     ...procs.filter((p) => p.role === 'waypoint').map((p) => ({ id: p.id, what: 'waypoint', traffic: 'reviews' })),
     ...procs.filter((p) => p.role === 'sidecar').map((p) => ({ id: p.id, what: 'sidecar proxy', traffic: 'httpbin-sc' })),
     ...procs.filter((p) => p.role === 'dns').map((p) => ({ id: p.id, what: 'cluster DNS', traffic: 'dns' })),

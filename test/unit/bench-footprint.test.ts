@@ -1,9 +1,9 @@
 // The footprint section's target rows and table, from hand-made figures: totals against 600 MB
-// and 1 GB, Geneve per node (one daemon per node, or none with kernel Geneve), the largest
+// and 1 GB, Geneve per node (one daemon per node or one for the lab, or none with kernel Geneve), the largest
 // ztunnel, the largest waypoint or sidecar; PSS parsed from smaps_rollup.
 import t from 'tap';
 import { footprintRows, evaluateTargets } from '../../src/bench/targets.js';
-import { renderFootprint, parsePssKb, type FootprintFigures, type FootprintProcess } from '../../src/bench/footprint.js';
+import { renderFootprint, parsePssKb, footprintLabName, type FootprintFigures, type FootprintProcess } from '../../src/bench/footprint.js';
 
 const MB = 1024;
 const proc = (id: string, role: string, mb: number, node?: string): FootprintProcess => ({ id, role, node, rssKb: mb * MB, pssKb: (mb / 4) * MB });
@@ -34,6 +34,15 @@ t.test('met: small daemons, small proxies, totals under the limits', async (t) =
   t.same(zt, { target: 'ztunnel RSS idle <= 50 MB', measured: '49.0 MB (largest of 3, three-node lab)', met: true }, 'the ztunnel row reads the three-node lab');
 });
 
+t.test('one daemon for the lab (no node of its own): its RSS is shared by the nodes', async (t) => {
+  const lab = three(0, 49, 'userspace');
+  const one = figs('three-node', 'userspace', [proc('geneve', 'geneve', 49), ...lab.processes.filter((p) => p.role !== 'geneve')]);
+  t.equal(one.nodes, 3, 'the nodes are counted from the ztunnels');
+  const row = by(footprintRows({ footprint: [one] }), 'userspace Geneve');
+  t.same([row.measured, row.met], ['16.3 MB per node (1 daemons, 3 nodes)', true], '49 MB / 3 nodes');
+  t.match(renderFootprint([one], undefined), /three-node\s+geneve x1\s+49\.0 MB\s+49\.0 MB/);
+});
+
 t.test('not met: what each row compares', async (t) => {
   const rows = footprintRows({ footprint: [three(49.4, 57.6), bookinfo(66, 61)] });
   t.equal(by(rows, 'three-node').met, true, '3 x 49.4 + 3 x 57.6 + 103 = 424 MB < 600');
@@ -62,4 +71,12 @@ t.test('the table: each kind of process with its largest, sum and PSS; then the 
 t.test('PSS from smaps_rollup', async (t) => {
   t.equal(parsePssKb('00400000-7ffd0 ---p 00000000 00:00 0  [rollup]\nRss:               49380 kB\nPss:               12712 kB\nPss_Anon:  11000 kB\n'), 12712);
   t.equal(parsePssKb('Rss: 1 kB\n'), undefined);
+});
+
+t.test('AMBIENT_LAB_BENCH_TAG keeps two footprint runs on one machine apart', async (t) => {
+  t.equal(footprintLabName('bench-fp-3n', undefined), 'bench-fp-3n');
+  t.equal(footprintLabName('bench-fp-3n', 'gv'), 'bench-fp-3n-gv');
+  t.equal(footprintLabName('bench-fp-bookinfo', 'gv'), 'bench-fp-bookinfo-gv', '20 characters: still a lab name');
+  t.throws(() => footprintLabName('bench-fp-bookinfo', 'mem'), /AMBIENT_LAB_BENCH_TAG=mem makes the lab name bench-fp-bookinfo-mem: .*20/);
+  t.throws(() => footprintLabName('bench-fp-3n', 'A/B'), /AMBIENT_LAB_BENCH_TAG=A\/B/);
 });

@@ -72,11 +72,20 @@ t.test('what the kinds contribute to the demo', async (t) => {
   const b = buildOf('topologies/demo.yaml', NO_GENEVE);
   t.same(POD_KINDS.map((k) => k.name), ['ztunnel', 'dns', 'workload', 'waypoint', 'sidecar'], 'the registered kinds, in planning order');
   t.same(b.processes.map((p) => p.id), [
-    // One userspace Geneve daemon per node serves both the node's and the ztunnel pod's end.
-    'geneve/node-a', 'ztunnel/node-a',
-    'geneve/node-b', 'ztunnel/node-b',
+    // One userspace Geneve daemon for the lab serves every node's and every ztunnel pod's end.
+    'geneve', 'ztunnel/node-a', 'ztunnel/node-b',
     'pod/kube-system/coredns', 'pod/default/sleep', 'pod/default/httpbin',
   ]);
+  const gv = b.processes.find((p) => p.role === 'geneve')!;
+  t.equal(gv.netns, 'al-demo-underlay', 'the daemon runs in the underlay: it belongs to no node');
+  t.equal(gv.node, undefined, 'and names none');
+  const ends = gv.argv.flatMap((a, i) => (gv.argv[i - 1] === '--end' ? [a] : []));
+  t.same(ends, [
+    'netns=al-demo-node-node-a,local=10.244.0.1,remote=10.244.0.2,tap=istioin:1000,tap=istioout:1001',
+    'netns=al-demo-pod-istio-system.ztunnel-node-a,local=10.244.0.2,remote=10.244.0.1,tap=pistioin:1000,tap=pistioout:1001',
+    'netns=al-demo-node-node-b,local=10.244.1.1,remote=10.244.1.2,tap=istioin:1000,tap=istioout:1001',
+    'netns=al-demo-pod-istio-system.ztunnel-node-b,local=10.244.1.2,remote=10.244.1.1,tap=pistioin:1000,tap=pistioout:1001',
+  ], 'two ends per node, each in its own namespace, the addresses and VNIs kernel Geneve would use');
   t.same(b.certificates.map((c) => [c.owner, c.identities]), [
     ['ztunnel/node-a', ['spiffe://cluster.local/ns/default/sa/sleep']],
     ['ztunnel/node-b', ['spiffe://cluster.local/ns/default/sa/httpbin']],

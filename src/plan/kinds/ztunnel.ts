@@ -1,6 +1,6 @@
 // The ztunnel pod of a node, and with it istio-cni's node part (reference §1-§2): the node's
 // ipset, chains, marks, ip rules and routes; the Geneve pair istioin/istioout <-> pistioin/
-// pistioout (kernel devices, or TAPs plus one userspace Geneve daemon serving both ends); the TPROXY
+// pistioout (kernel devices, or TAPs served by the lab's one userspace Geneve daemon); the TPROXY
 // rules in the pod; the ztunnel's config, certificates and process.
 import type { PodKind } from '../pod-kinds.js';
 import type { PlanContext } from '../lab-build.js';
@@ -41,29 +41,44 @@ export const ztunnelCertDir = (stateDir: string, node: string): string => `${sta
  * the peak for about 7% of the tunnel's bulk rate, which the lab never needs: a proxied bulk
  * stream's data bypasses the tunnels (table 102), only SYNs, requests and ACKs ride them.
  * --no-expose-wasm first: lite mode turns it off anyway, and V8 prints a warning into the
- * JSON log when it has to do that itself.
+ * JSON log when it has to do that itself. They bound the heap under a burst; at rest the
+ * process is ~49 MB with or without them (node binary and koffi), hence one daemon per lab.
  */
-export const GENEVE_NODE_FLAGS = ['--no-expose-wasm', '--lite-mode', '--max-semi-space-size=1', '--max-old-space-size=24', '--optimize-for-size'];
+export const GENEVE_DAEMON_FLAGS = ['--no-expose-wasm', '--lite-mode', '--max-semi-space-size=1', '--max-old-space-size=24', '--optimize-for-size'];
+
+/** The lab's one userspace Geneve daemon: its process id, ready file and log are `geneve`. */
+export const GENEVE_DAEMON_ID = 'geneve';
 
 /**
- * One userspace Geneve daemon per node, in the node's netns, serving both ends of the node's
- * pair: the node's istioin/istioout (remote: the ztunnel pod) and the ztunnel pod's
- * pistioin/pistioout (remote: the node), whose fds it opens inside the pod's netns.
+ * One userspace Geneve daemon for the whole lab, in the underlay's netns (the lab's own, like
+ * the bridge between nodes: it belongs to no node and no pod). It serves both ends of every
+ * node's pair, each in its own namespace: the node's istioin/istioout (remote: the ztunnel
+ * pod) and the ztunnel pod's pistioin/pistioout (remote: the node). One Node process costs
+ * ~49 MB RSS, 34 MB of it the node binary's pages, so per-node daemons cannot get under 40 MB;
+ * the price is the blast radius: its death cuts every node's tunnels until the supervisor has
+ * restarted it. Planned here with no end; each ztunnel pod adds its node's two (planZtunnelPod).
  */
-function geneveDaemon(ctx: PlanContext, node: PlannedNode, zt: PlannedPod, nodeTunnels: GeneveSpec[], podTunnels: GeneveSpec[]): void {
-  const ready = ctx.readyFile(`geneve.${node.name}`);
-  const tap = (t: GeneveSpec) => ({ name: t.name, vni: t.vni });
-  const ends = [
-    formatEndSpec({ local: node.hostIp, remote: zt.ip, taps: nodeTunnels.map(tap) }),
-    formatEndSpec({ netns: zt.netns, local: zt.ip, remote: node.hostIp, taps: podTunnels.map(tap) }),
-  ];
+function planGeneveDaemon(ctx: PlanContext): void {
+  if (ctx.tunnel !== 'userspace' || !ctx.plan.pods.some((p) => p.role === 'ztunnel')) return;
+  const ready = ctx.readyFile(GENEVE_DAEMON_ID);
   ctx.process({
-    id: `geneve/${node.name}`, role: 'geneve', netns: node.netns, node: node.name,
-    argv: [ctx.paths.node, ...GENEVE_NODE_FLAGS, `${ctx.paths.distDir}/ambient/geneve-userspace.js`,
-      ...ends.flatMap((e) => ['--end', e]), '--port', String(DEFAULT_GENEVE_PORT), '--ready-file', ready],
+    id: GENEVE_DAEMON_ID, role: 'geneve', netns: ctx.plan.underlay.netns,
+    argv: [ctx.paths.node, ...GENEVE_DAEMON_FLAGS, `${ctx.paths.distDir}/ambient/geneve-userspace.js`,
+      '--port', String(DEFAULT_GENEVE_PORT), '--ready-file', ready],
     readyFile: ready,
-    log: ctx.logFile(`geneve.${node.name}`),
+    log: ctx.logFile(GENEVE_DAEMON_ID),
   });
+}
+
+/** Appends a node's two ends to the lab's daemon: every end names its netns (the daemon runs in none of them). */
+function addGeneveEnds(ctx: PlanContext, node: PlannedNode, zt: PlannedPod, nodeTunnels: GeneveSpec[], podTunnels: GeneveSpec[]): void {
+  const daemon = ctx.build.processes.find((p) => p.id === GENEVE_DAEMON_ID);
+  if (!daemon) throw new Error('the userspace Geneve daemon was not planned before the ztunnel pods');
+  const tap = (t: GeneveSpec) => ({ name: t.name, vni: t.vni });
+  daemon.argv.push(
+    '--end', formatEndSpec({ netns: node.netns, local: node.hostIp, remote: zt.ip, taps: nodeTunnels.map(tap) }),
+    '--end', formatEndSpec({ netns: zt.netns, local: zt.ip, remote: node.hostIp, taps: podTunnels.map(tap) }),
+  );
 }
 
 function planZtunnelPod(ctx: PlanContext, zt: PlannedPod): void {
@@ -84,7 +99,7 @@ function planZtunnelPod(ctx: PlanContext, zt: PlannedPod): void {
   ctx.configure(node.netns, nodeRest);
   ctx.configure(zt.netns, podRest);
 
-  if (tunnel === 'userspace') geneveDaemon(ctx, node, zt, nodeTunnels, podTunnels);
+  if (tunnel === 'userspace') addGeneveEnds(ctx, node, zt, nodeTunnels, podTunnels);
 
   // istiod's part: the node's ztunnel holds the identities of the HBONE workloads it serves.
   const identities = [...new Set(ztunnelIdentities(plan, node.name).map(formatSpiffe))];
@@ -112,6 +127,7 @@ export const ztunnelKind: PodKind = {
     if (!ctx.mesh) return;
     ctx.build.ca = { dir: `${ctx.paths.stateDir}/ca` };
     for (const d of ['ztunnel', 'keylog', 'certs']) ctx.dir(`${ctx.paths.stateDir}/${d}`);
+    planGeneveDaemon(ctx);
   },
   planPod(ctx, pod) {
     if (ctx.mesh) planZtunnelPod(ctx, pod);
