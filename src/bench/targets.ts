@@ -143,7 +143,7 @@ export function footprintRows(r: Pick<BenchReport, 'footprint' | 'footprintError
   else if (three.tunnel !== 'userspace' || !geneve.length) rows.push({ target: gTarget, measured: `n/a: Geneve ${three.tunnel ?? 'none'} (no userspace daemon)` });
   else {
     const perNode = geneve.reduce((a, p) => a + p.rssKb, 0) / three.nodes;
-    rows.push({ target: gTarget, measured: `${fmtMiB(perNode)} per node (${geneve.length} daemons, ${three.nodes} nodes)`, met: perNode / 1024 <= TARGETS.genevePerNodeMiB });
+    rows.push({ target: gTarget, measured: `${fmtMiB(perNode)} per node (${geneve.length} ${geneve.length === 1 ? 'daemon' : 'daemons'} for ${three.nodes} nodes)`, met: perNode / 1024 <= TARGETS.genevePerNodeMiB });
   }
 
   const pTarget = `waypoint and sidecar proxy RSS <= ${TARGETS.proxyMiB} MB`;

@@ -27,7 +27,7 @@ const by = (rows: ReturnType<typeof footprintRows>, prefix: string) => rows.find
 t.test('met: small daemons, small proxies, totals under the limits', async (t) => {
   const rows = footprintRows({ footprint: [three(38, 49), bookinfo(58, 60)] });
   t.same(by(rows, 'three-node'), { target: 'three-node ambient lab RSS at rest < 600 MB', measured: '364.0 MB in 8 processes (PSS 91.0 MB)', met: true });
-  t.same(by(rows, 'userspace Geneve'), { target: 'userspace Geneve <= 40 MB per node', measured: '38.0 MB per node (3 daemons, 3 nodes)', met: true });
+  t.same(by(rows, 'userspace Geneve'), { target: 'userspace Geneve <= 40 MB per node', measured: '38.0 MB per node (3 daemons for 3 nodes)', met: true });
   t.same(by(rows, 'waypoint and sidecar'), { target: 'waypoint and sidecar proxy RSS <= 60 MB', measured: 'waypoint 58.0 MB, sidecar 60.0/58.0 MB (bookinfo lab)', met: true });
   t.same(by(rows, 'bookinfo'), { target: 'bookinfo lab (waypoint, two sidecars) RSS at rest < 1 GB', measured: '706.0 MB in 13 processes (PSS 176.5 MB)', met: true });
   const zt = evaluateTargets({ lifecycle: [], growth: [], datapath: {}, footprint: [three(38, 49)] }).find((r) => r.target.startsWith('ztunnel RSS'))!;
@@ -39,14 +39,14 @@ t.test('one daemon for the lab (no node of its own): its RSS is shared by the no
   const one = figs('three-node', 'userspace', [proc('geneve', 'geneve', 49), ...lab.processes.filter((p) => p.role !== 'geneve')]);
   t.equal(one.nodes, 3, 'the nodes are counted from the ztunnels');
   const row = by(footprintRows({ footprint: [one] }), 'userspace Geneve');
-  t.same([row.measured, row.met], ['16.3 MB per node (1 daemons, 3 nodes)', true], '49 MB / 3 nodes');
+  t.same([row.measured, row.met], ['16.3 MB per node (1 daemon for 3 nodes)', true], '49 MB / 3 nodes');
   t.match(renderFootprint([one], undefined), /three-node\s+geneve x1\s+49\.0 MB\s+49\.0 MB/);
 });
 
 t.test('not met: what each row compares', async (t) => {
   const rows = footprintRows({ footprint: [three(49.4, 57.6), bookinfo(66, 61)] });
   t.equal(by(rows, 'three-node').met, true, '3 x 49.4 + 3 x 57.6 + 103 = 424 MB < 600');
-  t.same([by(rows, 'userspace Geneve').measured, by(rows, 'userspace Geneve').met], ['49.4 MB per node (3 daemons, 3 nodes)', false]);
+  t.same([by(rows, 'userspace Geneve').measured, by(rows, 'userspace Geneve').met], ['49.4 MB per node (3 daemons for 3 nodes)', false]);
   t.equal(by(rows, 'waypoint and sidecar').met, false, 'the largest proxy counts');
   const big = footprintRows({ footprint: [three(170, 72), bookinfo(80, 80)] });
   t.equal(by(big, 'three-node').met, false, '3 x 170 + 3 x 72 + 103 > 600');
