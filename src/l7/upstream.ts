@@ -4,8 +4,10 @@
 // engine gets keep-alive pooling, request/response streaming and abort signals without
 // knowing what carries the bytes. (Node's http.request with createConnection would also take
 // a Duplex, but gives no pooling across requests over caller-made streams.)
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Pool } from 'undici';
+import { gracefulClose } from './graceful-close.js';
 import { endpointKey, type L7Endpoint } from './backends.js';
 
 export type ConnectFn = (endpoint: L7Endpoint) => Promise<Duplex>;
@@ -103,7 +105,8 @@ export class UpstreamPools {
         connect: (_opts, cb) => {
           const ep = this.latest.get(key) ?? endpoint;
           withTimeout(this.connect(ep), this.connectTimeoutMs, (late) => late.destroy()).then(
-            (stream) => cb(null, stream as never),
+            // A TCP socket (sidecar) closes with a FIN already; an HTTP/2 stream would be reset.
+            (stream) => cb(null, (stream instanceof Socket ? stream : gracefulClose(stream)) as never),
             (err) => cb(new UpstreamConnectError(key, err), null),
           );
         },
