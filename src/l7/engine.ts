@@ -17,7 +17,7 @@ import { formatFlags, LOCAL_REPLY, type EngineFlag, type L7RequestResult } from 
 import { retryDecision, type AttemptOutcome } from './retry.js';
 import { applyRewrite, redirectLocation } from './rewrite.js';
 import { selectRoute, splitPath, type RouteSelection } from './route-match.js';
-import { UpstreamConnectError, UpstreamPools, type ConnectFn, type UpstreamLimits, type UpstreamStats } from './upstream.js';
+import { UpstreamConnectError, UpstreamPools, type ConnectFn, type UpstreamLimits } from './upstream.js';
 
 /** The configuration the engine routes by; replaced as a whole on reload. */
 export interface L7Config {
@@ -138,11 +138,6 @@ export class L7Engine {
 
   update(config: L7Config): void {
     this.config = config;
-  }
-
-  /** The upstream connections open now (admin stats, tests). */
-  upstreamStats(): UpstreamStats {
-    return this.pools.stats();
   }
 
   async close(): Promise<void> {
