@@ -17,7 +17,7 @@ import { formatFlags, LOCAL_REPLY, type EngineFlag, type L7RequestResult } from 
 import { retryDecision, type AttemptOutcome } from './retry.js';
 import { applyRewrite, redirectLocation } from './rewrite.js';
 import { selectRoute, splitPath, type RouteSelection } from './route-match.js';
-import { UpstreamConnectError, UpstreamPools, type ConnectFn } from './upstream.js';
+import { UpstreamConnectError, UpstreamPools, type ConnectFn, type UpstreamLimits } from './upstream.js';
 
 /** The configuration the engine routes by; replaced as a whole on reload. */
 export interface L7Config {
@@ -69,6 +69,8 @@ export interface L7EngineOptions {
   /** Request bytes kept for retries; a larger body disables retries for its request. */
   retryBufferLimit?: number;
   connectTimeoutMs?: number;
+  /** Bounds on the upstream connections per endpoint; default DEFAULT_UPSTREAM_LIMITS (upstream.ts). */
+  upstreamLimits?: Partial<UpstreamLimits>;
   /** Send x-envoy-attempt-count upstream (Istio sets include_request_attempt_count on sidecar outbound vhosts only). */
   includeAttemptCount?: boolean;
   /** Envoy %UPSTREAM_CLUSTER% for a backend; default outbound|<port>|<subset>|<host>. */
@@ -130,7 +132,7 @@ export class L7Engine {
     this.random = opts.random ?? Math.random;
     this.serverName = opts.serverName ?? 'istio-envoy';
     this.lb = new LoadBalancerState(this.random);
-    this.pools = new UpstreamPools(opts.connect, opts.connectTimeoutMs);
+    this.pools = new UpstreamPools(opts.connect, opts.connectTimeoutMs, opts.upstreamLimits);
     this.clusterName = opts.clusterName ?? defaultClusterName;
   }
 

@@ -4,8 +4,10 @@
 // engine gets keep-alive pooling, request/response streaming and abort signals without
 // knowing what carries the bytes. (Node's http.request with createConnection would also take
 // a Duplex, but gives no pooling across requests over caller-made streams.)
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Pool } from 'undici';
+import { gracefulClose } from './graceful-close.js';
 import { endpointKey, type L7Endpoint } from './backends.js';
 
 export type ConnectFn = (endpoint: L7Endpoint) => Promise<Duplex>;
@@ -22,8 +24,45 @@ export class UpstreamConnectError extends Error {
 /** Envoy's cluster connect_timeout default (meshConfig.connectTimeout); HBONE's connect_originate uses 2 s. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
-/** How long an idle upstream connection is kept for reuse. */
-const KEEP_ALIVE_MS = 4_000;
+/**
+ * Bounds on the engine's upstream HTTP/1.1 connections, per endpoint (one undici Pool each).
+ * Each connection is one HBONE stream at a waypoint, and so one TCP connection from the
+ * destination's ztunnel to the pod (a sidecar: one TCP connection of its own): without a bound,
+ * a burst of N client connections left N of each open, and without a short idle timeout they
+ * stayed until the next traffic.
+ */
+export interface UpstreamLimits {
+  /**
+   * Connections per endpoint at most; requests past it wait in the pool's queue for a free one
+   * (Envoy queues them too, up to max_pending_requests). Envoy's circuit-breaker default is
+   * 1024 per cluster, and Istio raises it (and max_pending_requests) to 2^32-1 unless a
+   * DestinationRule's connectionPool sets them; the lab bounds it at one HBONE session's worth
+   * of streams (POOL_MAX_STREAMS, 100) per endpoint: a 1,000-connection burst through a
+   * waypoint costs the destination's ztunnel 100 sockets, not 1,000, and HTTP/1.1 requests
+   * to one pod on this host are not faster with more in flight.
+   */
+  maxConnectionsPerEndpoint: number;
+  /**
+   * An idle connection is closed after this long. Envoy's upstream HTTP idle_timeout (and
+   * Istio's connectionPool.http.idleTimeout) is 1 h and ignores the server's Keep-Alive hint;
+   * the lab keeps 10 s, also as the cap on a server's `Keep-Alive: timeout=` hint, which undici
+   * would otherwise follow up to 10 min (httpbin says 65 s). A shorter hint still wins, less
+   * undici's 2 s margin, so the server never closes a connection we are about to reuse.
+   */
+  idleTimeoutMs: number;
+}
+
+export const DEFAULT_UPSTREAM_LIMITS: Readonly<UpstreamLimits> = { maxConnectionsPerEndpoint: 100, idleTimeoutMs: 10_000 };
+
+/** Upstream connections of all endpoints: open ones, and requests waiting for one. */
+export interface UpstreamStats {
+  endpoints: number;
+  connected: number;
+  /** Open and not carrying a request. */
+  free: number;
+  /** Requests waiting for a connection (the bound reached). */
+  queued: number;
+}
 
 function withTimeout<T>(p: Promise<T>, ms: number, onLate: (v: T) => void): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -51,7 +90,11 @@ export class UpstreamPools {
   /** The latest endpoint object per key: its meta may change with config while the pool lives. */
   private readonly latest = new Map<string, L7Endpoint>();
 
-  constructor(private readonly connect: ConnectFn, private readonly connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS) {}
+  private readonly limits: UpstreamLimits;
+
+  constructor(private readonly connect: ConnectFn, private readonly connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS, limits: Partial<UpstreamLimits> = {}) {
+    this.limits = { ...DEFAULT_UPSTREAM_LIMITS, ...limits };
+  }
 
   pool(endpoint: L7Endpoint): Pool {
     const key = endpointKey(endpoint);
@@ -62,18 +105,31 @@ export class UpstreamPools {
         connect: (_opts, cb) => {
           const ep = this.latest.get(key) ?? endpoint;
           withTimeout(this.connect(ep), this.connectTimeoutMs, (late) => late.destroy()).then(
-            (stream) => cb(null, stream as never),
+            // A TCP socket (sidecar) closes with a FIN already; an HTTP/2 stream would be reset.
+            (stream) => cb(null, (stream instanceof Socket ? stream : gracefulClose(stream)) as never),
             (err) => cb(new UpstreamConnectError(key, err), null),
           );
         },
-        // The engine runs its own route and per-try timers; Istio disables the idle timeouts.
+        // The engine runs its own route and per-try timers; Istio disables these two.
         headersTimeout: 0,
         bodyTimeout: 0,
-        keepAliveTimeout: KEEP_ALIVE_MS,
+        connections: this.limits.maxConnectionsPerEndpoint,
+        keepAliveTimeout: this.limits.idleTimeoutMs,
+        keepAliveMaxTimeout: this.limits.idleTimeoutMs,
       });
       this.pools.set(key, pool);
     }
     return pool;
+  }
+
+  stats(): UpstreamStats {
+    const out: UpstreamStats = { endpoints: this.pools.size, connected: 0, free: 0, queued: 0 };
+    for (const p of this.pools.values()) {
+      out.connected += p.stats.connected;
+      out.free += p.stats.free;
+      out.queued += p.stats.queued;
+    }
+    return out;
   }
 
   async close(): Promise<void> {

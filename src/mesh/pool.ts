@@ -10,6 +10,7 @@ import { formatSpiffe, type SpiffeId } from './identity.js';
 import type { MeshTls } from './tls.js';
 import type { Address } from './hbone-server.js';
 import { formatAuthority, hboneConnect, openHboneSession, type ConnectHeaders } from './hbone-client.js';
+import { idleDelay } from './idle-reaper.js';
 
 export interface PoolKey {
   source: SpiffeId;
@@ -25,6 +26,8 @@ export interface HbonePoolOptions {
   dial(address: Address, srcIp?: string): net.Socket;
   /** A session with no streams is closed after this long. */
   idleTimeoutMs?: number;
+  /** The same for a session behind another live one of its key (idle-reaper.ts); default SURPLUS_IDLE_MS. */
+  surplusIdleTimeoutMs?: number;
   onSessionEvent?(e: { event: 'open' | 'close' | 'idle' | 'goaway' | 'error' | 'stale'; key: string; error?: Error }): void;
   /**
    * How long a CONNECT on a reused session may wait for its response. A peer that vanished
@@ -214,7 +217,7 @@ export class HbonePool {
       this.opts.onSessionEvent?.({ event: 'idle', key: entry.key });
       entry.dead = true;
       entry.ready?.close();
-    }, this.idleTimeoutMs);
+    }, idleDelay(entry, this.entries.get(entry.key) ?? [], this.idleTimeoutMs, this.opts.surplusIdleTimeoutMs));
     entry.idle.unref();
   }
 }

@@ -10,6 +10,7 @@ t.test('failures in a proxy log: warnings, failed connections, copies that ended
     '{"level":30,"msg":"connection complete","bytes_sent":10}',
     '{"level":40,"msg":"connection failed","reason":"connect 10.244.1.4:80: ECONNREFUSED"}',
     '{"level":30,"msg":"connection complete","reason":"Stream closed with error code NGHTTP2_INTERNAL_ERROR"}',
+    '{"level":30,"msg":"connection complete","reason":"from a waypoint of the destination: RBAC skipped"}',
     '{"level":30,"msg":"request","status":503,"response_flags":"UF"}',
     '{"level":30,"msg":"request","status":200,"response_flags":"-"}',
     '{"level":50,"msg":"uncaught","err":"boom\\n  at x"}',
@@ -17,7 +18,7 @@ t.test('failures in a proxy log: warnings, failed connections, copies that ended
   ].join('\n');
   const f = logFailures(log);
   t.equal(f.failed, 3, 'warn/error lines and a request with response flags');
-  t.equal(f.endedOnError, 1, 'a completed connection with a reason');
+  t.equal(f.endedOnError, 1, 'a completed connection with an error as its reason (not ztunnel\'s note that it skipped RBAC)');
   t.same(f.reasons, {
     'connect 10.244.1.4:80: ECONNREFUSED': 1, 'Stream closed with error code NGHTTP2_INTERNAL_ERROR': 1, 'response_flags UF': 1, boom: 1,
   }, 'each by its first line');
