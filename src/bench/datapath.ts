@@ -39,7 +39,13 @@ export interface PathFigures {
   client: string;
   newConnection: LatencyFigure;
   keepAlive: LatencyFigure;
-  bulk: { mbitPerS: Spread; bytes: number; complete: boolean; error?: string; cpuSecondsPerGiB: Record<string, number> };
+  bulk: {
+    mbitPerS: Spread; bytes: number; complete: boolean; error?: string;
+    /** By process (`ztunnel/node-a`, `geneve/node-b`, `pod/default/httpbin`, `load-client`). */
+    cpuSecondsPerGiB: Record<string, number>;
+    /** The same summed by role: `ztunnel` is the ztunnel pair the issue's target is about, `geneve` both daemons. */
+    cpuSecondsPerGiBByRole?: Record<string, number>;
+  };
   concurrent: ConcurrentFigure;
 }
 
@@ -111,9 +117,19 @@ export async function concurrentRun(netns: string, url: string, o: Pick<Datapath
   };
 }
 
-function roleOf(procs: StatusProcess[], pid: number): string {
+function idOf(procs: StatusProcess[], pid: number): string {
   const p = procs.find((x) => x.pid === pid);
   return p ? p.id : String(pid);
+}
+
+/** Per-process CPU-s/GiB summed by the process's role (ztunnel, geneve, app, ...). */
+export function byRole(perProcess: Record<string, number>, procs: readonly Pick<StatusProcess, 'id' | 'role'>[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [id, s] of Object.entries(perProcess)) {
+    const role = procs.find((p) => p.id === id)?.role ?? id;
+    out[role] = (out[role] ?? 0) + s;
+  }
+  return out;
 }
 
 export async function measureDatapath(file: string, name: string, mesh: boolean, o: DatapathOptions, log: Log): Promise<LabFigures> {
@@ -152,7 +168,7 @@ export async function measureDatapath(file: string, name: string, mesh: boolean,
           bytes += result.bytes;
           complete &&= result.complete;
           error ??= result.error;
-          for (const [pid, s] of cpuSeconds) cpu.set(roleOf(procs, pid), (cpu.get(roleOf(procs, pid)) ?? 0) + s);
+          for (const [pid, s] of cpuSeconds) cpu.set(idOf(procs, pid), (cpu.get(idOf(procs, pid)) ?? 0) + s);
           if (result.cpuSeconds !== undefined) cpu.set('load-client', (cpu.get('load-client') ?? 0) + result.cpuSeconds);
         }
         const gib = bytes / 2 ** 30;
@@ -162,7 +178,7 @@ export async function measureDatapath(file: string, name: string, mesh: boolean,
         const concurrent = await concurrentRun(pod.netns, `${base}/status/200`, o);
         out.push({
           path, client, newConnection, keepAlive,
-          bulk: { mbitPerS: spread(mbit), bytes, complete, error, cpuSecondsPerGiB },
+          bulk: { mbitPerS: spread(mbit), bytes, complete, error, cpuSecondsPerGiB, cpuSecondsPerGiBByRole: byRole(cpuSecondsPerGiB, procs) },
           concurrent,
         });
       }

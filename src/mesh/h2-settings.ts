@@ -1,6 +1,10 @@
 // HTTP/2 tuning shared by both HBONE ends. Rust ztunnel uses 4 MiB windows; measured here
-// (Node's nghttp2 on loopback) 16 MiB windows + 1 MiB frames gave 3.7-3.9 Gbit/s vs 2.1
-// with Node's defaults (64 KiB window, 16 KiB frames).
+// (Node's nghttp2 on loopback) 16 MiB windows gave 3.7-3.9 Gbit/s vs 2.1 with Node's
+// defaults (64 KiB window). SETTINGS_MAX_FRAME_SIZE is 1 MiB as ztunnel advertises it, but it
+// only lets the peer send larger frames: Node's nghttp2 has no read-length callback, so the
+// DATA frames Node sends are at most 16 KiB whatever the peer allows. A 16 KiB frame plus its
+// 9-byte header straddles two 16 KiB TLS records, so the receiving end hands its stream two
+// pieces per frame (README.md, Benchmarks: where the CPU goes).
 import type http2 from 'node:http2';
 
 export const HBONE_WINDOW = 16 * 1024 * 1024;

@@ -115,6 +115,22 @@ t.test('mTLS CONNECT carries bytes both ways and propagates half-close', async (
   t.match(String(req.headers.traceparent), /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
 });
 
+t.test('the session runs on AES-256-GCM, as a ztunnel pair negotiates (never ChaCha20)', async (t) => {
+  const r = await rig(t);
+  const { stream } = await r.pool.connect(key, `${DST_IP}:7`);
+  const sock = stream.session!.socket as tls.TLSSocket;
+  t.equal(sock.getCipher().standardName, 'TLS_AES_256_GCM_SHA384');
+  stream.end();
+  // A client that offers only ChaCha20 finds nothing in common with the mesh server.
+  const chacha = tls.connect({ host: '127.0.0.1', port: r.hbonePort, ALPNProtocols: ['h2'], rejectUnauthorized: false, ciphers: 'TLS_CHACHA20_POLY1305_SHA256', minVersion: 'TLSv1.3' });
+  const outcome = await new Promise<string>((res) => {
+    chacha.once('error', (e) => res(`refused: ${e.message}`));
+    chacha.once('secureConnect', () => res(`connected with ${chacha.getCipher().standardName}`));
+  });
+  chacha.destroy();
+  t.match(outcome, /^refused: .*(handshake failure|no shared cipher|alert)/i, outcome);
+});
+
 t.test('the client refuses a server that is not the expected identity', async (t) => {
   const r = await rig(t);
   await t.rejects(r.pool.connect({ ...key, expected: id('default', 'someone-else') }, `${DST_IP}:7`), { code: 'ERR_HBONE_IDENTITY' });
