@@ -1,5 +1,5 @@
 // What keeps an idle proxy small: undici (~13 MB) is loaded by the first upstream pool, not by
-// importing the L7 engine, and the start-up interrupt budget is put back to V8's default.
+// importing the L7 engine, and the start-up V8 flags are put back to V8's defaults.
 import t from 'tap';
 import { createRequire } from 'node:module';
 import { execFileSync } from 'node:child_process';
@@ -20,11 +20,12 @@ t.test('the L7 engine is imported without undici; the first pool loads it', asyn
   await pools.close();
 });
 
-t.test('V8_INTERRUPT_BUDGET is this Node\'s default, so endLeanStart restores it', (t) => {
+t.test('endLeanStart restores this Node\'s defaults: V8_INTERRUPT_BUDGET and Sparkplug on', (t) => {
   const opts = execFileSync(process.execPath, ['--v8-options'], { encoding: 'utf8' });
   const m = /--interrupt-budget \(.*\)\n\s+type: int\s+default: --interrupt-budget=(\d+)/.exec(opts);
   t.ok(m, 'node --v8-options lists --interrupt-budget');
   t.equal(Number(m?.[1]), V8_INTERRUPT_BUDGET);
-  t.same(PROXY_NODE_FLAGS, [`--interrupt-budget=${16 * V8_INTERRUPT_BUDGET}`]);
+  t.match(opts, /--sparkplug \(.*\)\n\s+type: bool\s+default: --sparkplug\n/, 'Sparkplug is on by default');
+  t.same(PROXY_NODE_FLAGS, [`--interrupt-budget=${16 * V8_INTERRUPT_BUDGET}`, '--no-sparkplug']);
   t.end();
 });
