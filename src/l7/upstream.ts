@@ -6,9 +6,16 @@
 // a Duplex, but gives no pooling across requests over caller-made streams.)
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Pool } from 'undici';
+import { createRequire } from 'node:module';
+import type { Pool } from 'undici';
 import { gracefulClose } from './graceful-close.js';
 import { endpointKey, type L7Endpoint } from './backends.js';
+
+// undici holds some 13 MB once loaded (its modules and its llhttp WebAssembly): a waypoint or
+// sidecar that never forwards an HTTP request never pays for it. Required (synchronously, once)
+// when the first pool is made, i.e. by the first request forwarded.
+let undici: typeof import('undici') | undefined;
+const loadUndici = (): typeof import('undici') => (undici ??= createRequire(import.meta.url)('undici') as typeof import('undici'));
 
 export type ConnectFn = (endpoint: L7Endpoint) => Promise<Duplex>;
 
@@ -101,7 +108,7 @@ export class UpstreamPools {
     this.latest.set(key, endpoint);
     let pool = this.pools.get(key);
     if (!pool) {
-      pool = new Pool(`http://${key}`, {
+      pool = new (loadUndici().Pool)(`http://${key}`, {
         connect: (_opts, cb) => {
           const ep = this.latest.get(key) ?? endpoint;
           withTimeout(this.connect(ep), this.connectTimeoutMs, (late) => late.destroy()).then(

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { pino, destination } from 'pino';
 import { exitOnSignals, runMain, writeReadyFile } from '../apps/app-cli.js';
 import { crashOnUncaught } from '../proxy/crash.js';
+import { endLeanStart } from '../proxy/lean-start.js';
 import { loadSidecarConfig } from './config.js';
 import { startSidecar } from './sidecar.js';
 
@@ -19,4 +20,5 @@ runMain('sidecar-proxy', async () => {
   process.on('SIGHUP', () => void sc.reload('SIGHUP'));
   exitOnSignals(log, () => sc.close());
   if (values['ready-file']) writeReadyFile(values['ready-file'], { ports: sc.ports });
+  endLeanStart();
 });

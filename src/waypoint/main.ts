@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { pino, destination } from 'pino';
 import { exitOnSignals, runMain, writeReadyFile } from '../apps/app-cli.js';
 import { crashOnUncaught } from '../proxy/crash.js';
+import { endLeanStart } from '../proxy/lean-start.js';
 import { loadWaypointConfig } from './config.js';
 import { startWaypoint } from './waypoint.js';
 
@@ -18,4 +19,5 @@ runMain('waypoint', async () => {
   process.on('SIGHUP', () => void wp.reload('SIGHUP'));
   exitOnSignals(log, () => wp.close());
   if (values['ready-file']) writeReadyFile(values['ready-file'], { ports: wp.ports });
+  endLeanStart();
 });

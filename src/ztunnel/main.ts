@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { pino, destination } from 'pino';
 import { exitOnSignals, runMain, writeReadyFile } from '../apps/app-cli.js';
 import { crashOnUncaught } from '../proxy/crash.js';
+import { endLeanStart } from '../proxy/lean-start.js';
 import { loadZtunnelConfig } from './config.js';
 import { startZtunnel } from './ztunnel.js';
 
@@ -34,4 +35,5 @@ runMain('ztunnel', async () => {
   });
   exitOnSignals(log, () => zt.close());
   if (values['ready-file']) writeReadyFile(values['ready-file'], { ports: zt.ports });
+  endLeanStart();
 });

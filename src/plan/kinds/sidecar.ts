@@ -13,6 +13,7 @@ import { convertPolicy } from '../../mesh/authz-convert.js';
 import { effectiveMtls } from '../../mesh/peer-authn.js';
 import { isHttpPort } from '../../waypoint/config.js';
 import type { SidecarConfig } from '../../sidecar-proxy/config.js';
+import { PROXY_NODE_FLAGS } from '../../proxy/lean-start.js';
 
 /** Envoy's uid/gid in an injected pod. */
 export const PROXY_UID = 1337;
@@ -85,7 +86,7 @@ export const sidecarKind: PodKind = {
     ctx.process({
       id: `sidecar/${pod.key}`, role: 'sidecar', netns: pod.netns, pod: pod.key, node: pod.node,
       user, ownDirs: [dir],
-      argv: [ctx.paths.node, `${ctx.paths.distDir}/sidecar-proxy/main.js`, '--config', config, '--ready-file', ready],
+      argv: [ctx.paths.node, ...PROXY_NODE_FLAGS, `${ctx.paths.distDir}/sidecar-proxy/main.js`, '--config', config, '--ready-file', ready],
       readyFile: ready,
       log: ctx.logFile(`sidecar-${pod.namespace}.${pod.name}`),
     });

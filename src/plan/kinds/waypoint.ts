@@ -9,6 +9,7 @@ import { formatSpiffe, DEFAULT_TRUST_DOMAIN } from '../../mesh/identity.js';
 import { CLUSTER_ID, servicesFromPlan, workloadFromPod } from '../../ztunnel/config-from-plan.js';
 import { convertPolicy } from '../../mesh/authz-convert.js';
 import { isHttpPort, type WaypointConfig } from '../../waypoint/config.js';
+import { PROXY_NODE_FLAGS } from '../../proxy/lean-start.js';
 
 export const waypointConfigPath = (stateDir: string, pod: PlannedPod): string => `${stateDir}/waypoint/${pod.namespace}.${pod.name}.json`;
 export const waypointCertDir = (stateDir: string, pod: PlannedPod): string => `${stateDir}/certs/waypoint-${pod.namespace}.${pod.name}`;
@@ -67,7 +68,7 @@ export const waypointKind: PodKind = {
     const ready = ctx.readyFile(`waypoint.${pod.namespace}.${pod.name}`);
     ctx.process({
       id: `waypoint/${pod.key}`, role: 'waypoint', netns: pod.netns, pod: pod.key, node: pod.node,
-      argv: [ctx.paths.node, `${ctx.paths.distDir}/waypoint/main.js`, '--config', config, '--ready-file', ready],
+      argv: [ctx.paths.node, ...PROXY_NODE_FLAGS, `${ctx.paths.distDir}/waypoint/main.js`, '--config', config, '--ready-file', ready],
       readyFile: ready,
       log: ctx.logFile(name),
     });

@@ -13,6 +13,7 @@ import { ztunnelPodConfig } from '../../ambient/ztunnel-pod-rules.js';
 import { ownerAlias } from '../../topology/naming.js';
 import { formatSpiffe } from '../../mesh/identity.js';
 import { ztunnelConfigFromPlan, ztunnelIdentities } from '../../ztunnel/config-from-plan.js';
+import { PROXY_NODE_FLAGS } from '../../proxy/lean-start.js';
 
 /** ip batch lines creating one Geneve endpoint, as a kernel device or as a persistent TAP. */
 export function geneveLinkLines(g: GeneveSpec, tunnel: TunnelKind, owner: string): string[] {
@@ -113,7 +114,7 @@ function planZtunnelPod(ctx: PlanContext, zt: PlannedPod): void {
   const ready = ctx.readyFile(`ztunnel.${node.name}`);
   ctx.process({
     id: `ztunnel/${node.name}`, role: 'ztunnel', netns: zt.netns, pod: zt.key, node: node.name,
-    argv: [paths.node, `${paths.distDir}/ztunnel/main.js`, '--config', config, '--ready-file', ready],
+    argv: [paths.node, ...PROXY_NODE_FLAGS, `${paths.distDir}/ztunnel/main.js`, '--config', config, '--ready-file', ready],
     readyFile: ready,
     log: ctx.logFile(`ztunnel-${node.name}`),
   });
