@@ -12,11 +12,17 @@ import { performance } from 'node:perf_hooks';
 import { loadZtunnelConfig } from './config.js';
 import { listenCapture, type CaptureFds } from './early-listen.js';
 import { startupTimes } from './startup.js';
+import { isSuccessor } from './successor.js';
 
 const options = { config: { type: 'string' }, 'ready-file': { type: 'string' } } as const;
 
-/** The capture listeners, or undefined when anything is wrong: then the ordinary start reports it. */
+/**
+ * The capture listeners, or undefined when anything is wrong: then the ordinary start reports
+ * it. Not for a successor in a graceful restart: its predecessor serves meanwhile, and
+ * connections queued on a ztunnel still loading would only wait.
+ */
 function captureEarly(): CaptureFds | undefined {
+  if (isSuccessor()) return undefined;
   try {
     const { values } = parseArgs({ options, strict: false });
     return typeof values.config === 'string' ? listenCapture(loadZtunnelConfig(values.config).cfg) : undefined;
