@@ -23,6 +23,7 @@ import type { LabBuild, ProcessSpec } from '../plan/lab-build.js';
 import {
   answerRestart, logOffset, openAtDrain, readyPid, takeRequests, TERM_GRACE_MS, type RestartRequest, type RestartResult,
 } from './ztunnel-restart.js';
+import { SUCCESSOR_ENV } from '../ztunnel/successor.js';
 
 const SUPERVISED = new Set(['ztunnel', 'geneve', 'waypoint', 'sidecar', 'dns']);
 
@@ -68,7 +69,8 @@ export type OnExit = (code: number | null, signal: NodeJS.Signals | null) => voi
 export interface SupervisorDeps {
   readState: (lab: string) => LabState | undefined;
   writeState: (s: LabState) => void;
-  start: (lab: string, spec: ProcessSpec, onExit: OnExit) => ProcessRecord;
+  /** `env` is added to the process's environment. */
+  start: (lab: string, spec: ProcessSpec, onExit: OnExit, env?: Record<string, string>) => ProcessRecord;
   isAlive: (pid: number) => boolean;
   now: () => number;
   kill: (pid: number, signal: NodeJS.Signals) => void;
@@ -76,7 +78,7 @@ export interface SupervisorDeps {
 
 export const realDeps: SupervisorDeps = {
   readState, writeState, isAlive,
-  start: (lab, spec, onExit) => startProcess(lab, spec, {}, onExit),
+  start: (lab, spec, onExit, env) => startProcess(lab, spec, env ?? {}, onExit),
   now: () => Date.now(),
   kill: (pid, signal) => { try { process.kill(pid, signal); } catch { /* already gone */ } },
 };
@@ -96,6 +98,12 @@ export class Supervisor {
   private readonly deaths = new Map<string, Death>();
   /** Ids a `lab ztunnel restart` is replacing right now: not for the crash path. */
   private readonly busy = new Set<string>();
+  /**
+   * Called when a process of ours exits, so the loop looks at once instead of at its next tick:
+   * up to 100 ms of the 1 s budget from a death to serving again (issue 13). A process `lab up`
+   * started is not our child; its death is seen by the tick.
+   */
+  onChildExit?: () => void;
 
   constructor(
     readonly lab: string,
@@ -165,11 +173,12 @@ export class Supervisor {
   }
 
   /** Starts a process of ours; its exit is reaped here, so we learn its code or signal. */
-  private startChild(spec: ProcessSpec): ProcessRecord {
+  private startChild(spec: ProcessSpec, env?: Record<string, string>): ProcessRecord {
     const fresh = this.deps.start(this.lab, spec, (code, signal) => {
       this.children.delete(fresh.pid);
       this.exits.set(fresh.pid, { at: new Date(this.deps.now()).toISOString(), code, signal });
-    });
+      this.onChildExit?.();
+    }, env);
     this.children.add(fresh.pid);
     return fresh;
   }
@@ -234,7 +243,9 @@ export class Supervisor {
     const fail = (error: string, newPid?: number): RestartResult =>
       ({ ok: false, id: old.id, kind: 'graceful', oldPid: old.pid, ...(newPid ? { newPid } : {}), error });
     this.log.info({ id: old.id, pid: old.pid }, 'restart (graceful): starting the new process beside the old one');
-    const fresh = this.startChild(spec);
+    // The old one keeps serving until the new one is ready: the new one must not take
+    // connections before it can serve them (no early listening, ztunnel/early-listen.ts).
+    const fresh = this.startChild(spec, { [SUCCESSOR_ENV]: '1' });
     const ready = await this.readyOf(spec, fresh.pid);
     if (ready !== true) {
       // The old one never stopped serving; what the new one said is in its log (EADDRINUSE when
@@ -325,8 +336,9 @@ export class Supervisor {
 }
 
 /**
- * The loop. 100 ms between looks: a dead proxy is noticed within that, and restarting it
- * (a Node process start, its listeners) fits the 1 s budget from death to serving again.
+ * The loop. 100 ms between looks: a dead proxy is noticed within that (one of ours at once),
+ * and restarting it (a Node process start, its listeners) fits the 1 s budget from death to
+ * serving again on a machine that is not overloaded.
  */
 export async function supervise(lab: string, intervalMs = 100): Promise<never> {
   const log = fileLogger(`${labStateDir(lab)}/logs/supervisor.log`, 'supervisor');
@@ -341,8 +353,14 @@ export async function supervise(lab: string, intervalMs = 100): Promise<never> {
   // Only `lab down` (or a failed `up` removing itself) stops the supervisor.
   process.once('SIGTERM', () => { sup.killChildren(); process.exit(0); });
   log.info({ supervised: [...specs.keys()] }, 'supervising');
+  let wake: (() => void) | undefined;
+  sup.onChildExit = () => wake?.();
   for (;;) {
-    await new Promise((r) => setTimeout(r, intervalMs));
+    await new Promise<void>((r) => {
+      const timer = setTimeout(r, intervalMs);
+      wake = () => { clearTimeout(timer); r(); };
+    });
+    wake = undefined;
     sup.handleRequests();
     // `lab apply` may add or remove a waypoint: it rewrites build.json, and the specs follow it.
     try {

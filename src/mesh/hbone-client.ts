@@ -41,6 +41,9 @@ export async function openHboneSession(opts: HboneSessionOptions): Promise<http2
       rejectUnauthorized: true,
       checkServerIdentity: expectIdentity(opts.expected),
     });
+    // The peer's FIN must not close our side at once (and Node's http2 with it, cancelling
+    // every stream): streams it finished may still hold bytes not passed on (finishOnPeerEnd).
+    sock.allowHalfOpen = true;
     opts.tls.keyLog?.attach(sock);
     const timer = setTimeout(() => sock.destroy(new HboneError('HBONE handshake timeout', undefined, 'ETIMEDOUT')), opts.timeoutMs ?? 10_000);
     const fail = (e: Error): void => {
@@ -62,6 +65,7 @@ export async function openHboneSession(opts: HboneSessionOptions): Promise<http2
       widenConnectionWindow(session);
       session.on('error', () => undefined);
       keepAlive(session, sock);
+      finishOnPeerEnd(session, sock);
       resolve(session);
     });
   });
@@ -102,6 +106,31 @@ function keepAlive(session: http2.ClientHttp2Session, sock: tls.TLSSocket): void
   sock.once('close', () => gone('the connection closed'));
 }
 
+/** The CONNECT streams of each session that have not closed (hboneConnect adds them). */
+const openStreams = new WeakMap<http2.ClientHttp2Session, Set<http2.ClientHttp2Stream>>();
+
+/**
+ * The peer's FIN: a draining proxy (graceful restart) closes a session once it has sent the
+ * last byte of its last stream, or a peer exited. Whatever it sent has arrived by then, but a
+ * stream read slowly (its downstream backed up) may still hold megabytes in its buffer:
+ * destroying the session there cut off the tail of a long transfer (issue 13). So the
+ * session takes no new stream, a stream whose peer side had ended (END_STREAM) is left to
+ * deliver what it holds, one still expecting bytes that will never come is ended with an
+ * error, and Node ends the session once its last stream is gone.
+ */
+function finishOnPeerEnd(session: http2.ClientHttp2Session, sock: tls.TLSSocket): void {
+  sock.once('end', () => {
+    if (session.destroyed) return;
+    session.close();
+    for (const stream of openStreams.get(session) ?? []) {
+      if (!peerEnded(stream)) stream.destroy(new HboneError('the HBONE peer closed the connection before the stream ended', undefined, 'ECONNRESET'));
+    }
+  });
+}
+
+/** Has the peer sent everything it will on this stream (END_STREAM, or the stream closed)? */
+export const peerEnded = (stream: http2.ClientHttp2Stream): boolean => stream.closed || stream.state?.remoteClose === 1;
+
 export interface ConnectHeaders {
   /** `k8s.cluster.name=...,k8s.namespace.name=...` of the source workload. */
   baggage?: string;
@@ -130,6 +159,10 @@ export function hboneConnect(session: http2.ClientHttp2Session, authority: strin
     } catch (e) {
       return reject(e);
     }
+    let open = openStreams.get(session);
+    if (!open) openStreams.set(session, (open = new Set()));
+    open.add(stream);
+    stream.once('close', () => open.delete(stream));
     const onError = (e: Error): void => reject(e);
     // Built only if the stream closes before any response: an Error (with its stack) per
     // normal stream close was measurable in the per-connection cost.

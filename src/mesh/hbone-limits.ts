@@ -151,7 +151,13 @@ export function sessionGuard(session: http2.ServerHttp2Session, l: HboneLimits, 
     idle.unref();
   };
   const pinger = setInterval(() => {
-    if (pingDeadline || ended) return;
+    // A GOAWAY'd session (this server draining for a graceful restart, or the client's own
+    // GOAWAY) is still carrying its open streams to their end, but Node sends no PING on it:
+    // ping() calls back at once with ERR_HTTP2_PING_CANCEL. Taking that for a dead peer
+    // destroyed the session mid-transfer and cut off whatever the stream still had to send
+    // (issue 13: a long transfer through a draining ztunnel stalled). Such a session ends
+    // when its streams do, when its socket closes, or at the drain bound of its owner.
+    if (pingDeadline || ended || session.closed) return;
     // Also how a session nghttp2 ended on its own is noticed (a header block it could not
     // decode, its rapid-reset limit): Node reports neither, and such a session answers nothing.
     pingDeadline = setTimeout(() => fail('ping_timeout', `no PING answer within ${l.pingTimeoutMs} ms (peer stopped reading or left, or the HTTP/2 layer ended the session)`), l.pingTimeoutMs);
@@ -160,7 +166,7 @@ export function sessionGuard(session: http2.ServerHttp2Session, l: HboneLimits, 
       session.ping((err) => {
         clearTimeout(pingDeadline);
         pingDeadline = undefined;
-        if (err && !ended && !session.destroyed) fail('ping_timeout', `PING failed: ${err.message}`);
+        if (err && !ended && !session.destroyed && !session.closed) fail('ping_timeout', `PING failed: ${err.message}`);
       });
     } catch {
       // session already closing

@@ -199,7 +199,8 @@ export class HbonePool {
       const session = await openHboneSession({ tls: this.opts.tls, socket, source: key.source, expected: key.expected });
       session.once('close', () => drop('close'));
       // The peer ended its side (a proxy shutting down): no new stream can use this session.
-      socket.once('end', () => { drop('close'); session.destroy(); });
+      // Its open streams finish (or fail) on their own: see finishOnPeerEnd in hbone-client.ts.
+      socket.once('end', () => drop('close'));
       session.once('goaway', () => drop('goaway'));
       session.once('error', (e: Error) => drop('error', e));
       entry.ready = session;

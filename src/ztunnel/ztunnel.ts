@@ -16,6 +16,7 @@ import { createInbound } from './inbound.js';
 import { handleInboundPassthrough } from './inbound-passthrough.js';
 import { adminServer, readinessServer, statsServer } from './admin.js';
 import type { DnsServer } from './dns.js';
+import type { CaptureFds } from './early-listen.js';
 
 export type RunningPorts = Omit<ZtunnelPorts, 'dns'> & { dns?: number };
 
@@ -44,6 +45,8 @@ export interface DrainReport {
 export interface StartOptions extends InputsOptions {
   /** The file `cfg` came from: reloaded when it changes and on reload(). */
   configFile?: string;
+  /** Capture listeners already bound and listening (early-listen.ts); else bound here. */
+  captureFds?: CaptureFds;
 }
 
 /** Connections a server accepted that are still open. */
@@ -86,11 +89,12 @@ export async function startZtunnel(cfg: ZtunnelConfig, log: Logger, opts: StartO
     // Every listener is SO_REUSEPORT, so that a successor can bind the same ports while this
     // ztunnel still serves (lab ztunnel restart --graceful), as Istio's ztunnel does since 1.22.
     const listen = (h: string, port: number, transparent: boolean) => tcpListenFd({ host: h, port, transparent, reusePort: true });
-    ports.outbound = await listenFd(outboundSrv, listen(host, want.outbound, true));
+    const early = opts.captureFds;
+    ports.outbound = await listenFd(outboundSrv, early?.outbound ?? listen(host, want.outbound, true));
     servers.push(outboundSrv);
-    ports.inboundPlaintext = await listenFd(passthroughSrv, listen(host, want.inboundPlaintext, true));
+    ports.inboundPlaintext = await listenFd(passthroughSrv, early?.inboundPlaintext ?? listen(host, want.inboundPlaintext, true));
     servers.push(passthroughSrv);
-    ports.inbound = await listenFd(inboundSrv, listen(host, want.inbound, true));
+    ports.inbound = await listenFd(inboundSrv, early?.inbound ?? listen(host, want.inbound, true));
     servers.push(inboundSrv);
     ports.admin = await listenFd(admin, listen('127.0.0.1', want.admin, false));
     servers.push(admin);

@@ -1,8 +1,9 @@
 // `lab ztunnel restart NODE [--graceful]` under real traffic: a loop of new connections from
 // sleep (node-a) to httpbin (node-b) through both ztunnels, and one long transfer read slowly,
 // both running across the restart. Graceful: not one request fails, the long transfer
-// completes (the old ztunnel drains it), the state and `lab status` name the new PID and the
-// old one is gone. Plain: the long transfer breaks. Bad input, or no supervisor: exit 2, nothing restarted.
+// completes with every byte (its SHA-256 is that of the same URL read without a restart),
+// the old ztunnel drains it and then exits on its own, the state and `lab status` name the
+// new PID and the old one is gone. Plain: the long transfer breaks. Bad input, or no supervisor: exit 2, nothing restarted.
 import t, { type Test as Tap } from 'tap';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { lab, leftovers, upJson, waitFor, REPO } from './helpers.js';
 import { isAlive } from '../../src/host/processes.js';
 import { readState } from '../../src/state/store.js';
 
-const NAME = 'fl-restart';
+const NAME = 'dr-restart';
 const LOOP = `${REPO}/test/fixtures/traffic-loop.mjs`;
 // 60 MB read one chunk per 20 ms: some 15-20 s, so it is open when the restart happens and
 // still has seconds to go when the old ztunnel starts draining (the drain timeout is 40 s).
@@ -22,7 +23,7 @@ const LOOP_URL = 'http://10.96.0.11:8000/ip';
 t.teardown(() => { lab(['down', NAME]); });
 
 interface LoopResult { requests: number; ok: number; failed: number; retries: number; failures: Array<{ error: string }>; maxGapMs: number; maxMs: number }
-interface SlowResult { ok: boolean; bytes: number; expected: number; ms: number; endAt: number; error?: string }
+interface SlowResult { ok: boolean; bytes: number; expected: number; sha256?: string; ms: number; endAt: number; error?: string }
 
 /** Runs the fixture in sleep's netns (lab exec, so with its resolv.conf); resolves with its JSON line. */
 function inSleep(args: string[]): Promise<unknown> {
@@ -52,6 +53,8 @@ async function acrossRestart(t: Tap, restartArgs: string[]) {
   const before = count();
   const restartAt = Date.now();
   const r = lab(['ztunnel', 'restart', ...restartArgs, '--lab', NAME, '--json'], { timeoutMs: 240_000 });
+  // The command answers once the old ztunnel has exited (graceful) or the new one is ready.
+  const restartEnd = Date.now();
   const atRestartEnd = count();
   // At least as many again after the restart returned, so the loop spans it on both sides.
   await waitFor(() => count() >= atRestartEnd + 150, 30_000, '150 more requests after the restart');
@@ -60,13 +63,19 @@ async function acrossRestart(t: Tap, restartArgs: string[]) {
   t.comment(`${restartArgs.join(' ')}: ${l.requests} requests (${before} before the restart), ${l.failed} failed ${JSON.stringify(l.failures.map((f) => f.error))}, ` +
     `${l.retries} connects retried, longest gap ${l.maxGapMs} ms; long transfer: ${s.ok ? 'complete' : `broken (${s.error})`} ${s.bytes}/${s.expected} B in ${s.ms} ms`);
   t.ok(s.endAt > restartAt, `the long transfer was under way when the restart began (it ended ${s.endAt - restartAt} ms later)`);
-  return { r, loop: l, slow: s, restart: r.code === 0 ? JSON.parse(r.stdout) : undefined };
+  return { r, loop: l, slow: s, restartEnd, restart: r.code === 0 ? JSON.parse(r.stdout) : undefined };
 }
+
+/** The long transfer's SHA-256 read at full speed with no restart: httpbin's /bytes/ body is the same every time for one httpbin process. */
+let referenceSha = '';
 
 t.test('up', async (t) => {
   t.same(leftovers(NAME), [], 'no earlier lab of this name');
   const up = upJson('topologies/demo.yaml', NAME);
   t.ok(up.ok, `lab up\n${up.stderr}`);
+  const ref = await inSleep(['slow', '--url', LONG_URL, '--tick-ms', '0']) as SlowResult;
+  t.ok(ref.ok && ref.bytes === ref.expected, `the long transfer's reference read is complete (${ref.bytes}/${ref.expected} B)`);
+  referenceSha = ref.sha256 ?? '';
 });
 
 t.test('bad input: exit 2, nothing restarted', async (t) => {
@@ -87,18 +96,18 @@ t.test('bad input: exit 2, nothing restarted', async (t) => {
 for (const node of ['node-a', 'node-b']) {
   t.test(`graceful restart of ${node}'s ztunnel: no request fails, the long transfer completes`, async (t) => {
     const old = readState(NAME)!.processes.find((p) => p.id === `ztunnel/${node}`)!;
-    // Known bug (issue 13, left open): a slow transfer served by the *destination* ztunnel that
-    // drains stalls at ~50 MB (the client ztunnel stops forwarding what it holds once the old
-    // ztunnel's session is closing), so node-b's drain is bounded to 40 s and its transfer
-    // checks are TODO; new connections across the restart are asserted for both nodes.
-    const knownBug = node === 'node-b' ? { todo: 'a long transfer through a draining destination ztunnel stalls (issue 13)' } : {};
-    const { r, loop, slow, restart } = await acrossRestart(t, [node, '--graceful', '--drain-timeout', node === 'node-b' ? '40s' : '3m']);
+    // node-b is the destination's ztunnel: its drain is the one a GOAWAY'd HBONE session goes
+    // through (the client ztunnel on node-a keeps reading the stream it already has).
+    const { r, loop, slow, restart, restartEnd } = await acrossRestart(t, [node, '--graceful', '--drain-timeout', '3m']);
     t.equal(r.code, 0, `restart exits 0\n${r.stderr}`);
     t.ok(loop.requests >= 300, `a loop of at least 300 requests spanned the restart (${loop.requests})`);
     t.equal(loop.failed, 0, 'not one request failed');
-    t.ok(slow.ok, `the long transfer started before the restart completed (${slow.bytes}/${slow.expected} bytes${slow.error ? `, ${slow.error}` : ''})`, knownBug);
+    t.ok(slow.ok, `the long transfer under way at the restart completed (${slow.bytes}/${slow.expected} bytes${slow.error ? `, ${slow.error}` : ''})`);
+    t.equal(slow.bytes, 60_000_000, 'with every byte');
+    t.equal(slow.sha256, referenceSha, 'and the bytes httpbin sent (SHA-256 as read without a restart)');
     t.match(restart, { ok: true, kind: 'graceful', oldPid: old.pid }, 'the graceful restart completed');
-    t.match(restart, { oldEnded: 'exited' }, 'the old ztunnel drained and exited on its own', knownBug);
+    t.match(restart, { oldEnded: 'exited' }, `the old ztunnel drained and exited on its own (${restart?.oldEnded}, after ${restart?.drainedMs} ms)`);
+    t.ok(restartEnd - slow.endAt < 5000, `it exited once the transfer had ended (${restartEnd - slow.endAt} ms after its last byte)`);
     t.ok(restart.openAtDrain.outbound + restart.openAtDrain.inbound >= 1, `it was carrying the long transfer when it stopped accepting (${JSON.stringify(restart.openAtDrain)})`);
     t.notOk(isAlive(old.pid), 'the old ztunnel is gone');
     const rec = readState(NAME)!.processes.find((p) => p.id === `ztunnel/${node}`)!;

@@ -3,6 +3,7 @@
 // back-off. The races with `lab down` are made to happen at the exact point that matters by
 // flipping the phase from inside the supervisor's own calls.
 import t from 'tap';
+import { SUCCESSOR_ENV } from '../../src/ztunnel/successor.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -200,7 +201,8 @@ t.test('plain restart on request: old stopped (SIGTERM), new recorded, not count
 t.test('graceful restart on request: new one first, old one drained (SIGUSR2) and kept on record meanwhile', async (t) => {
   // Exits on SIGUSR2 after 300 ms, as a ztunnel finishing its last connection would.
   const old = liveLab('trap "sleep 0.3; exit 0" USR2; while :; do sleep 0.05; done');
-  const { sup } = supervisor({ now: () => Date.now() });
+  const envs: Array<Record<string, string> | undefined> = [];
+  const { sup } = supervisor({ now: () => Date.now(), start: (lab, s, onExit, env) => { envs.push(env); return startSleep(lab, s, onExit); } });
   let seenDraining: SupervisedRecord | undefined;
   const watch = setInterval(() => { seenDraining ??= readState(LAB)!.processes.find((p) => p.id === drainingId(spec.id)) as SupervisedRecord; }, 5);
   const r = await sup.rollout({ id: spec.id, kind: 'graceful', drainMs: 5000 });
@@ -211,6 +213,7 @@ t.test('graceful restart on request: new one first, old one drained (SIGUSR2) an
   t.equal(record().pid, r.newPid, 'the state names the new PID');
   t.notOk(readState(LAB)!.processes.some((p) => p.id === drainingId(spec.id)), 'the draining record is gone once it exited');
   t.match(record().rollout, { kind: 'graceful', previousPid: old });
+  t.same(envs, [{ [SUCCESSOR_ENV]: '1' }], 'the new one was told it is a successor (it does not listen before it can serve)');
   sup.killChildren();
 });
 
