@@ -39,7 +39,15 @@ export interface UpContext {
   stateDir: string;
   log: Logger;
   noMesh: boolean;
+  /** Wall ms of each step that changes the machine (UP_STEP_KEYS). */
   timings: Record<string, number>;
+  /**
+   * Wall ms before the first step: `start` is Node's own start-up and the CLI's imports (from
+   * process start to prepareUp), then load, probe, plan and check (the clash checks).
+   */
+  prepareMs: Record<string, number>;
+  /** ms after the ready step began at which each waited-for process was seen ready. */
+  readyMs: Record<string, number>;
 }
 
 export interface UpOptions {
@@ -53,6 +61,13 @@ export interface UpOptions {
 
 /** load -> validate -> probe -> plan. Throws UserError; creates nothing. */
 export async function prepareUp(file: string, opts: UpOptions = {}): Promise<UpContext> {
+  const prepareMs: Record<string, number> = { start: round(performance.now()) };
+  let t = performance.now();
+  const lap = (key: string) => {
+    const now = performance.now();
+    prepareMs[key] = round(now - t);
+    t = now;
+  };
   const topology = loadTopology(file);
   // NAME replaces the validated `name:`, so it must pass the same rule (callers besides the CLI too).
   if (opts.name !== undefined) topology.name = checkLabName(opts.name, 'NAME');
@@ -64,8 +79,11 @@ export async function prepareUp(file: string, opts: UpOptions = {}): Promise<UpC
     throw new UserError(`lab "${lab}" is already up (state in ${labStateDir(lab)})`, `run \`lab down ${lab}\` first, or give this one another name: \`lab up ${file} NAME\``);
   }
   const stateDir = labStateDir(lab);
+  lap('load');
   const facts = await probeHost();
+  lap('probe');
   const build = planLab(plan, facts, { stateDir, distDir: distDir(), node: process.execPath }, { mesh: !opts.noMesh });
+  lap('plan');
   if (!opts.dryRun) {
     const clash = build.netns.map((n) => n.netns).filter(netnsExists);
     const owned = await findOwnedNetns(lab);
@@ -75,6 +93,7 @@ export async function prepareUp(file: string, opts: UpOptions = {}): Promise<UpC
         `a previous lab "${lab}" was not removed: run \`lab down ${lab}\``,
       );
     }
+    lap('check');
   }
   const state: LabState = {
     lab, file: topology.file, phase: 'creating', createdAt: new Date().toISOString(),
@@ -84,8 +103,10 @@ export async function prepareUp(file: string, opts: UpOptions = {}): Promise<UpC
     processes: [],
     ...(build.tunnel ? { tunnel: build.tunnel } : {}),
   };
-  return { plan, build, facts, state, stateDir, log: undefined as unknown as Logger, timings: {}, noMesh: !!opts.noMesh };
+  return { plan, build, facts, state, stateDir, log: undefined as unknown as Logger, timings: {}, prepareMs, readyMs: {}, noMesh: !!opts.noMesh };
 }
+
+const round = (ms: number): number => Math.round(ms * 10) / 10;
 
 /**
  * For the SIGKILL tests: AMBIENT_LAB_KILL_AT_STEP=<key> makes `up` note the step in
@@ -104,7 +125,7 @@ const step = (ctx: UpContext, key: UpStepKey, title: string, fn: () => Promise<v
     killPoint(key);
     const t0 = performance.now();
     await fn();
-    ctx.timings[key] = Math.round((performance.now() - t0) * 10) / 10;
+    ctx.timings[key] = round(performance.now() - t0);
   },
 });
 
@@ -160,7 +181,7 @@ export function upSteps(ctx: UpContext): UpStep[] {
       writeState(ctx.state);
     }),
     step(ctx, 'ready', `Wait until ${waited.length} processes are ready`, async () => {
-      await waitReady(waited.map((spec) => {
+      ctx.readyMs = await waitReady(waited.map((spec) => {
         const rec = ctx.state.processes.find((p) => p.id === spec.id)!;
         return { readyFile: spec.readyFile!, pid: rec.pid, log: spec.log, id: spec.id };
       }));
