@@ -1,10 +1,33 @@
 import type { Argv } from 'yargs';
-import { Listr } from 'listr2';
-import { prepareUp, upSteps, type UpContext } from '../lab/up.js';
+import { prepareUp, upSteps, runUpSteps, type UpContext } from '../lab/up.js';
 import { downLab } from '../lab/down.js';
 import { table, printJson, ms } from './output.js';
 import { renderBuild } from './dry-run.js';
 import { checkedLabArg } from './select.js';
+
+type UpArgs = { file: string; name?: string; json?: boolean; keepOnFailure?: boolean; mesh?: boolean; dryRun?: boolean; timings?: boolean };
+
+const UP_FLAGS: Record<string, Partial<UpArgs>> = {
+  '--json': { json: true }, '--mesh': { mesh: true }, '--no-mesh': { mesh: false }, '--dry-run': { dryRun: true },
+  '--keep-on-failure': { keepOnFailure: true }, '--timings': { timings: true },
+};
+
+/**
+ * `lab up FILE [NAME] [flags]` read without yargs, whose loading costs more than planning a
+ * small lab: only the plain shape (known boolean flags, at most two words); anything else,
+ * `--help` and mistakes included, goes through yargs and its messages.
+ */
+export function quickUpArgs(args: string[]): UpArgs | undefined {
+  const words: string[] = [];
+  let flags: Partial<UpArgs> = {};
+  for (const a of args) {
+    if (Object.hasOwn(UP_FLAGS, a)) flags = { ...flags, ...UP_FLAGS[a] };
+    else if (a !== '' && !a.startsWith('-')) words.push(a);
+    else return undefined;
+  }
+  if (words.length < 1 || words.length > 2) return undefined;
+  return { mesh: true, ...flags, file: words[0], ...(words[1] === undefined ? {} : { name: words[1] }) };
+}
 
 export const upCommand = {
   command: 'up <file> [name]',
@@ -20,7 +43,7 @@ export const upCommand = {
       .option('keep-on-failure', { type: 'boolean', describe: 'leave a failed lab in place for inspection (remove it with `lab down`)' })
       .example('$0 up topologies/demo.yaml', 'two nodes, sleep and httpbin, ambient mode')
       .example('$0 up topologies/demo.yaml --dry-run', 'what that would create, without creating it'),
-  handler: async (argv: { file: string; name?: string; json?: boolean; keepOnFailure?: boolean; mesh?: boolean; dryRun?: boolean; timings?: boolean }) => {
+  handler: async (argv: UpArgs) => {
     // NAME replaces the topology's `name:` (prepareUp takes it as given), so it gets the same rule here.
     const name = checkedLabArg(argv.name, 'NAME');
     const ctx = await prepareUp(argv.file, { name, noMesh: argv.mesh === false, dryRun: argv.dryRun });
@@ -37,12 +60,17 @@ export const upCommand = {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
-      const tasks = new Listr(upSteps(ctx).map((s) => ({ title: s.title, task: s.run })), {
-        renderer: argv.json ? 'silent' : process.stdout.isTTY ? 'default' : 'simple',
-        exitOnError: true,
-        rendererOptions: { collapseSubtasks: false },
-      } as never);
-      await tasks.run();
+      if (argv.json) {
+        await runUpSteps(ctx); // nothing to render: the steps in order, without loading the task renderer
+      } else {
+        const { Listr } = await import('listr2');
+        const tasks = new Listr(upSteps(ctx).map((s) => ({ title: s.title, task: s.run })), {
+          renderer: process.stdout.isTTY ? 'default' : 'simple',
+          exitOnError: true,
+          rendererOptions: { collapseSubtasks: false },
+        } as never);
+        await tasks.run();
+      }
     } catch (e) {
       if (!argv.keepOnFailure) {
         ctx.log?.error({ err: String(e) }, 'lab up failed; removing');
@@ -59,6 +87,11 @@ export const upCommand = {
   },
 };
 
+const cpuMs = (): number => {
+  const u = process.cpuUsage();
+  return Math.round((u.user + u.system) / 1000);
+};
+
 /** `--timings`: wall ms per stage, in the order they ran, and the processes slowest to be ready. */
 export function timingsText(ctx: Pick<UpContext, 'prepareMs' | 'timings' | 'readyMs'>): string {
   const line = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${k} ${Math.round(v)}`).join(' · ');
@@ -68,7 +101,7 @@ export function timingsText(ctx: Pick<UpContext, 'prepareMs' | 'timings' | 'read
     `  before the steps  ${line(ctx.prepareMs)}   (start: Node start-up and imports)`,
     `  steps             ${line(ctx.timings)}`,
     ...(ready.length ? [`  ready after       ${line(Object.fromEntries(ready.slice(0, 5)))}${ready.length > 5 ? ` (+${ready.length - 5} sooner)` : ''}`] : []),
-    `  total             ${Math.round(performance.now())} since the process started`,
+    `  total             ${Math.round(performance.now())} since the process started, ${cpuMs()} ms of CPU in this process`,
     '',
   ].join('\n');
 }

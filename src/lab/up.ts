@@ -10,7 +10,7 @@ import { planAddresses, type LabPlan } from '../topology/address-plan.js';
 import { planLab, type LabBuild } from '../plan/lab-build.js';
 import type { HostFacts } from '../plan/host-facts.js';
 import { labStateDir, readState, writeState, type LabState } from '../state/store.js';
-import { ipBatch, nsWrap, runBatch } from '../host/run.js';
+import { ipBatch, nsWrap, runBatch, runStages } from '../host/run.js';
 import { netnsExists, findOwnedNetns } from '../host/netns.js';
 import { configScript, isEmptyConfig } from '../host/netns-config.js';
 import { probeHost } from '../host/probe.js';
@@ -19,6 +19,7 @@ import { UserError } from '../util/errors.js';
 import { checkLabName } from '../topology/lab-name.js';
 import { fileLogger } from '../util/log.js';
 import { distDir } from './paths.js';
+import { issueCertificates, prepareOwnDirs } from './certificates.js';
 
 export interface UpStep {
   /** Stable key (`AMBIENT_LAB_KILL_AT_STEP`, timings). */
@@ -131,17 +132,12 @@ const step = (ctx: UpContext, key: UpStepKey, title: string, fn: () => Promise<v
 
 export function upSteps(ctx: UpContext): UpStep[] {
   const { build, plan } = ctx;
-  // The certificate code loads an X.509 library that takes longer to import than the kernel
-  // work of a small lab: it loads while the namespace, link and rule steps wait for `ip`.
-  let certificates: Promise<typeof import('./certificates.js')> | undefined;
-  const loadCertificates = () => (certificates ??= import('./certificates.js'));
   const byStage = (s: number) => build.netns.filter((n) => n.stage === s);
   const waited = build.processes.filter((p) => p.readyFile);
   return [
     step(ctx, 'state', 'Record state', async () => {
       // state.json first: it is the owner mark `lab down` needs before it removes the directory.
       writeState(ctx.state);
-      void loadCertificates().catch(() => undefined); // its error, if any, surfaces in the files step
       for (const d of build.dirs) mkdirSync(d, { recursive: true });
       ctx.log = fileLogger(`${ctx.stateDir}/logs/lab.log`, 'lab');
       ctx.log.info({ file: ctx.state.file, netns: ctx.state.netns.length, tunnel: build.tunnel }, 'lab up');
@@ -153,10 +149,9 @@ export function upSteps(ctx: UpContext): UpStep[] {
       await ipBatch(undefined, build.netns.map((n) => `netns add ${n.netns}`));
     }),
     step(ctx, 'links', `Wire underlay, ${plan.nodes.length} nodes and ${plan.pods.length} pods${build.tunnel ? ` (Geneve: ${build.tunnel})` : ''}`, async () => {
-      // One `ip -batch` per namespace, run by a few shells rather than one spawn each (runBatch).
-      for (const stage of [0, 1, 2]) {
-        await runBatch(byStage(stage).filter((n) => n.links.length).map((n) => ({ cmd: ['ip', '-n', n.netns, '-batch', '-'], input: n.links.join('\n') + '\n' })));
-      }
+      // One `ip -batch` per namespace, all from one shell (runStages): underlay, then nodes, then pods.
+      await runStages([0, 1, 2].map((stage) => byStage(stage).filter((n) => n.links.length)
+        .map((n) => ({ cmd: ['ip', '-n', n.netns, '-batch', '-'], input: n.links.join('\n') + '\n' }))));
     }),
     step(ctx, 'rules', 'Services (kube-proxy rules), istio-cni rules, sysctls and routes', async () => {
       // applyNetnsConfig's script per namespace, batched like the links.
@@ -166,7 +161,6 @@ export function upSteps(ctx: UpContext): UpStep[] {
       }));
     }),
     step(ctx, 'files', `Lab CA, ${build.certificates.length ? 'proxy certificates, ' : ''}configs, resolv.conf`, async () => {
-      const { issueCertificates, prepareOwnDirs } = await loadCertificates();
       await issueCertificates(build);
       prepareOwnDirs(build.processes);
       for (const f of build.files) {
