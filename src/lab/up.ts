@@ -163,10 +163,8 @@ export function upSteps(ctx: UpContext): UpStep[] {
     step(ctx, 'files', `Lab CA, ${build.certificates.length ? 'proxy certificates, ' : ''}configs, resolv.conf`, async () => {
       await issueCertificates(build);
       prepareOwnDirs(build.processes);
-      for (const f of build.files) {
-        mkdirSync(dirname(f.path), { recursive: true });
-        writeFileSync(f.path, f.content);
-      }
+      for (const d of new Set(build.files.map((f) => dirname(f.path)))) mkdirSync(d, { recursive: true });
+      for (const f of build.files) writeFileSync(f.path, f.content);
     }),
     step(ctx, 'processes', `Start ${build.processes.length} processes`, async () => {
       for (const spec of build.processes) if (spec.readyFile) rmSync(spec.readyFile, { force: true });
