@@ -3,27 +3,26 @@
 // leniently (lengths, bit strings, times).
 import t from 'tap';
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createCertificate, keyIdentifier, KEY_USAGE, nameDer, subjectOf } from '../../src/mesh/x509.js';
+import { createLabCa } from '../../src/mesh/ca.js';
+
+type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 
 const der = (pem: string): Buffer => Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
 const HOUR = 3600_000;
 
-function root(now = Date.now()) {
-  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const name = nameDer({ cn: 'ambient-lab CA t', o: 'cluster.local' });
-  const pem = createCertificate({
-    subject: name, issuer: name, notBefore: new Date(now - HOUR), notAfter: new Date(now + 10 * 365 * 24 * HOUR),
-    publicKey: keys.publicKey,
-    extensions: [
-      { kind: 'basicConstraints', ca: true },
-      { kind: 'keyUsage', bits: [KEY_USAGE.keyCertSign, KEY_USAGE.cRLSign] },
-      { kind: 'subjectKeyId', id: keyIdentifier(keys.publicKey) },
-    ],
-  }, keys.privateKey);
-  return { keys, pem, cert: new X509Certificate(pem) };
+/** The lab's root as ca.ts makes it (with this encoder), in a directory of its own. */
+async function root(t: Test) {
+  const dir = mkdtempSync(join(tmpdir(), 'alt-x509-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const ca = await createLabCa(dir, { lab: 't' });
+  return { key: ca.key, pem: ca.certPem, cert: ca.cert };
 }
 
-function workload(ca: ReturnType<typeof root>, uri: string, notAfter = new Date(Date.now() + 24 * HOUR)) {
+function workload(ca: Awaited<ReturnType<typeof root>>, uri: string, notAfter = new Date(Date.now() + 24 * HOUR)) {
   const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const pem = createCertificate({
     subject: nameDer({}), issuer: subjectOf(ca.cert.raw), notBefore: new Date(Date.now() - 60_000), notAfter,
@@ -35,12 +34,12 @@ function workload(ca: ReturnType<typeof root>, uri: string, notAfter = new Date(
       { kind: 'uriSan', uri },
       { kind: 'authorityKeyId', id: keyIdentifier(ca.cert.publicKey) },
     ],
-  }, ca.keys.privateKey);
+  }, ca.key);
   return { pem, cert: new X509Certificate(pem) };
 }
 
 t.test('a root: self-signed CA, the subject it was given', async (t) => {
-  const ca = root();
+  const ca = await root(t);
   t.equal(ca.cert.subject, 'CN=ambient-lab CA t\nO=cluster.local');
   t.equal(ca.cert.issuer, ca.cert.subject);
   t.ok(ca.cert.ca, 'basic constraints CA:TRUE');
@@ -50,7 +49,7 @@ t.test('a root: self-signed CA, the subject it was given', async (t) => {
 });
 
 t.test('a workload certificate: empty subject, critical URI SAN, server and client auth, signed by the root', async (t) => {
-  const ca = root();
+  const ca = await root(t);
   const w = workload(ca, 'spiffe://cluster.local/ns/default/sa/sleep');
   t.same(subjectOf(w.cert.raw), Buffer.from([0x30, 0x00]), 'empty subject (an empty SEQUENCE), as Istio issues');
   t.equal(w.cert.issuer, ca.cert.subject);
@@ -58,7 +57,7 @@ t.test('a workload certificate: empty subject, critical URI SAN, server and clie
   t.same(w.cert.keyUsage, ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'], 'extended key usage serverAuth, clientAuth');
   t.notOk(w.cert.ca);
   t.ok(w.cert.checkIssued(ca.cert) && w.cert.verify(ca.cert.publicKey), 'issued and signed by the root');
-  t.notOk(w.cert.verify(root().cert.publicKey), 'another root\'s key does not verify it');
+  t.notOk(w.cert.verify((await root(t)).cert.publicKey), 'another root\'s key does not verify it');
   // Critical flags and bit strings as DER requires: OpenSSL's text output would accept sloppier ones.
   const raw = der(w.pem);
   const hex = raw.toString('hex');
@@ -70,7 +69,7 @@ t.test('a workload certificate: empty subject, critical URI SAN, server and clie
 });
 
 t.test('lengths in long form, and times: UTCTime until 2049, GeneralizedTime from 2050', async (t) => {
-  const ca = root();
+  const ca = await root(t);
   const long = `spiffe://cluster.local/ns/default/sa/${'a'.repeat(300)}`;
   const w = workload(ca, long, new Date(Date.UTC(2050, 0, 2, 3, 4, 5)));
   t.equal(w.cert.subjectAltName, `URI:${long}`, 'a SAN over 255 bytes (two-byte lengths) reads back whole');
@@ -83,7 +82,7 @@ t.test('lengths in long form, and times: UTCTime until 2049, GeneralizedTime fro
 });
 
 t.test('subjectOf reads a subject back byte for byte; keyIdentifier is SHA-1 of the key bits', async (t) => {
-  const ca = root();
+  const ca = await root(t);
   t.same(subjectOf(ca.cert.raw), nameDer({ cn: 'ambient-lab CA t', o: 'cluster.local' }));
   const id = keyIdentifier(ca.cert.publicKey);
   t.equal(id.length, 20);
