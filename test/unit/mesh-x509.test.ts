@@ -1,7 +1,7 @@
 // The hand-written X.509 encoder (src/mesh/x509.ts) against the parsers that read its output:
 // node:crypto (OpenSSL) for the certificate as a whole, the DER bytes for what OpenSSL accepts
 // leniently (lengths, bit strings, times).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { createCertificate, keyIdentifier, KEY_USAGE, nameDer, subjectOf } from '../../src/mesh/x509.js';
 import { createLabCa } from '../../src/mesh/ca.js';
 
-type Test = Parameters<Parameters<typeof t.test>[1]>[0];
 
 const der = (pem: string): Buffer => Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
 const HOUR = 3600_000;
