@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { createCertificate, keyIdentifier, KEY_USAGE, nameDer, subjectOf } from '../../src/mesh/x509.js';
 import { createLabCa } from '../../src/mesh/ca.js';
 
-
 const der = (pem: string): Buffer => Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
 const HOUR = 3600_000;
 
