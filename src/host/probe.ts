@@ -60,7 +60,7 @@ export async function kernelHasGeneve(netns: string): Promise<boolean> {
  * change until a reboot, except a geneve module loaded later, which is in the key too; each probe
  * costs `lab up` a scratch namespace and five `ip` runs. `lab doctor` always probes afresh.
  */
-export async function probeHost(): Promise<HostFacts> {
+export async function probeHost(probe: () => Promise<HostFacts> = probeInScratch): Promise<HostFacts> {
   const file = join(stateRoot(), HOST_FACTS_FILE);
   const key = hostKey();
   try {
@@ -69,7 +69,7 @@ export async function probeHost(): Promise<HostFacts> {
   } catch {
     /* none yet, or unreadable: probe */
   }
-  const facts = await withScratchNetns('probe', async (ns) => ({ kernelGeneve: await kernelHasGeneve(ns) }));
+  const facts = await probe();
   try {
     mkdirSync(stateRoot(), { recursive: true });
     const tmp = `${file}.${process.pid}.tmp`;
@@ -80,6 +80,8 @@ export async function probeHost(): Promise<HostFacts> {
   }
   return facts;
 }
+
+const probeInScratch = (): Promise<HostFacts> => withScratchNetns('probe', async (ns) => ({ kernelGeneve: await kernelHasGeneve(ns) }));
 
 /** In the state root, beside the labs' directories; a file, so never taken for a lab (those are directories with state.json). */
 export const HOST_FACTS_FILE = '.host-facts.json';
