@@ -21,6 +21,8 @@ export interface LifecycleVariant {
   downWallMs: Spread;
   /** Median of each `lab up` step over the runs. */
   stepsMs: Record<string, number>;
+  /** Median of each stage before the steps (`prepareMs` of `lab up --json`: start, load, probe, plan, check). */
+  prepareMs?: Record<string, number>;
   /** Pod namespaces `lab up` reported (workloads plus a ztunnel per node and cluster DNS). */
   podNamespaces: number;
   /** `lab exec <target> -- true`, every run of every lab up of this variant. */
@@ -45,6 +47,7 @@ async function variant(c: LifecycleCase, name: string, mesh: boolean, log: Log):
   const total: number[] = [];
   const down: number[] = [];
   const steps: Record<string, number[]> = {};
+  const prepare: Record<string, number[]> = {};
   const exec: number[] = [];
   let podNamespaces = 0;
   for (let r = 0; r < c.reps; r++) {
@@ -60,15 +63,21 @@ async function variant(c: LifecycleCase, name: string, mesh: boolean, log: Log):
     down.push(d.wallMs);
     podNamespaces = u.summary.pods.length;
     for (const [k, v] of Object.entries(u.summary.timingsMs)) (steps[k] ??= []).push(v);
+    const before = (u.summary as { prepareMs?: Record<string, number> }).prepareMs ?? {};
+    for (const [k, v] of Object.entries(before)) (prepare[k] ??= []).push(v);
     log(`  ${c.label}${mesh ? '' : ' --no-mesh'} run ${r + 1}/${c.reps}: up ${Math.round(u.wallMs)} ms, down ${Math.round(d.wallMs)} ms`);
   }
   return {
     upWallMs: spread(up), upTotalMs: spread(total), downWallMs: spread(down),
-    stepsMs: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, spread(v).median])),
+    stepsMs: medians(steps),
+    prepareMs: medians(prepare),
     podNamespaces,
     ...(exec.length ? { execWallMs: spread(exec) } : {}),
   };
 }
+
+const medians = (r: Record<string, number[]>): Record<string, number> =>
+  Object.fromEntries(Object.entries(r).map(([k, v]) => [k, spread(v).median]));
 
 /** Wall times of `lab exec --lab NAME TARGET -- true`, the compiled CLI as a user runs it. */
 async function timeExec(name: string, target: string, reps: number): Promise<number[]> {

@@ -73,6 +73,14 @@ async function main(args: string[]): Promise<void> {
       return execCommand.handler(quick);
     }
   }
+  if (args[0] === 'up') {
+    const { upCommand, quickUpArgs } = await import('./up.js');
+    const quick = quickUpArgs(args.slice(1));
+    if (quick) {
+      requireRoot();
+      return upCommand.handler(quick);
+    }
+  }
   const [{ default: yargs }, modules] = await Promise.all([import('yargs'), commandModules(args[0])]);
   let y = yargs(args)
     .scriptName('lab')

@@ -1,10 +1,33 @@
 import type { Argv } from 'yargs';
-import { Listr } from 'listr2';
-import { prepareUp, upSteps, type UpContext } from '../lab/up.js';
+import { prepareUp, upSteps, runUpSteps, type UpContext } from '../lab/up.js';
 import { downLab } from '../lab/down.js';
 import { table, printJson, ms } from './output.js';
 import { renderBuild } from './dry-run.js';
 import { checkedLabArg } from './select.js';
+
+type UpArgs = { file: string; name?: string; json?: boolean; keepOnFailure?: boolean; mesh?: boolean; dryRun?: boolean; timings?: boolean };
+
+const UP_FLAGS: Record<string, Partial<UpArgs>> = {
+  '--json': { json: true }, '--mesh': { mesh: true }, '--no-mesh': { mesh: false }, '--dry-run': { dryRun: true },
+  '--keep-on-failure': { keepOnFailure: true }, '--timings': { timings: true },
+};
+
+/**
+ * `lab up FILE [NAME] [flags]` read without yargs, whose loading costs more than planning a
+ * small lab: only the plain shape (known boolean flags, at most two words); anything else,
+ * `--help` and mistakes included, goes through yargs and its messages.
+ */
+export function quickUpArgs(args: string[]): UpArgs | undefined {
+  const words: string[] = [];
+  let flags: Partial<UpArgs> = {};
+  for (const a of args) {
+    if (Object.hasOwn(UP_FLAGS, a)) flags = { ...flags, ...UP_FLAGS[a] };
+    else if (a !== '' && !a.startsWith('-')) words.push(a);
+    else return undefined;
+  }
+  if (words.length < 1 || words.length > 2) return undefined;
+  return { mesh: true, ...flags, file: words[0], ...(words[1] === undefined ? {} : { name: words[1] }) };
+}
 
 export const upCommand = {
   command: 'up <file> [name]',
@@ -16,10 +39,11 @@ export const upCommand = {
       .option('json', { type: 'boolean', describe: 'print the summary as JSON' })
       .option('mesh', { type: 'boolean', default: true, describe: 'install the ambient mesh; --no-mesh gives a plain cluster (every pod as mode none), the baseline for comparisons' })
       .option('dry-run', { type: 'boolean', describe: 'print everything `up` would create (namespaces, links, rules, files, certificates, processes) and create nothing; with --json, the build as data' })
+      .option('timings', { type: 'boolean', describe: 'print where the time went on stderr: start-up, each stage before the steps, each step, and when each process was ready' })
       .option('keep-on-failure', { type: 'boolean', describe: 'leave a failed lab in place for inspection (remove it with `lab down`)' })
       .example('$0 up topologies/demo.yaml', 'two nodes, sleep and httpbin, ambient mode')
       .example('$0 up topologies/demo.yaml --dry-run', 'what that would create, without creating it'),
-  handler: async (argv: { file: string; name?: string; json?: boolean; keepOnFailure?: boolean; mesh?: boolean; dryRun?: boolean }) => {
+  handler: async (argv: UpArgs) => {
     // NAME replaces the topology's `name:` (prepareUp takes it as given), so it gets the same rule here.
     const name = checkedLabArg(argv.name, 'NAME');
     const ctx = await prepareUp(argv.file, { name, noMesh: argv.mesh === false, dryRun: argv.dryRun });
@@ -36,12 +60,17 @@ export const upCommand = {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
-      const tasks = new Listr(upSteps(ctx).map((s) => ({ title: s.title, task: s.run })), {
-        renderer: argv.json ? 'silent' : process.stdout.isTTY ? 'default' : 'simple',
-        exitOnError: true,
-        rendererOptions: { collapseSubtasks: false },
-      } as never);
-      await tasks.run();
+      if (argv.json) {
+        await runUpSteps(ctx); // nothing to render: the steps in order, without loading the task renderer
+      } else {
+        const { Listr } = await import('listr2');
+        const tasks = new Listr(upSteps(ctx).map((s) => ({ title: s.title, task: s.run })), {
+          renderer: process.stdout.isTTY ? 'default' : 'simple',
+          exitOnError: true,
+          rendererOptions: { collapseSubtasks: false },
+        } as never);
+        await tasks.run();
+      }
     } catch (e) {
       if (!argv.keepOnFailure) {
         ctx.log?.error({ err: String(e) }, 'lab up failed; removing');
@@ -54,14 +83,35 @@ export const upCommand = {
     }
     const total = performance.now() - t0;
     summary(ctx, total, !!argv.json);
+    if (argv.timings) process.stderr.write(timingsText(ctx));
   },
 };
+
+const cpuMs = (): number => {
+  const u = process.cpuUsage();
+  return Math.round((u.user + u.system) / 1000);
+};
+
+/** `--timings`: wall ms per stage, in the order they ran, and the processes slowest to be ready. */
+export function timingsText(ctx: Pick<UpContext, 'prepareMs' | 'timings' | 'readyMs'>): string {
+  const line = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${k} ${Math.round(v)}`).join(' · ');
+  const ready = Object.entries(ctx.readyMs).sort((a, b) => b[1] - a[1]);
+  return [
+    'where the time went (wall ms):',
+    `  before the steps  ${line(ctx.prepareMs)}   (start: Node start-up and imports)`,
+    `  steps             ${line(ctx.timings)}`,
+    ...(ready.length ? [`  ready after       ${line(Object.fromEntries(ready.slice(0, 5)))}${ready.length > 5 ? ` (+${ready.length - 5} sooner)` : ''}`] : []),
+    `  total             ${Math.round(performance.now())} since the process started, ${cpuMs()} ms of CPU in this process`,
+    '',
+  ].join('\n');
+}
 
 function summary(ctx: UpContext, totalMs: number, json: boolean): void {
   const { plan } = ctx;
   if (json) {
     printJson({
       lab: plan.lab, tunnel: ctx.build.tunnel, totalMs: Math.round(totalMs), timingsMs: ctx.timings,
+      prepareMs: ctx.prepareMs, readyMs: ctx.readyMs,
       nodes: plan.nodes.map((n) => ({ name: n.name, ip: n.ip, podCidr: n.podCidr, netns: n.netns })),
       pods: plan.pods.map((p) => ({ name: p.key, node: p.node, ip: p.ip, mode: p.mode, role: p.role, netns: p.netns })),
       services: plan.services.map((s) => ({ name: s.key, vip: s.vip, ports: s.ports, endpoints: s.endpoints.map((e) => e.ip) })),

@@ -1,7 +1,10 @@
 // Probing the host before planning: every experiment runs in a scratch namespace of its own
 // (owner-marked, removed afterwards), never in the root namespace and never in a lab's, so
 // planning needs nothing created and a refused topology leaves nothing behind.
+import { existsSync, readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { run } from './run.js';
+import { stateRoot } from '../state/store.js';
 import { ownerAlias, parseOwnerAlias } from '../topology/naming.js';
 import { listNetns } from './netns.js';
 import { isAlive } from './processes.js';
@@ -52,6 +55,45 @@ export async function kernelHasGeneve(netns: string): Promise<boolean> {
   return r.exitCode === 0;
 }
 
-export async function probeHost(): Promise<HostFacts> {
-  return withScratchNetns('probe', async (ns) => ({ kernelGeneve: await kernelHasGeneve(ns) }));
+/**
+ * The facts of this boot of this kernel: probed once, then read back. What they depend on does not
+ * change until a reboot, except a geneve module loaded later, which is in the key too; each probe
+ * costs `lab up` a scratch namespace and five `ip` runs. `lab doctor` always probes afresh.
+ */
+export async function probeHost(probe: () => Promise<HostFacts> = probeInScratch): Promise<HostFacts> {
+  const file = join(stateRoot(), HOST_FACTS_FILE);
+  const key = hostKey();
+  try {
+    const cached = JSON.parse(readFileSync(file, 'utf8')) as { key?: string; facts?: HostFacts };
+    if (cached.key === key && typeof cached.facts?.kernelGeneve === 'boolean') return cached.facts;
+  } catch {
+    /* none yet, or unreadable: probe */
+  }
+  const facts = await probe();
+  try {
+    mkdirSync(stateRoot(), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ key, facts }) + '\n');
+    renameSync(tmp, file);
+  } catch {
+    /* a read-only state root only costs the next `up` another probe */
+  }
+  return facts;
+}
+
+const probeInScratch = (): Promise<HostFacts> => withScratchNetns('probe', async (ns) => ({ kernelGeneve: await kernelHasGeneve(ns) }));
+
+/** In the state root, beside the labs' directories; a file, so never taken for a lab (those are directories with state.json). */
+export const HOST_FACTS_FILE = '.host-facts.json';
+
+/** Boot, kernel release, and whether the geneve module is loaded now. */
+function hostKey(): string {
+  const read = (f: string) => {
+    try {
+      return readFileSync(f, 'utf8').trim();
+    } catch {
+      return '?';
+    }
+  };
+  return [read('/proc/sys/kernel/random/boot_id'), read('/proc/sys/kernel/osrelease'), existsSync('/sys/module/geneve') ? 'geneve' : 'no-geneve'].join(' ');
 }

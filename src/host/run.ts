@@ -83,26 +83,43 @@ export interface BatchJob {
 export const shArg = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /**
- * Runs many commands through a few shells instead of one spawn() each: Node's spawn is a
+ * Runs many commands through one shell instead of one spawn() each: Node's spawn is a
  * synchronous fork+exec of the (large) CLI process, ~5-30 ms of blocked main thread per
  * command on a busy host, while a shell forks in well under a millisecond. A lab's `ip -batch`
- * and rule scripts (one per namespace, 240 for a 20x10 lab) go `parallel` shells at a time,
- * each running its share in order. The first failure stops its shell and throws the same
+ * and rule scripts (one per namespace, 240 for a 20x10 lab) go `parallel` subshells at a time,
+ * each running its share in order. The first failure stops its share and throws the same
  * CommandError `run` would: that command, its stderr and its input.
  */
 export async function runBatch(jobs: BatchJob[], parallel = 2, timeoutMs = 300_000): Promise<void> {
+  await runStages([jobs], parallel, timeoutMs);
+}
+
+/**
+ * runBatch for jobs in stages, still one spawn: every job of a stage has finished (each stage
+ * split in `parallel` shares) before the next stage starts, and a failure stops the stages after it.
+ */
+export async function runStages(stages: BatchJob[][], parallel = 2, timeoutMs = 300_000): Promise<void> {
+  const jobs = stages.flat();
   if (!jobs.length) return;
-  const shares = Array.from({ length: Math.min(parallel, jobs.length) }, (_, s) => jobs.map((_j, k) => k).filter((k) => k % parallel === s));
-  const results = await Promise.all(shares.map((ks) => run('sh', ['-s'], { input: batchScript(jobs, ks), reject: false, timeoutMs })));
-  results.forEach((r, s) => {
-    if (r.exitCode === 0) return;
-    const failed = /^@@failed (\d+)$/m.exec(r.stderr);
-    const job = failed ? jobs[Number(failed[1])] : undefined;
-    const stderr = r.stderr.replace(/^@@failed \d+\n?/m, '');
-    if (!job) throw new CommandError(`sh -s (batch of ${shares[s].length} commands)`, stderr, r.exitCode);
-    const input = job.input ? `\n--- input ---\n${job.input.split('\n').slice(0, 40).join('\n')}` : '';
-    throw new CommandError(job.cmd.join(' '), stderr + input, r.exitCode);
-  });
+  let first = 0;
+  const script = stages.filter((st) => st.length).map((st) => {
+    const ks = st.map((_j, i) => first + i);
+    first += st.length;
+    const shares = Array.from({ length: Math.min(parallel, ks.length) }, (_, s) => ks.filter((_k, i) => i % parallel === s));
+    if (shares.length === 1) return batchScript(jobs, shares[0]);
+    // Each share in a background subshell; the stage fails if any share did.
+    return shares.map((share, s) => `(\n${batchScript(jobs, share)}) &\nal_share_${s}=$!\n`).join('')
+      + shares.map((_sh, s) => `wait $al_share_${s} || al_failed=1\n`).join('')
+      + '[ -z "$al_failed" ] || exit 1\n';
+  }).join('');
+  const r = await run('sh', ['-s'], { input: script, reject: false, timeoutMs });
+  if (r.exitCode === 0) return;
+  const failed = /^@@failed (\d+)$/m.exec(r.stderr);
+  const job = failed ? jobs[Number(failed[1])] : undefined;
+  const stderr = r.stderr.replace(/^@@failed \d+\n?/gm, '');
+  if (!job) throw new CommandError(`sh -s (batch of ${jobs.length} commands)`, stderr, r.exitCode);
+  const input = job.input ? `\n--- input ---\n${job.input.split('\n').slice(0, 40).join('\n')}` : '';
+  throw new CommandError(job.cmd.join(' '), stderr + input, r.exitCode);
 }
 
 /** Each job with its input as a here-document; `@@failed K` on stderr names the job that failed. */

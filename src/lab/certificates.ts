@@ -15,14 +15,14 @@ export const LAB_CERT_TTL_MS = 30 * 24 * 3600_000;
 
 export async function issueCertificates(build: LabBuild): Promise<void> {
   if (!build.ca) return;
-  await createLabCa(build.ca.dir);
+  const ca = await createLabCa(build.ca.dir);
   for (const spec of build.certificates) {
     const ids = spec.identities.map((uri): SpiffeId => {
       const id = parseSpiffe(uri);
       if (!id) throw new Error(`${spec.owner}: ${uri} is not a SPIFFE identity`);
       return id;
     });
-    await issueProxyCerts(build.ca.dir, spec.dir, ids, { ttlMs: LAB_CERT_TTL_MS });
+    await issueProxyCerts(ca, spec.dir, ids, { ttlMs: LAB_CERT_TTL_MS });
     if (spec.user) chownTree(spec.dir, spec.user);
   }
 }

@@ -10,7 +10,7 @@ import { planAddresses, type LabPlan } from '../topology/address-plan.js';
 import { planLab, type LabBuild } from '../plan/lab-build.js';
 import type { HostFacts } from '../plan/host-facts.js';
 import { labStateDir, readState, writeState, type LabState } from '../state/store.js';
-import { ipBatch, nsWrap, runBatch } from '../host/run.js';
+import { ipBatch, nsWrap, runBatch, runStages } from '../host/run.js';
 import { netnsExists, findOwnedNetns } from '../host/netns.js';
 import { configScript, isEmptyConfig } from '../host/netns-config.js';
 import { probeHost } from '../host/probe.js';
@@ -19,6 +19,7 @@ import { UserError } from '../util/errors.js';
 import { checkLabName } from '../topology/lab-name.js';
 import { fileLogger } from '../util/log.js';
 import { distDir } from './paths.js';
+import { issueCertificates, prepareOwnDirs } from './certificates.js';
 
 export interface UpStep {
   /** Stable key (`AMBIENT_LAB_KILL_AT_STEP`, timings). */
@@ -39,7 +40,15 @@ export interface UpContext {
   stateDir: string;
   log: Logger;
   noMesh: boolean;
+  /** Wall ms of each step that changes the machine (UP_STEP_KEYS). */
   timings: Record<string, number>;
+  /**
+   * Wall ms before the first step: `start` is Node's own start-up and the CLI's imports (from
+   * process start to prepareUp), then load, probe, plan and check (the clash checks).
+   */
+  prepareMs: Record<string, number>;
+  /** ms after the ready step began at which each waited-for process was seen ready. */
+  readyMs: Record<string, number>;
 }
 
 export interface UpOptions {
@@ -53,6 +62,13 @@ export interface UpOptions {
 
 /** load -> validate -> probe -> plan. Throws UserError; creates nothing. */
 export async function prepareUp(file: string, opts: UpOptions = {}): Promise<UpContext> {
+  const prepareMs: Record<string, number> = { start: round(performance.now()) };
+  let t = performance.now();
+  const lap = (key: string) => {
+    const now = performance.now();
+    prepareMs[key] = round(now - t);
+    t = now;
+  };
   const topology = loadTopology(file);
   // NAME replaces the validated `name:`, so it must pass the same rule (callers besides the CLI too).
   if (opts.name !== undefined) topology.name = checkLabName(opts.name, 'NAME');
@@ -64,8 +80,11 @@ export async function prepareUp(file: string, opts: UpOptions = {}): Promise<UpC
     throw new UserError(`lab "${lab}" is already up (state in ${labStateDir(lab)})`, `run \`lab down ${lab}\` first, or give this one another name: \`lab up ${file} NAME\``);
   }
   const stateDir = labStateDir(lab);
+  lap('load');
   const facts = await probeHost();
+  lap('probe');
   const build = planLab(plan, facts, { stateDir, distDir: distDir(), node: process.execPath }, { mesh: !opts.noMesh });
+  lap('plan');
   if (!opts.dryRun) {
     const clash = build.netns.map((n) => n.netns).filter(netnsExists);
     const owned = await findOwnedNetns(lab);
@@ -75,6 +94,7 @@ export async function prepareUp(file: string, opts: UpOptions = {}): Promise<UpC
         `a previous lab "${lab}" was not removed: run \`lab down ${lab}\``,
       );
     }
+    lap('check');
   }
   const state: LabState = {
     lab, file: topology.file, phase: 'creating', createdAt: new Date().toISOString(),
@@ -84,8 +104,10 @@ export async function prepareUp(file: string, opts: UpOptions = {}): Promise<UpC
     processes: [],
     ...(build.tunnel ? { tunnel: build.tunnel } : {}),
   };
-  return { plan, build, facts, state, stateDir, log: undefined as unknown as Logger, timings: {}, noMesh: !!opts.noMesh };
+  return { plan, build, facts, state, stateDir, log: undefined as unknown as Logger, timings: {}, prepareMs, readyMs: {}, noMesh: !!opts.noMesh };
 }
+
+const round = (ms: number): number => Math.round(ms * 10) / 10;
 
 /**
  * For the SIGKILL tests: AMBIENT_LAB_KILL_AT_STEP=<key> makes `up` note the step in
@@ -104,23 +126,18 @@ const step = (ctx: UpContext, key: UpStepKey, title: string, fn: () => Promise<v
     killPoint(key);
     const t0 = performance.now();
     await fn();
-    ctx.timings[key] = Math.round((performance.now() - t0) * 10) / 10;
+    ctx.timings[key] = round(performance.now() - t0);
   },
 });
 
 export function upSteps(ctx: UpContext): UpStep[] {
   const { build, plan } = ctx;
-  // The certificate code loads an X.509 library that takes longer to import than the kernel
-  // work of a small lab: it loads while the namespace, link and rule steps wait for `ip`.
-  let certificates: Promise<typeof import('./certificates.js')> | undefined;
-  const loadCertificates = () => (certificates ??= import('./certificates.js'));
   const byStage = (s: number) => build.netns.filter((n) => n.stage === s);
   const waited = build.processes.filter((p) => p.readyFile);
   return [
     step(ctx, 'state', 'Record state', async () => {
       // state.json first: it is the owner mark `lab down` needs before it removes the directory.
       writeState(ctx.state);
-      void loadCertificates().catch(() => undefined); // its error, if any, surfaces in the files step
       for (const d of build.dirs) mkdirSync(d, { recursive: true });
       ctx.log = fileLogger(`${ctx.stateDir}/logs/lab.log`, 'lab');
       ctx.log.info({ file: ctx.state.file, netns: ctx.state.netns.length, tunnel: build.tunnel }, 'lab up');
@@ -132,10 +149,9 @@ export function upSteps(ctx: UpContext): UpStep[] {
       await ipBatch(undefined, build.netns.map((n) => `netns add ${n.netns}`));
     }),
     step(ctx, 'links', `Wire underlay, ${plan.nodes.length} nodes and ${plan.pods.length} pods${build.tunnel ? ` (Geneve: ${build.tunnel})` : ''}`, async () => {
-      // One `ip -batch` per namespace, run by a few shells rather than one spawn each (runBatch).
-      for (const stage of [0, 1, 2]) {
-        await runBatch(byStage(stage).filter((n) => n.links.length).map((n) => ({ cmd: ['ip', '-n', n.netns, '-batch', '-'], input: n.links.join('\n') + '\n' })));
-      }
+      // One `ip -batch` per namespace, all from one shell (runStages): underlay, then nodes, then pods.
+      await runStages([0, 1, 2].map((stage) => byStage(stage).filter((n) => n.links.length)
+        .map((n) => ({ cmd: ['ip', '-n', n.netns, '-batch', '-'], input: n.links.join('\n') + '\n' }))));
     }),
     step(ctx, 'rules', 'Services (kube-proxy rules), istio-cni rules, sysctls and routes', async () => {
       // applyNetnsConfig's script per namespace, batched like the links.
@@ -145,13 +161,10 @@ export function upSteps(ctx: UpContext): UpStep[] {
       }));
     }),
     step(ctx, 'files', `Lab CA, ${build.certificates.length ? 'proxy certificates, ' : ''}configs, resolv.conf`, async () => {
-      const { issueCertificates, prepareOwnDirs } = await loadCertificates();
       await issueCertificates(build);
       prepareOwnDirs(build.processes);
-      for (const f of build.files) {
-        mkdirSync(dirname(f.path), { recursive: true });
-        writeFileSync(f.path, f.content);
-      }
+      for (const d of new Set(build.files.map((f) => dirname(f.path)))) mkdirSync(d, { recursive: true });
+      for (const f of build.files) writeFileSync(f.path, f.content);
     }),
     step(ctx, 'processes', `Start ${build.processes.length} processes`, async () => {
       for (const spec of build.processes) if (spec.readyFile) rmSync(spec.readyFile, { force: true });
@@ -160,7 +173,7 @@ export function upSteps(ctx: UpContext): UpStep[] {
       writeState(ctx.state);
     }),
     step(ctx, 'ready', `Wait until ${waited.length} processes are ready`, async () => {
-      await waitReady(waited.map((spec) => {
+      ctx.readyMs = await waitReady(waited.map((spec) => {
         const rec = ctx.state.processes.find((p) => p.id === spec.id)!;
         return { readyFile: spec.readyFile!, pid: rec.pid, log: spec.log, id: spec.id };
       }));

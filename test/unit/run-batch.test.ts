@@ -4,7 +4,7 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runBatch, batchScript, run } from '../../src/host/run.js';
+import { runBatch, runStages, batchScript, run } from '../../src/host/run.js';
 import { CommandError } from '../../src/util/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lab-batch-'));
@@ -40,4 +40,22 @@ t.test('a failing job throws its own command, stderr and input; later jobs of it
 t.test('nothing to run runs nothing; a tag inside the input is refused', async (t) => {
   await runBatch([]);
   t.throws(() => batchScript([{ cmd: ['cat'], input: 'x\nAL_BATCH_EOF_0\ny' }], [0]), /contains its here-document tag/);
+});
+
+t.test('runStages: a stage starts when every job of the one before has finished; a failure stops the later stages', async (t) => {
+  const log = join(dir, 'stages.log');
+  // Stage 1's jobs are slow and fast; stage 2 must see both lines, whichever share ran them.
+  const append = (s: string, delay = 0) => ({ cmd: ['sh', '-c', `sleep ${delay}; echo ${s} >> ${log}`] });
+  await runStages([[append('a1', 0.2), append('a2'), append('a3', 0.1)], [{ cmd: ['sh', '-c', `test "$(wc -l < ${log})" -eq 3 && echo b1 >> ${log}`] }], [append('c1'), append('c2')]], 2);
+  const lines = readFileSync(log, 'utf8').trim().split('\n');
+  t.same(lines.slice(0, 3).sort(), ['a1', 'a2', 'a3']);
+  t.equal(lines[3], 'b1', 'stage 2 ran after all of stage 1');
+  t.same(lines.slice(4).sort(), ['c1', 'c2']);
+
+  const after = join(dir, 'stage-after-failure');
+  const e = await runStages([[append('x'), { cmd: ['sh', '-c', 'echo "Error: bad link" >&2; exit 2'], input: 'link add bad\n' }], [{ cmd: ['touch', after] }]], 2)
+    .then(() => undefined, (err: unknown) => err);
+  t.ok(e instanceof CommandError);
+  t.match((e as CommandError).message, /^command failed \(exit 1\): sh -c echo "Error: bad link" >&2; exit 2\nError: bad link\n+--- input ---\nlink add bad/);
+  t.notOk((await run('test', ['-e', after], { reject: false })).exitCode === 0, 'the next stage did not run');
 });
