@@ -2,13 +2,17 @@
 // P-256 root per lab, whose key stays in the lab's state directory (ca/): at `lab up` the lab
 // issues each proxy the certificates of the identities it serves (issueProxyCerts) and the
 // proxy only ever reads those. Workload certificates carry only the SPIFFE URI SAN, like Istio's.
-import { createPrivateKey, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+import { webcrypto } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { formatSpiffe, type SpiffeId } from './identity.js';
 import { identityDir, MANIFEST_FILE, ROOT_CERT_FILE, type CertManifest } from './cert-dir.js';
-import { createCertificate, keyIdentifier, KEY_USAGE, nameDer, subjectOf } from './x509.js';
 
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+const EC: EcKeyGenParams & EcKeyImportParams = { name: 'ECDSA', namedCurve: 'P-256' };
+const SIGN: EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
 const HOUR = 3600_000;
 /** Istio's default workload cert TTL. */
 export const WORKLOAD_CERT_TTL_MS = 24 * HOUR;
@@ -16,12 +20,8 @@ export const WORKLOAD_CERT_TTL_MS = 24 * HOUR;
 export interface LabCa {
   dir: string;
   certPem: string;
-  cert: X509Certificate;
-  key: KeyObject;
-  /** DER of the root's subject: the issuer of every certificate it signs. */
-  subjectDer: Buffer;
-  /** The root's key identifier: the authority key identifier of what it signs. */
-  keyId: Buffer;
+  cert: x509.X509Certificate;
+  key: CryptoKey;
   /** Issued workload certs by SPIFFE URI; promises, so concurrent callers share one signing. */
   issued: Map<string, Promise<WorkloadCert>>;
 }
@@ -36,14 +36,18 @@ export interface WorkloadCert {
 export const caCertPath = (dir: string): string => join(dir, 'ca.pem');
 export const caKeyPath = (dir: string): string => join(dir, 'ca-key.pem');
 
-/** ECDSA P-256, as ztunnel generates its workload keys (and the lab its root). */
-const p256 = () => generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const pkcs8Pem = (key: KeyObject): string => key.export({ type: 'pkcs8', format: 'pem' }).toString();
-
-function labCa(dir: string, certPem: string, key: KeyObject): LabCa {
-  const cert = new X509Certificate(certPem);
-  return { dir, certPem, cert, key, subjectDer: subjectOf(cert.raw), keyId: keyIdentifier(cert.publicKey), issued: new Map() };
+function pkcs8Pem(der: ArrayBuffer): string {
+  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  return `-----BEGIN PRIVATE KEY-----\n${b64}\n-----END PRIVATE KEY-----\n`;
 }
+
+function pemToDer(pem: string): ArrayBuffer {
+  const b = Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+}
+
+const importSigningKey = (pem: string): Promise<CryptoKey> =>
+  webcrypto.subtle.importKey('pkcs8', pemToDer(pem), EC, true, ['sign']) as Promise<CryptoKey>;
 
 /**
  * Creates the lab's root CA in `dir` (ca.pem, ca-key.pem 0600). When both files are already
@@ -52,52 +56,60 @@ function labCa(dir: string, certPem: string, key: KeyObject): LabCa {
 export async function createLabCa(dir: string, opts: { lab?: string } = {}): Promise<LabCa> {
   if (existsSync(caCertPath(dir)) && existsSync(caKeyPath(dir))) return loadLabCa(dir);
   mkdirSync(dir, { recursive: true });
-  const keys = p256();
+  const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
   const now = Date.now();
-  const name = nameDer({ cn: `ambient-lab CA ${opts.lab ?? 'lab'}`, o: 'cluster.local' });
-  const certPem = createCertificate({
-    subject: name,
-    issuer: name,
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    name: `CN=ambient-lab CA ${opts.lab ?? 'lab'}, O=cluster.local`,
     notBefore: new Date(now - HOUR),
     notAfter: new Date(now + 10 * 365 * 24 * HOUR),
-    publicKey: keys.publicKey,
+    keys,
+    signingAlgorithm: SIGN,
     extensions: [
-      { kind: 'basicConstraints', ca: true },
-      { kind: 'keyUsage', bits: [KEY_USAGE.keyCertSign, KEY_USAGE.cRLSign] },
-      { kind: 'subjectKeyId', id: keyIdentifier(keys.publicKey) },
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
-  }, keys.privateKey);
-  writeFileSync(caKeyPath(dir), pkcs8Pem(keys.privateKey), { mode: 0o600 });
+  });
+  const keyPem = pkcs8Pem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  writeFileSync(caKeyPath(dir), keyPem, { mode: 0o600 });
   chmodSync(caKeyPath(dir), 0o600);
-  writeFileSync(caCertPath(dir), certPem);
-  return labCa(dir, certPem, keys.privateKey);
+  writeFileSync(caCertPath(dir), cert.toString('pem') + '\n');
+  return { dir, certPem: cert.toString('pem') + '\n', cert, key: keys.privateKey, issued: new Map() };
 }
 
 export async function loadLabCa(dir: string): Promise<LabCa> {
-  return labCa(dir, readFileSync(caCertPath(dir), 'utf8'), createPrivateKey(readFileSync(caKeyPath(dir), 'utf8')));
+  const certPem = readFileSync(caCertPath(dir), 'utf8');
+  const key = await importSigningKey(readFileSync(caKeyPath(dir), 'utf8'));
+  return { dir, certPem, cert: new x509.X509Certificate(certPem), key, issued: new Map() };
 }
 
 async function signWorkloadCert(ca: LabCa, spiffe: string, ttlMs = WORKLOAD_CERT_TTL_MS): Promise<WorkloadCert> {
-  const keys = p256();
+  const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
   const now = Date.now();
   const notAfter = new Date(now + ttlMs);
-  const certPem = createCertificate({
+  const cert = await x509.X509CertificateGenerator.create({
     // Istio workload certs have an empty subject; the identity is only in the (critical) SAN.
-    subject: nameDer({}),
-    issuer: ca.subjectDer,
+    subject: '',
+    issuer: ca.cert.subject,
     notBefore: new Date(now - 5 * 60_000),
     notAfter,
     publicKey: keys.publicKey,
+    signingKey: ca.key,
+    signingAlgorithm: SIGN,
     extensions: [
-      { kind: 'basicConstraints', ca: false },
-      { kind: 'keyUsage', bits: [KEY_USAGE.digitalSignature, KEY_USAGE.keyEncipherment] },
-      { kind: 'extKeyUsage', serverAuth: true, clientAuth: true },
-      { kind: 'uriSan', uri: spiffe },
-      { kind: 'authorityKeyId', id: ca.keyId },
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
+      new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffe }], true),
+      await x509.AuthorityKeyIdentifierExtension.create(ca.cert.publicKey),
     ],
-  }, ca.key);
-  // Whole seconds, as the certificate states it.
-  return { spiffe, certPem, keyPem: pkcs8Pem(keys.privateKey), notAfter: new Date(Math.floor(notAfter.getTime() / 1000) * 1000) };
+  });
+  return {
+    spiffe,
+    certPem: cert.toString('pem') + '\n',
+    keyPem: pkcs8Pem(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)),
+    notAfter,
+  };
 }
 
 /** A certificate for `id` (SpiffeId or its URI), cached per identity until close to expiry. */
