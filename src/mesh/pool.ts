@@ -54,7 +54,19 @@ interface Entry {
   reserved: number;
   idle?: NodeJS.Timeout;
   dead: boolean;
+  /** When its TCP connect started, until it completes (then undefined): see STALLED_DIAL_MS. */
+  dialingSince?: number;
 }
+
+/**
+ * A dial whose TCP handshake has not completed after this long is not shared with CONNECTs
+ * that come later: they open a session of their own. A peer ztunnel that was restarting when
+ * the SYN left drops it (TPROXY finds no listener) and the kernel sends it again only after
+ * 1 s, then 3 s; without this, every request that arrives meanwhile waits for that resend
+ * although the peer has been listening again for most of the second (issue 13: a killed
+ * proxy serves again within 1 s). Surplus sessions this leaves are reaped when idle.
+ */
+export const STALLED_DIAL_MS = 200;
 
 /** ztunnel config.rs DEFAULT_POOL_MAX_STREAMS_PER_CONNECTION; the HBONE server refuses stream 101 (hbone-limits.ts). */
 export const POOL_MAX_STREAMS = 100;
@@ -168,6 +180,7 @@ export class HbonePool {
       if (e.dead) continue;
       const s = e.ready;
       if (s && (s.closed || s.destroyed)) continue;
+      if (!s && e.dialingSince !== undefined && performance.now() - e.dialingSince > STALLED_DIAL_MS) continue;
       // At most 100 streams per session, as ztunnel's pool (POOL_MAX_STREAMS_PER_CONNECTION),
       // and under the peer's SETTINGS_MAX_CONCURRENT_STREAMS; past it, open another session.
       const max = Math.min(s?.remoteSettings.maxConcurrentStreams ?? POOL_MAX_STREAMS, POOL_MAX_STREAMS);
@@ -195,6 +208,8 @@ export class HbonePool {
     };
     entry.pending = (async () => {
       const socket = this.opts.dial(key.address, key.srcIp);
+      entry.dialingSince = performance.now();
+      socket.once('connect', () => { entry.dialingSince = undefined; });
       socket.setNoDelay(true);
       const session = await openHboneSession({ tls: this.opts.tls, socket, source: key.source, expected: key.expected });
       session.once('close', () => drop('close'));
