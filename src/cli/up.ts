@@ -55,7 +55,7 @@ export const upCommand = {
     const t0 = performance.now();
     const onSignal = () => {
       process.stderr.write(`\ninterrupted: removing the half-built lab "${ctx.plan.lab}"...\n`);
-      downLab(ctx.plan.lab).finally(() => process.exit(130));
+      (ctx.stopBackground?.() ?? Promise.resolve()).then(() => downLab(ctx.plan.lab)).finally(() => process.exit(130));
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
@@ -74,6 +74,7 @@ export const upCommand = {
     } catch (e) {
       if (!argv.keepOnFailure) {
         ctx.log?.error({ err: String(e) }, 'lab up failed; removing');
+        await ctx.stopBackground?.();
         await downLab(ctx.plan.lab);
       }
       throw e;

@@ -4,7 +4,6 @@
 import { chownSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LabBuild, ProcessSpec } from '../plan/lab-build.js';
-import { createLabCa, issueProxyCerts } from '../mesh/ca.js';
 import { parseSpiffe, type SpiffeId } from '../mesh/identity.js';
 
 /**
@@ -15,6 +14,9 @@ export const LAB_CERT_TTL_MS = 30 * 24 * 3600_000;
 
 export async function issueCertificates(build: LabBuild): Promise<void> {
   if (!build.ca) return;
+  // Loaded here, not by whoever imports this module: `lab up` issues in a worker
+  // (cert-worker.ts), so the X.509 library stays out of the CLI's main thread.
+  const { createLabCa, issueProxyCerts } = await import('../mesh/ca.js');
   const ca = await createLabCa(build.ca.dir);
   for (const spec of build.certificates) {
     const ids = spec.identities.map((uri): SpiffeId => {

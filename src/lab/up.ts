@@ -19,7 +19,8 @@ import { UserError } from '../util/errors.js';
 import { checkLabName } from '../topology/lab-name.js';
 import { fileLogger } from '../util/log.js';
 import { distDir } from './paths.js';
-import { issueCertificates, prepareOwnDirs } from './certificates.js';
+import { prepareOwnDirs } from './certificates.js';
+import { issueCertificatesInWorker } from './cert-worker.js';
 
 export interface UpStep {
   /** Stable key (`AMBIENT_LAB_KILL_AT_STEP`, timings). */
@@ -42,6 +43,8 @@ export interface UpContext {
   noMesh: boolean;
   /** Wall ms of each step that changes the machine (UP_STEP_KEYS). */
   timings: Record<string, number>;
+  /** Stops work still running beside the steps (the certificate worker) before a failed `up` is removed. */
+  stopBackground?: () => Promise<void>;
   /**
    * Wall ms before the first step: `start` is Node's own start-up and the CLI's imports (from
    * process start to prepareUp), then load, probe, plan and check (the clash checks).
@@ -134,6 +137,7 @@ export function upSteps(ctx: UpContext): UpStep[] {
   const { build, plan } = ctx;
   const byStage = (s: number) => build.netns.filter((n) => n.stage === s);
   const waited = build.processes.filter((p) => p.readyFile);
+  let certs: ReturnType<typeof issueCertificatesInWorker> | undefined;
   return [
     step(ctx, 'state', 'Record state', async () => {
       // state.json first: it is the owner mark `lab down` needs before it removes the directory.
@@ -144,6 +148,9 @@ export function upSteps(ctx: UpContext): UpStep[] {
       writeFileSync(`${ctx.stateDir}/plan.json`, JSON.stringify(ctx.plan, null, 2));
       // The supervisor and `lab down` read what was planned, processes included.
       writeFileSync(`${ctx.stateDir}/build.json`, JSON.stringify(build, null, 2));
+      // Issued while the kernel steps run (cert-worker.ts); awaited by the files step.
+      certs = issueCertificatesInWorker(build);
+      ctx.stopBackground = certs.stop;
     }),
     step(ctx, 'netns', `Create ${build.netns.length} network namespaces`, async () => {
       await ipBatch(undefined, build.netns.map((n) => `netns add ${n.netns}`));
@@ -161,7 +168,7 @@ export function upSteps(ctx: UpContext): UpStep[] {
       }));
     }),
     step(ctx, 'files', `Lab CA, ${build.certificates.length ? 'proxy certificates, ' : ''}configs, resolv.conf`, async () => {
-      await issueCertificates(build);
+      await certs!.done;
       prepareOwnDirs(build.processes);
       for (const d of new Set(build.files.map((f) => dirname(f.path)))) mkdirSync(d, { recursive: true });
       for (const f of build.files) writeFileSync(f.path, f.content);
