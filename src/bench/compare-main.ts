@@ -11,6 +11,7 @@ import { COMPARE_HEADERS, compareTableRows } from './compare-format.js';
 import { measureLoad, type LoadOptions } from './load-1k.js';
 import { waypointTopologyYaml } from './waypoint-topology.js';
 import { measureHops } from './compare-hops.js';
+import { benchLabName } from './lab-cli.js';
 
 export const COMPARE_PARTS = ['compare', 'load', 'hops'];
 
@@ -45,17 +46,17 @@ export async function runCompareSections(skip: Set<string>, quick: boolean, d: D
   if (skip.has('mesh')) return out;
   if (!skip.has('compare')) {
     const o = compareOptions(quick, d);
-    const r = await section('compare', compareTopologyYaml('bench-cmp', o.sameNode), tmp, log, (f) => measureCompare(f, 'bench-cmp-lab', o, log));
+    const r = await section('compare', compareTopologyYaml('bench-cmp', o.sameNode), tmp, log, (f) => measureCompare(f, benchLabName('bench-cmp-lab'), o, log));
     if (r.value) out.compare = { ...r.value, table: { headers: COMPARE_HEADERS, rows: compareTableRows(r.value.rows) } };
     if (r.error) out.compareError = r.error;
   }
   if (!skip.has('load')) {
-    const r = await section('load', waypointTopologyYaml('bench-cmp-load'), tmp, log, (f) => measureLoad(f, 'bench-cmp-load', loadOptions(quick), log));
+    const r = await section('load', waypointTopologyYaml('bench-cmp-load'), tmp, log, (f) => measureLoad(f, benchLabName('bench-cmp-load'), loadOptions(quick), log));
     if (r.value) out.load = r.value;
     if (r.error) out.loadError = r.error;
   }
   if (!skip.has('hops')) {
-    const r = await section('hops', waypointTopologyYaml('bench-cmp-hops'), tmp, log, (f) => measureHops(f, 'bench-cmp-hops', quick ? 2 : 5, log));
+    const r = await section('hops', waypointTopologyYaml('bench-cmp-hops'), tmp, log, (f) => measureHops(f, benchLabName('bench-cmp-hops'), quick ? 2 : 5, log));
     if (r.value) out.hops = r.value;
     if (r.error) out.hopsError = r.error;
   }

@@ -10,11 +10,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse, parseAllDocuments, stringify } from 'yaml';
-import { REPO, labUp, labDown, labStatus } from './lab-cli.js';
+import { REPO, labUp, labDown, labStatus, benchLabName } from './lab-cli.js';
 import { rssKb } from './procfs.js';
 import { fmtMiB } from './format-units.js';
 import { table } from '../cli/output.js';
-import { labNameProblem } from '../topology/lab-name.js';
 
 export const FOOTPRINT_PART = 'footprint';
 
@@ -24,18 +23,6 @@ export const FOOTPRINT_LABS = [
   { label: 'bookinfo', name: 'bench-fp-bookinfo', file: (tmp: string) => writeTo(join(tmp, 'bench-fp-bookinfo.yaml'), bookinfoFootprintYaml()) },
 ] as const;
 export type FootprintLabel = (typeof FOOTPRINT_LABS)[number]['label'];
-
-/**
- * The lab name with AMBIENT_LAB_BENCH_TAG appended (`bench-fp-3n-gv`): two people measuring the
- * footprint on one machine at once must not bring up, or take down, each other's labs.
- */
-export function footprintLabName(base: string, tag = process.env.AMBIENT_LAB_BENCH_TAG): string {
-  if (!tag) return base;
-  const name = `${base}-${tag}`;
-  const problem = labNameProblem(name);
-  if (problem) throw new Error(`AMBIENT_LAB_BENCH_TAG=${tag} makes the lab name ${name}: ${problem}`);
-  return name;
-}
 
 /** Pods of bookinfo that get a sidecar in the footprint lab. */
 export const BOOKINFO_SIDECARS = ['productpage', 'details'];
@@ -141,7 +128,7 @@ export async function runFootprint(skip: Set<string>, tmp: string, log: (m: stri
   if (skip.has(FOOTPRINT_PART) || skip.has('mesh')) return {};
   const out: FootprintFigures[] = [];
   try {
-    for (const l of FOOTPRINT_LABS) out.push(await measureFootprint(l.label, l.file(tmp), footprintLabName(l.name), log));
+    for (const l of FOOTPRINT_LABS) out.push(await measureFootprint(l.label, l.file(tmp), benchLabName(l.name), log));
     return { footprint: out };
   } catch (e) {
     const footprintError = (e as Error).message.split('\n').slice(0, 3).join(' ');

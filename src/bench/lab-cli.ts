@@ -5,6 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { labNameProblem } from '../topology/lab-name.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = resolve(REPO, 'dist/cli/main.js');
@@ -36,6 +37,18 @@ export function runCli(args: string[], timeoutMs = 180_000): Promise<CliRun> {
       resolvePromise({ code: code ?? -1, stdout, stderr, wallMs: performance.now() - t0 });
     });
   });
+}
+
+/**
+ * A bench lab's name with AMBIENT_LAB_BENCH_TAG appended (`bench-dp-mesh-gv`): two people
+ * running the bench on one machine at once must not bring up, or take down, each other's labs.
+ */
+export function benchLabName(base: string, tag = process.env.AMBIENT_LAB_BENCH_TAG): string {
+  if (!tag) return base;
+  const name = `${base}-${tag}`;
+  const problem = labNameProblem(name);
+  if (problem) throw new Error(`AMBIENT_LAB_BENCH_TAG=${tag} makes the lab name ${name}: ${problem}`);
+  return name;
 }
 
 /** Labs this process brought up and has not yet removed. */

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { REPO, downAllSync, activeLabs } from './lab-cli.js';
+import { REPO, downAllSync, activeLabs, benchLabName } from './lab-cli.js';
 import { scaleTopologyYaml } from './scale-topology.js';
 import { measureLifecycle, type LifecycleCase, type LifecycleFigures } from './lifecycle.js';
 import { measureDatapath, type DatapathOptions } from './datapath.js';
@@ -47,6 +47,8 @@ if (values.help) {
                   mesh (baseline only; also skips the waypoint, footprint, compare, load and hops)
   --only PART     run only these parts (the others are skipped)
   results go to bench/results/<date>-<host>[-quick].json (see bench/README.md)
+  AMBIENT_LAB_BENCH_TAG=T  appends -T to every lab the bench brings up (bench-dp-mesh-T), so
+                  two runs on one machine never bring up or take down each other's labs
 `);
   process.exit(0);
 }
@@ -107,16 +109,16 @@ try {
   const lifecycle: LifecycleFigures[] = [];
   for (const c of cases) {
     log(`lab up/down: ${c.label} x${c.reps} (no mesh${skip.has('mesh') ? '' : ', then mesh'})`);
-    lifecycle.push(await measureLifecycle(c, `bench-${c.label}`, !skip.has('mesh'), log));
+    lifecycle.push(await measureLifecycle(c, benchLabName(`bench-${c.label}`), !skip.has('mesh'), log));
   }
 
   const datapath: BenchReport['datapath'] = {};
   if (!skip.has('datapath')) {
     const file = resolve(REPO, 'bench/topologies/datapath.yaml');
-    datapath.baseline = await measureDatapath(file, 'bench-dp-base', false, datapathOptions, log);
+    datapath.baseline = await measureDatapath(file, benchLabName('bench-dp-base'), false, datapathOptions, log);
     if (!skip.has('mesh')) {
       try {
-        datapath.mesh = await measureDatapath(file, 'bench-dp-mesh', true, datapathOptions, log);
+        datapath.mesh = await measureDatapath(file, benchLabName('bench-dp-mesh'), true, datapathOptions, log);
       } catch (e) {
         datapath.meshError = (e as Error).message.split('\n').slice(0, 3).join(' ');
         log(`data path with the mesh: ${datapath.meshError}`);
@@ -131,7 +133,7 @@ try {
     const file = join(tmp, 'bench-wp.yaml');
     writeFileSync(file, waypointTopologyYaml());
     try {
-      waypoint = await measureWaypoint(file, 'bench-wp-lab', datapathOptions, log);
+      waypoint = await measureWaypoint(file, benchLabName('bench-wp-lab'), datapathOptions, log);
     } catch (e) {
       waypointError = (e as Error).message.split('\n').slice(0, 3).join(' ');
       log(`waypoint: ${waypointError}`);

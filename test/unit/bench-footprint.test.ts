@@ -3,7 +3,8 @@
 // ztunnel, the largest waypoint or sidecar; PSS parsed from smaps_rollup.
 import t from 'tap';
 import { footprintRows, evaluateTargets } from '../../src/bench/targets.js';
-import { renderFootprint, parsePssKb, footprintLabName, type FootprintFigures, type FootprintProcess } from '../../src/bench/footprint.js';
+import { renderFootprint, parsePssKb, type FootprintFigures, type FootprintProcess } from '../../src/bench/footprint.js';
+import { benchLabName } from '../../src/bench/lab-cli.js';
 
 const MB = 1024;
 const proc = (id: string, role: string, mb: number, node?: string): FootprintProcess => ({ id, role, node, rssKb: mb * MB, pssKb: (mb / 4) * MB });
@@ -74,9 +75,9 @@ t.test('PSS from smaps_rollup', async (t) => {
 });
 
 t.test('AMBIENT_LAB_BENCH_TAG keeps two footprint runs on one machine apart', async (t) => {
-  t.equal(footprintLabName('bench-fp-3n', undefined), 'bench-fp-3n');
-  t.equal(footprintLabName('bench-fp-3n', 'gv'), 'bench-fp-3n-gv');
-  t.equal(footprintLabName('bench-fp-bookinfo', 'gv'), 'bench-fp-bookinfo-gv', '20 characters: still a lab name');
-  t.throws(() => footprintLabName('bench-fp-bookinfo', 'mem'), /AMBIENT_LAB_BENCH_TAG=mem makes the lab name bench-fp-bookinfo-mem: .*20/);
-  t.throws(() => footprintLabName('bench-fp-3n', 'A/B'), /AMBIENT_LAB_BENCH_TAG=A\/B/);
+  t.equal(benchLabName('bench-fp-3n', undefined), 'bench-fp-3n');
+  t.equal(benchLabName('bench-fp-3n', 'gv'), 'bench-fp-3n-gv');
+  t.equal(benchLabName('bench-fp-bookinfo', 'gv'), 'bench-fp-bookinfo-gv', '20 characters: still a lab name');
+  t.throws(() => benchLabName('bench-fp-bookinfo', 'mem'), /AMBIENT_LAB_BENCH_TAG=mem makes the lab name bench-fp-bookinfo-mem: .*20/);
+  t.throws(() => benchLabName('bench-fp-3n', 'A/B'), /AMBIENT_LAB_BENCH_TAG=A\/B/);
 });
