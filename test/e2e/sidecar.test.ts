@@ -47,13 +47,26 @@ t.test('coexistence: every path answers, and each hop is the one the reference n
   const targets: Array<[string, number]> = [['httpbin', 8000], ['reviews', 9080], ['httpbin-sc', 8000], ['httpbin-mtls', 8000], ['web', 8000]];
   // What the app sees as the client address: the caller (ambient, none), the waypoint, or the server sidecar's 127.0.0.6.
   const origin = (from: string, to: string) => (to === 'reviews' ? wpIp : to.startsWith('httpbin-') ? '127.0.0.6' : ip(from));
+  // The identity in X-Forwarded-Client-Cert, which only a server sidecar adds, and only for a peer
+  // that proved one: HBONE (ztunnel or sidecar) to httpbin-sc, Istio mTLS (sidecar) to httpbin-mtls.
+  const xfcc = (from: string, to: string): string | undefined => {
+    if (from === 'sleep-plain') return undefined;
+    if (to === 'httpbin-sc') return `By=${spiffe(to)};URI=${spiffe(from)}`;
+    if (to === 'httpbin-mtls' && from === 'sleep-sc') return `By=${spiffe(to)};URI=${spiffe(from)}`;
+    return undefined;
+  };
   for (const from of ['sleep', 'sleep-sc', 'sleep-plain']) {
     // A plaintext client's ztunnel hairpin through the waypoint is ztunnel's business, not tested here.
     const tos = targets.filter(([to]) => !(from === 'sleep-plain' && to === 'reviews'));
-    const out = exec(NAME, from, tos.map(([to, port]) => `echo "${to} $(curl -s -m 5 -w ' %{http_code}' http://${to}:${port}/ip | tr -d '\\n ')"`).join('; ')).stdout;
+    const out = exec(NAME, from, tos.map(([to, port]) => `echo "${to} $(curl -s -m 5 -w ' %{http_code}' http://${to}:${port}/get | tr -d '\\n')"`).join('; ')).stdout;
     for (const [to] of tos) {
-      const line = out.split('\n').find((l) => l.startsWith(`${to} `)) ?? '';
-      t.equal(line, `${to} {"origin":"${origin(from, to)}"}200`, `${from} -> ${to}`);
+      const m = new RegExp(`^${to} (.*) (\\d{3})$`, 'm').exec(out);
+      if (!t.ok(m && m[2] === '200', `${from} -> ${to}: 200 (${m?.[0] ?? out})`)) continue;
+      const seen = JSON.parse(m![1]) as { origin: string; headers: Record<string, string> };
+      t.equal(seen.origin, origin(from, to), `${from} -> ${to}: the app sees ${origin(from, to)}`);
+      // Envoy's Istio mTLS form also carries Hash= and Subject=; the identity is the URI.
+      const cert = seen.headers['X-Forwarded-Client-Cert']?.replace(/;Hash=[0-9a-f]+;Subject=""/, '');
+      t.equal(cert, xfcc(from, to), `${from} -> ${to}: X-Forwarded-Client-Cert ${xfcc(from, to) ?? 'absent'}`);
     }
   }
 
