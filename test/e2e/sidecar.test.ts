@@ -111,8 +111,20 @@ t.test('coexistence: headers each sidecar adds; metrics and config_dump', async 
   const dump = JSON.parse(exec(NAME, 'sleep-sc', 'curl -s -m 5 http://127.0.0.1:15000/config_dump').stdout);
   t.match(dump, { kind: 'sidecar', identity: spiffe('sleep-sc'), hbone: true, config: { version: 1 } });
   const reviews = dump.clusters.find((c: { name: string }) => c.name === 'outbound|9080||reviews.default.svc.cluster.local');
-  t.match(reviews.transports[0].via, /^hbone .*:15008 \(waypoint default\/bookinfo-reviews-istio-waypoint\)$/);
+  t.match(reviews.endpoints[0].transport, /^hbone .*:15008 \(waypoint default\/bookinfo-reviews-istio-waypoint\)$/);
   t.equal(exec(NAME, 'sleep-sc', 'curl -s -m 5 -o /dev/null -w "%{http_code}" http://127.0.0.1:15021/healthz/ready').stdout, '200');
+
+  // `lab proxy-config POD`: listeners, routes, clusters with each endpoint's transport.
+  const pc = lab(['proxy-config', 'sleep-sc', '--lab', NAME]);
+  t.equal(pc.code, 0, pc.stderr);
+  t.match(pc.stdout, /^virtualOutbound +0\.0\.0\.0:15001 +REDIRECTed outbound .*SO_ORIGINAL_DST/m, 'listeners: 15001');
+  t.match(pc.stdout, /^virtualInbound +0\.0\.0\.0:15006 +REDIRECTed inbound .*PERMISSIVE/m, 'listeners: 15006');
+  t.match(pc.stdout, /^connect_terminate +0\.0\.0\.0:15008 +HBONE/m, 'listeners: 15008');
+  t.match(pc.stdout, /^10\.96\.0\.12_9080 +10\.96\.0\.12:9080 +HTTP: routes of reviews\.default\.svc\.cluster\.local:9080/m, 'listeners: one per Service port');
+  t.match(pc.stdout, /^routes: /m, 'routes');
+  t.match(pc.stdout, /^outbound\|9080\|\|reviews\.default\.svc\.cluster\.local +LEAST_REQUEST +\S+:80 \(hbone \S+:15008 \(waypoint default\/bookinfo-reviews-istio-waypoint\)\)$/m, 'clusters and endpoints: reviews through its waypoint');
+  t.match(pc.stdout, /^outbound\|8000\|\|httpbin-mtls\.default\.svc\.cluster\.local +LEAST_REQUEST +\S+:80 \(istio-mtls\)$/m, 'httpbin-mtls over Istio mTLS');
+  t.notMatch(lab(['proxy-config', 'httpbin-mtls', '--lab', NAME, 'listeners']).stdout, /connect_terminate/, 'hbone: false: no 15008 listener');
 });
 
 t.test('sc-l7: faults at the client sidecar, RBAC at the server sidecar, STRICT, L4 policy, live reload', async (t) => {
