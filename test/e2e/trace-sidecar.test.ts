@@ -121,6 +121,10 @@ t.test('sleep-sc -> reviews (sidecar -> waypoint -> ztunnel)', async (t) => {
   t.match(r.decisions.find((x) => x.where === 'sidecar sleep-sc'), { upstreamTransport: `hbone ${wpIp}:15008 (waypoint default/bookinfo-reviews-istio-waypoint)` });
   t.match(r.decisions.find((x) => x.where === 'waypoint bookinfo-reviews'), { status: 200, sourceIdentity: id('sleep-sc'), afterHop: lastOf(r, 2).index });
   t.match(r.legs[2], { encap: 'hbone', server: `${podAddr}:15008`, origin: 'waypoint bookinfo-reviews', delivered: 'ztunnel node-b' });
+  if (!r.legs[2].reused) {
+    t.same(legHops(r, 3).slice(-5), ['node node-b eth0', 'node node-b istioin', 'node node-b veth-ztunnel vni 1000', 'ztunnel node-b eth0 vni 1000', 'ztunnel node-b pistioin'],
+      'the waypoint\'s HBONE to the ambient pod goes through node-b\'s istioin/pistioin to its ztunnel');
+  }
   t.same(legHops(r, 4), ['ztunnel node-b eth0', 'node node-b veth-ztunnel', 'node node-b veth-reviews-v1', 'pod reviews-v1 eth0']);
 });
 
