@@ -139,6 +139,14 @@ t.test('sc-l7: faults at the client sidecar, RBAC at the server sidecar, STRICT,
   t.equal(curl(L7, 'sleep', `-H 'x-fault: abort' http://httpbin:8000/get`).status, 200, 'an ambient client without a waypoint is not routed by the VS');
   const faultLog = logLines(L7, 'sidecar-default.sleep-sc').find((l) => l.msg === 'request' && l.status === 418);
   t.match(faultLog, { response_flags: 'FI', attempts: 0, route: 'VirtualService default/httpbin http[0] rule 0' });
+  // A header route to another Service and a route timeout, both decided by the client sidecar.
+  t.equal(curl(L7, 'sleep-sc', `-H 'x-route: strict' http://httpbin:8000/hostname`).body.trim(), 'strict-sc', 'the client sidecar routed httpbin to strict-sc');
+  t.equal(curl(L7, 'sleep', `-H 'x-route: strict' http://httpbin:8000/hostname`).body.trim(), 'httpbin', 'an ambient client without a waypoint went to httpbin');
+  const slow = curl(L7, 'sleep-sc', `-H 'x-timeout: short' http://httpbin:8000/delay/2`);
+  t.equal(slow.status, 504, 'the client sidecar\'s route timeout');
+  t.equal(slow.body, 'upstream request timeout');
+  t.match(await until('timeout log', () => logLines(L7, 'sidecar-default.sleep-sc').find((l) => l.msg === 'request' && l.status === 504)),
+    { response_flags: 'UT', route: 'VirtualService default/httpbin http[2] rule 2' });
 
   // GET-only at httpbin-sc's sidecar: the deny is its local reply, renamed envoy by a client sidecar.
   t.equal(curl(L7, 'sleep-sc', 'http://httpbin-sc:8000/get').status, 200);
