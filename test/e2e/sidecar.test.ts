@@ -127,6 +127,21 @@ t.test('coexistence: headers each sidecar adds; metrics and config_dump', async 
   t.notMatch(lab(['proxy-config', 'httpbin-mtls', '--lab', NAME, 'listeners']).stdout, /connect_terminate/, 'hbone: false: no 15008 listener');
 });
 
+t.test('coexistence: a sidecar without HBONE under STRICT refuses the ambient client\'s plaintext (ztunnel sends it TCP), not a sidecar\'s Istio mTLS', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'alt-sc-strict-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'strict.yaml');
+  writeFileSync(file, 'apiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\nmetadata: {name: mtls-strict}\nspec:\n  selector: {matchLabels: {app: httpbin-mtls}}\n  mtls: {mode: STRICT}\n');
+  const applied = lab(['apply', '--lab', NAME, '-f', file]);
+  if (!t.equal(applied.code, 0, applied.stderr)) return;
+  const fromAmbient = curl(NAME, 'sleep', 'http://httpbin-mtls:8000/ip');
+  t.equal(fromAmbient.status, 0);
+  t.ok([52, 56].includes(fromAmbient.exit), `ambient -> hbone: false sidecar under STRICT: reset (curl exit ${fromAmbient.exit})`);
+  t.equal(curl(NAME, 'sleep-sc', 'http://httpbin-mtls:8000/ip').status, 200, 'sidecar -> sidecar over Istio mTLS still passes');
+  t.equal(lab(['delete', '--lab', NAME, '-f', file]).code, 0);
+  t.ok(await until('PERMISSIVE again', () => curl(NAME, 'sleep', 'http://httpbin-mtls:8000/ip').status === 200), 'PERMISSIVE again: the plaintext passes');
+});
+
 t.test('sc-l7: faults at the client sidecar, RBAC at the server sidecar, STRICT, L4 policy, live reload', async (t) => {
   const up = upJson('test/fixtures/topologies/sidecar-l7.yaml', L7);
   if (!t.ok(up.ok, `lab up\n${up.stderr}`)) return;
