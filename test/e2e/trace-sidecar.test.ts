@@ -4,7 +4,7 @@
 // pods (REDIRECT to 15001 on the client side, 15008 RETURNed or REDIRECT to 15006 on the server
 // side, 127.0.0.6 RETURNed on lo), the Istio mTLS leg's certificates as tshark decrypts them,
 // and the sidecars' own request lines (matched by the trace's x-request-id). One lab, several traces:
-// sidecar -> ambient, ambient -> sidecar, sidecar -> waypoint, sidecar -> sidecar (HBONE and Istio
+// sidecar -> ambient, ambient -> sidecar, sidecar -> waypoint, ambient -> waypoint, sidecar -> sidecar (HBONE and Istio
 // mTLS), sidecar -> none, none -> sidecar.
 import t, { type Test } from 'tap';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -125,6 +125,21 @@ t.test('sleep-sc -> reviews (sidecar -> waypoint -> ztunnel)', async (t) => {
     t.same(legHops(r, 3).slice(-5), ['node node-b eth0', 'node node-b istioin', 'node node-b veth-ztunnel vni 1000', 'ztunnel node-b eth0 vni 1000', 'ztunnel node-b pistioin'],
       'the waypoint\'s HBONE to the ambient pod goes through node-b\'s istioin/pistioin to its ztunnel');
   }
+  t.same(legHops(r, 4), ['ztunnel node-b eth0', 'node node-b veth-ztunnel', 'node node-b veth-reviews-v1', 'pod reviews-v1 eth0']);
+});
+
+t.test('sleep -> reviews (ambient -> waypoint -> ztunnel), beside the sidecar\'s: the client ztunnel\'s CONNECT names the VIP', async (t) => {
+  if (!up.ok) return;
+  const wpIp = podIp(up.summary, 'default/bookinfo-reviews-istio-waypoint');
+  const podAddr = podIp(up.summary, 'default/reviews-v1');
+  const r = trace('sleep', ['http://reviews:9080/hostname']);
+  t.equal(r.request.summary, 'HTTP 200');
+  t.same(legHops(r, 1).slice(-3), ['node node-a veth-ztunnel vni 1001', 'ztunnel node-a eth0 vni 1001', 'ztunnel node-a pistioout'], 'istioout to the client ztunnel');
+  t.match(r.legs[1], { encap: 'hbone', server: `${wpIp}:15008`, origin: 'ztunnel node-a', delivered: 'waypoint bookinfo-reviews' });
+  if (!r.legs[1].reused) t.equal(r.legs[1].tunnel?.authority, '10.96.0.12:9080', 'authority = the Service VIP:port (a sidecar names the pod)');
+  t.match(r.legs[2], { encap: 'hbone', server: `${podAddr}:15008`, origin: 'waypoint bookinfo-reviews', delivered: 'ztunnel node-b' });
+  if (!r.legs[2].reused) t.same(legHops(r, 3).slice(-2), ['ztunnel node-b eth0 vni 1000', 'ztunnel node-b pistioin']);
+  t.match(r.decisions.find((x) => x.where === 'waypoint bookinfo-reviews'), { status: 200, sourceIdentity: id('sleep') });
   t.same(legHops(r, 4), ['ztunnel node-b eth0', 'node node-b veth-ztunnel', 'node node-b veth-reviews-v1', 'pod reviews-v1 eth0']);
 });
 
