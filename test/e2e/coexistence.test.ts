@@ -6,23 +6,13 @@ import t from 'tap';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lab, podIp, sh, upJson } from './helpers.js';
+import { lab, podIp, sh, upJson, waitFor } from './helpers.js';
 import { istioInitRuleset } from '../../src/sidecar/istio-iptables.js';
 import { expectedIptablesSave, normalizeIptablesSave } from '../../src/plan/iptables-render.js';
 
 const NAME = 'coex';
 const up = upJson('topologies/coexistence.yaml', NAME);
 t.teardown(() => { lab(['down', NAME]); });
-
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const codes = (from: string, urls: string[]): string[] =>
   lab(['exec', '--lab', NAME, from, '--', 'sh', '-c', urls.map((u) => `curl -s -m 5 -o /dev/null -w '%{http_code}\\n' ${u}`).join('; ')]).stdout.trim().split('\n');
@@ -104,14 +94,14 @@ t.test('topologies/bookinfo-sidecar.yaml: the page through productpage\'s and ra
     'for i in 1 2 3 4 5 6; do curl -s -m 10 -o /dev/null -w "%{http_code}\\n" http://productpage:9080/productpage; done']).stdout.trim().split('\n');
   t.same(page(), Array(6).fill('200'), 'sleep (ambient) -> productpage (sidecar): 200 six times');
   // The access logs are written asynchronously: wait for the six page views' lines.
-  const pp = await until('productpage\'s six inbound requests in its log', () => { const l = requests(productpage); return l.filter((x) => x.direction === 'inbound').length >= 6 && l; });
+  const pp = await waitFor(() => { const l = requests(productpage); return l.filter((x) => x.direction === 'inbound').length >= 6 && l; }, 10_000, 'productpage\'s six inbound requests in its log', 200);
   t.ok(pp.some((l) => l.direction === 'inbound' && l['src.identity'] === spiffe('sleep')), 'productpage\'s sidecar took sleep\'s HBONE (ambient -> sidecar)');
   const out = (svc: string) => requests(productpage).filter((l) => l.direction === 'outbound' && l.authority === `${svc}:9080`);
   t.match(out('details').at(-1)?.upstream_transport, /^hbone 10\.244\.\d+\.\d+:15008$/, 'sidecar -> ambient details: HBONE to the pod');
   t.match(out('reviews').at(-1)?.upstream_transport, /^hbone 10\.244\.\d+\.\d+:15008$/, 'sidecar -> ambient reviews: HBONE to the pod');
   // reviews-v2 always calls ratings (the page may have drawn v1 six times).
   t.equal(lab(['exec', '--lab', BI, 'sleep', '--', 'curl', '-s', '-m', '10', '-o', '/dev/null', '-w', '%{http_code}', 'http://reviews-v2:9080/reviews/0']).stdout, '200');
-  t.ok(await until('ratings\' inbound line', () => requests(ratings).some((l) => l.direction === 'inbound' && l['src.identity'] === spiffe('bookinfo-reviews'))),
+  t.ok(await waitFor(() => requests(ratings).some((l) => l.direction === 'inbound' && l['src.identity'] === spiffe('bookinfo-reviews')), 10_000, 'ratings\' inbound line', 200),
     'ratings\' sidecar took reviews\' HBONE (ambient -> sidecar)');
 
   const before = out('reviews').length;
@@ -120,7 +110,7 @@ t.test('topologies/bookinfo-sidecar.yaml: the page through productpage\'s and ra
   t.match(r.stdout, /sidecar\/default\/productpage-v1-\S+ \(v2\)/, 'apply pushed the waypoint to productpage\'s sidecar');
   t.same(page(), Array(6).fill('200'), 'the page still answers');
   // The access log is written asynchronously: wait for the six new lines.
-  const after = await until('productpage\'s six reviews requests in its log', () => { const l = out('reviews').slice(before); return l.length >= 6 && l; });
+  const after = await waitFor(() => { const l = out('reviews').slice(before); return l.length >= 6 && l; }, 10_000, 'productpage\'s six reviews requests in its log', 200);
   t.same([...new Set(after.map((l) => l.upstream_transport.replace(/\d+\.\d+\.\d+\.\d+/, 'WAYPOINT')))], ['hbone WAYPOINT:15008 (waypoint default/bookinfo-reviews-istio-waypoint)'],
     'sidecar -> ambient reviews with a waypoint: every request went by HBONE to the waypoint');
   const via = after.at(-1);

@@ -6,7 +6,7 @@ import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lab, upJson, podIp, sh } from './helpers.js';
+import { lab, upJson, podIp, sh, waitFor } from './helpers.js';
 import { seriesValue } from '../../src/proxy/metrics.js';
 
 const NAME = 'sc';
@@ -26,16 +26,6 @@ const logLines = (labName: string, file: string): Array<Record<string, unknown>>
   sh(`cat /run/ambient-lab/${labName}/logs/${file}.log`).split('\n').flatMap((l) => {
     try { return [JSON.parse(l) as Record<string, unknown>]; } catch { return []; }
   });
-
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 t.teardown(() => { lab(['down', NAME]); lab(['down', L7]); });
 
@@ -139,7 +129,7 @@ t.test('coexistence: a sidecar without HBONE under STRICT refuses the ambient cl
   t.ok([52, 56].includes(fromAmbient.exit), `ambient -> hbone: false sidecar under STRICT: reset (curl exit ${fromAmbient.exit})`);
   t.equal(curl(NAME, 'sleep-sc', 'http://httpbin-mtls:8000/ip').status, 200, 'sidecar -> sidecar over Istio mTLS still passes');
   t.equal(lab(['delete', '--lab', NAME, '-f', file]).code, 0);
-  t.ok(await until('PERMISSIVE again', () => curl(NAME, 'sleep', 'http://httpbin-mtls:8000/ip').status === 200), 'PERMISSIVE again: the plaintext passes');
+  t.ok(await waitFor(() => curl(NAME, 'sleep', 'http://httpbin-mtls:8000/ip').status === 200, 10_000, 'PERMISSIVE again', 200), 'PERMISSIVE again: the plaintext passes');
 });
 
 t.test('sc-l7: faults at the client sidecar, RBAC at the server sidecar, STRICT, L4 policy, live reload', async (t) => {
@@ -160,7 +150,7 @@ t.test('sc-l7: faults at the client sidecar, RBAC at the server sidecar, STRICT,
   const slow = curl(L7, 'sleep-sc', `-H 'x-timeout: short' http://httpbin:8000/delay/2`);
   t.equal(slow.status, 504, 'the client sidecar\'s route timeout');
   t.equal(slow.body, 'upstream request timeout');
-  t.match(await until('timeout log', () => logLines(L7, 'sidecar-default.sleep-sc').find((l) => l.msg === 'request' && l.status === 504)),
+  t.match(await waitFor(() => logLines(L7, 'sidecar-default.sleep-sc').find((l) => l.msg === 'request' && l.status === 504), 10_000, 'timeout log', 200),
     { response_flags: 'UT', route: 'VirtualService default/httpbin http[2] rule 2' });
 
   // GET-only at httpbin-sc's sidecar: the deny is its local reply, renamed envoy by a client sidecar.
@@ -200,10 +190,10 @@ t.test('sc-l7: faults at the client sidecar, RBAC at the server sidecar, STRICT,
   ].join('\n'));
   const applied = lab(['apply', '--lab', L7, '-f', file]);
   t.equal(applied.code, 0, `lab apply\n${applied.stderr}`);
-  const status = await until('the DENY policy to take effect', () => {
+  const status = await waitFor(() => {
     const s = curl(L7, 'sleep-sc', 'http://httpbin-sc:8000/deny-me').status;
     return s === 403 ? s : undefined;
-  });
+  }, 10_000, 'the DENY policy to take effect', 200);
   t.equal(status, 403, 'the new DENY applies');
   t.equal(curl(L7, 'sleep-sc', 'http://httpbin-sc:8000/get').status, 200, 'the rest still passes');
   const reloaded = logLines(L7, 'sidecar-default.httpbin-sc').find((l) => l.msg === 'config reloaded');
