@@ -146,9 +146,14 @@ t.test('sleep -> reviews (ambient -> waypoint -> ztunnel), beside the sidecar\'s
 t.test('sleep-sc -> httpbin-sc (sidecar -> sidecar over HBONE): REDIRECT 15001, HBONE straight to the pod\'s 15008, RETURNed there, 127.0.0.6 -> app', async (t) => {
   if (!up.ok) return;
   const ip = podIp(up.summary, 'default/httpbin-sc');
-  const r = trace('sleep-sc', ['http://httpbin-sc:8000/ip']);
+  const html = join(out, 'sc-sc.html');
+  const r = trace('sleep-sc', ['http://httpbin-sc:8000/ip', '--html', html]);
   t.equal(r.request.summary, 'HTTP 200');
   checkCapturedTo15001(t, r, '10.96.0.13:8000');
+  const page = readFileSync(html, 'utf8');
+  t.match(page, /class="sc"/, '--html: the sidecars have their boxes');
+  if (!r.legs[1].reused) t.match(page, /sidecar sleep-sc · eth0: sidecar sleep-sc opens a connection \(TCP SYN\) to 10\.244\.\d+\.\d+:15008: HBONE/, '--html: the client sidecar\'s HBONE');
+  if (!r.legs[1].reused) t.match(page, /sidecar httpbin-sc · eth0: httpbin-sc receives it on eth0; port 15008 is RETURNed by its nat rules/, '--html: the server sidecar takes it on 15008');
   t.match(r.legs[1], { encap: 'hbone', server: `${ip}:15008`, origin: 'sidecar sleep-sc', delivered: 'sidecar httpbin-sc' }, 'one sidecar to the other, no ztunnel');
   t.same(legHops(r, 2).slice(-3), ['node node-b eth0', 'node node-b veth-httpbin-sc', 'sidecar httpbin-sc eth0'], 'no istioin: a sidecar pod is not in ztunnel-pods-ips');
   t.notOk(r.hops.some((h) => h.where.startsWith('ztunnel ')), 'no ztunnel on the path');
