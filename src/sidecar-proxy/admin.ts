@@ -7,6 +7,7 @@ import { fmtAddr } from '../proxy/inputs.js';
 import { decideTransport, type EndpointTransport } from './transport.js';
 import type { SidecarContext } from './context.js';
 import type { SidecarPorts } from './config.js';
+import { DEFAULT_RETRY_POLICY } from '../l7/model.js';
 
 /** One line for how an endpoint is reached: `hbone 10.244.0.7:15008 (waypoint default/x)`, `istio-mtls`, `plaintext`, `passthrough`. */
 export const transportText = (t: EndpointTransport): string => {
@@ -34,21 +35,41 @@ export function sidecarConfigDump(s: SidecarContext, ports?: SidecarPorts): Reco
         name: `outbound|${port}|${subset ?? ''}|${svc.hostname}`,
         service: svc.hostname, port: Number(port), subset: subset ?? null,
         loadBalancer: (subset && dr?.subsets.find((x) => x.name === subset)?.loadBalancer) ?? dr?.loadBalancer ?? 'LEAST_REQUEST',
-        endpoints: eps.map((ip) => `${ip}:${target}`),
-        transports: eps.map((ip) => {
+        // Each endpoint with how this sidecar reaches it (Envoy's per-endpoint transport socket match).
+        endpoints: eps.map((ip) => {
+          let transport: string;
           try {
-            return { endpoint: `${ip}:${target}`, via: transportText(decideTransport(cfg, store, { ip, port: target })) };
+            transport = transportText(decideTransport(cfg, store, { ip, port: target }));
           } catch (e) {
-            return { endpoint: `${ip}:${target}`, via: `error: ${(e as Error).message}` };
+            transport = `error: ${(e as Error).message}`;
           }
+          return { address: ip, port: target, transport };
         }),
       };
     });
   }));
   const inbound = cfg.inboundPorts.map((p) => ({
     name: `inbound|${p}||`, service: null, port: p, subset: null, loadBalancer: 'PASSTHROUGH',
-    endpoints: [`${cfg.instanceIp}:${p}`], transports: [{ endpoint: `${cfg.instanceIp}:${p}`, via: `tcp from ${s.appSource}` }],
+    endpoints: [{ address: cfg.instanceIp, port: p, transport: `tcp from ${s.appSource}` }],
   }));
+  const at = (port: number | undefined, fallback: number, host = '0.0.0.0'): string => `${host}:${port ?? fallback}`;
+  // As `istioctl proxy-config listeners` lists an Envoy sidecar: the virtual listeners the nat
+  // rules send traffic to, one outbound listener per Service port (what 15001 hands each
+  // original destination to), and the side doors.
+  const listeners = [
+    { name: 'virtualOutbound', address: at(ports?.outbound, 15001), what: 'REDIRECTed outbound (ISTIO_REDIRECT), original destination from SO_ORIGINAL_DST; unknown destinations passed through' },
+    { name: 'virtualInbound', address: at(ports?.inbound, 15006), what: `REDIRECTed inbound (ISTIO_IN_REDIRECT): ${cfg.mtls.mode === 'STRICT' ? 'Istio mTLS only (STRICT: plaintext refused)' : 'plaintext or Istio mTLS (PERMISSIVE)'}, then the app from ${s.appSource}` },
+    ...(cfg.hbone ? [{ name: 'connect_terminate', address: at(ports?.hbone, 15008), what: `HBONE (mTLS, CONNECT to ${cfg.instanceIp} only), then the inbound chain` }] : []),
+    ...services.flatMap((svc) => Object.keys(svc.ports).map(Number).flatMap((port) => svc.vips.map((vip) => ({
+      name: `${vip}_${port}`, address: `${vip}:${port}`, service: svc.hostname, port, protocol: protocol(svc.hostname, port),
+      what: protocol(svc.hostname, port) === 'HTTP'
+        ? `HTTP: routes of ${svc.hostname}:${port} (client-side routing, retries, timeouts, faults)`
+        : `TCP: cluster outbound|${port}||${svc.hostname}`,
+    })))),
+    { name: 'admin', address: at(ports?.admin, 15000, '127.0.0.1'), what: '/config_dump' },
+    { name: 'prometheus', address: at(ports?.stats, 15090), what: '/stats/prometheus' },
+    { name: 'readiness', address: at(ports?.readiness, 15021), what: '/healthz/ready' },
+  ];
   return {
     config: version,
     kind: 'sidecar',
@@ -57,18 +78,16 @@ export function sidecarConfigDump(s: SidecarContext, ports?: SidecarPorts): Reco
     hbone: cfg.hbone,
     mtls: cfg.mtls,
     ports: ports ?? null,
-    // Envoy's virtualOutbound (15001) and virtualInbound (15006) listeners and connect_terminate (15008).
-    proxyListeners: [
-      { name: 'virtualOutbound', address: `0.0.0.0:${ports?.outbound ?? 15001}`, what: 'REDIRECTed outbound, original destination from SO_ORIGINAL_DST' },
-      { name: 'virtualInbound', address: `0.0.0.0:${ports?.inbound ?? 15006}`, what: `REDIRECTed inbound: plaintext${cfg.mtls.mode === 'STRICT' ? ' refused (STRICT)' : ''} or Istio mTLS` },
-      ...(cfg.hbone ? [{ name: 'connect_terminate', address: `0.0.0.0:${ports?.hbone ?? 15008}`, what: `HBONE for ${cfg.instanceIp} only` }] : []),
-    ],
-    listeners: services.map((svc) => ({
+    listeners,
+    // The Services it knows, with which ports are HTTP (a waypoint's dump calls these its listeners).
+    services: services.map((svc) => ({
       service: svc.hostname, vips: svc.vips,
       ports: Object.keys(svc.ports).map(Number).map((p) => ({ port: p, protocol: protocol(svc.hostname, p) })),
     })),
     inboundPorts: cfg.inboundPorts,
     routes: cfg.routes,
+    // A Service without a route rule still gets Istio's default retry policy at a sidecar (as Envoy's default route).
+    defaultRouteRetries: DEFAULT_RETRY_POLICY,
     clusters: [...outbound, ...inbound],
     authorization: cfg.l7Policies,
   };

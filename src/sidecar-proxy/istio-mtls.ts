@@ -99,8 +99,16 @@ export async function acceptIstioMtls(mesh: MeshTls, raw: net.Socket, local: Spi
       clearTimeout(timer);
       reject(new Error(`TLS handshake failed: ${e.message}`));
     });
+    // A client that gives up mid-handshake (it did not trust our certificate) closes without an
+    // alert the JS stream passes on: without this the accept would wait for the timeout.
+    const onClose = (): void => {
+      clearTimeout(timer);
+      reject(new Error('TLS handshake failed: the peer closed the connection'));
+    };
+    sock.once('close', onClose);
     sock.once('secure', () => {
       clearTimeout(timer);
+      sock.off('close', onClose);
       sock.removeAllListeners('error');
       sock.on('error', () => undefined);
       if (!ISTIO_ALPN.includes(sock.alpnProtocol || '')) return reject(new Error(`ALPN ${sock.alpnProtocol || '(none)'} is not one of ${ISTIO_ALPN.join(', ')}`));

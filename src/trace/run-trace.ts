@@ -117,8 +117,8 @@ export async function runTrace(opts: TraceOptions): Promise<TraceReport> {
         return outboundRedirect(m, orig);
       }
       if (h.ifname === 'lo' && h.src.startsWith(`${SIDECAR_INBOUND_SOURCE}:`)) return loopbackToApp(m, h.src, leg?.reused);
-      if (h.delivered && h.ifname !== 'lo' && leg?.app !== 'took-in') return inboundCapture(m, h.dst) ?? (isSidecarPort(port) ? undefined : 'delivered to the app port, no nat rule moved');
-      if (h.direction === 'out' && h.ifname !== 'lo' && firstOfLeg.has(h.index)) return proxyOwnConnection(m);
+      if (h.delivered && h.ifname !== 'lo' && leg?.app !== 'took-in') return inboundCapture(m, h.dst, leg?.reused) ?? (isSidecarPort(port) ? undefined : 'delivered to the app port, no nat rule moved');
+      if (h.direction === 'out' && h.ifname !== 'lo' && firstOfLeg.has(h.index)) return proxyOwnConnection(m, leg?.reused);
       return undefined;
     };
 

@@ -31,17 +31,20 @@ export function outboundRedirect(moved: MovedRule[], originalDst?: string): stri
   if (!redirect) return undefined;
   const jump = natIn(moved, 'ISTIO_OUTPUT', (s) => / -j ISTIO_REDIRECT /.test(s));
   const out = natIn(moved, 'OUTPUT', (s) => / -j ISTIO_OUTPUT /.test(s));
-  const chain = [out ? step(out, '-> ISTIO_OUTPUT') : 'nat OUTPUT -> ISTIO_OUTPUT', jump ? step(jump, '-> ISTIO_REDIRECT') : undefined, step(redirect, `REDIRECT --to-ports ${SIDECAR_OUTBOUND_PORT}`)].filter(Boolean);
+  const chain = [out ? step(out, '-> ISTIO_OUTPUT') : 'OUTPUT -> ISTIO_OUTPUT', jump ? step(jump, '-> ISTIO_REDIRECT') : undefined, step(redirect, `REDIRECT --to-ports ${SIDECAR_OUTBOUND_PORT}`)].filter(Boolean);
   return `nat ${chain.join(' -> ')}: the app's connection${originalDst ? ` to ${originalDst}` : ''} goes to the sidecar's outbound listener ${SIDECAR_OUTBOUND_PORT}`;
 }
 
 /** How a connection arriving at a sidecar pod from outside was taken in: 15008 RETURNed, or REDIRECT to 15006. */
-export function inboundCapture(moved: MovedRule[], dst: string): string | undefined {
+export function inboundCapture(moved: MovedRule[], dst: string, reused = false): string | undefined {
   const pre = natIn(moved, 'PREROUTING', (s) => / -j ISTIO_INBOUND /.test(s));
-  const head = pre ? step(pre, '-> ISTIO_INBOUND') : 'nat PREROUTING -> ISTIO_INBOUND';
+  const head = pre ? step(pre, '-> ISTIO_INBOUND') : 'PREROUTING -> ISTIO_INBOUND';
   if (portOf(dst) === SIDECAR_HBONE_PORT) {
     const ret = natIn(moved, 'ISTIO_INBOUND', (s) => s.includes(`--dport ${SIDECAR_HBONE_PORT} `) && / -j RETURN /.test(s));
-    return `nat ${head} -> ${ret ? step(ret, `--dport ${SIDECAR_HBONE_PORT} RETURN`) : `--dport ${SIDECAR_HBONE_PORT} RETURN`}: HBONE is not redirected, it reaches the sidecar's own ${SIDECAR_HBONE_PORT} listener`;
+    const listener = `HBONE is not redirected, it reaches the sidecar's own ${SIDECAR_HBONE_PORT} listener`;
+    // nat sees only a connection's first packet: a pooled HBONE connection moved nothing now.
+    if (!ret && reused) return `a kept-alive connection: nat ISTIO_INBOUND's --dport ${SIDECAR_HBONE_PORT} RETURN let its first packet through before the trace; ${listener}`;
+    return `nat ${head} -> ${ret ? step(ret, `--dport ${SIDECAR_HBONE_PORT} RETURN`) : `ISTIO_INBOUND --dport ${SIDECAR_HBONE_PORT} RETURN`}: ${listener}`;
   }
   const redirect = natIn(moved, 'ISTIO_IN_REDIRECT', (s) => / -j REDIRECT /.test(s) && s.includes(`--to-ports ${SIDECAR_INBOUND_PORT}`));
   if (!redirect) return undefined;
@@ -59,7 +62,8 @@ export function loopbackToApp(moved: MovedRule[], src: string, reused = false): 
 }
 
 /** The sidecar's own outbound connection (uid 1337) leaves uncaptured. */
-export function proxyOwnConnection(moved: MovedRule[]): string | undefined {
+export function proxyOwnConnection(moved: MovedRule[], reused = false): string | undefined {
   const ret = natIn(moved, 'ISTIO_OUTPUT', (s) => / --uid-owner 1337 -j RETURN /.test(s) && !/ ! --uid-owner /.test(s) && !/ -o lo /.test(s));
-  return ret ? `nat ${step(ret, '--uid-owner 1337 RETURN')}: the sidecar's own connection is not captured` : undefined;
+  if (ret) return `nat ${step(ret, '--uid-owner 1337 RETURN')}: the sidecar's own connection is not captured`;
+  return reused ? 'a kept-alive connection of the sidecar: nat ISTIO_OUTPUT\'s --uid-owner 1337 RETURN let its first packet through before the trace' : undefined;
 }

@@ -6,7 +6,7 @@ import t from 'tap';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lab, upJson, podIp, sh } from './helpers.js';
+import { lab, upJson, podIp, sh, waitFor } from './helpers.js';
 import { seriesValue } from '../../src/proxy/metrics.js';
 
 const NAME = 'sc';
@@ -27,16 +27,6 @@ const logLines = (labName: string, file: string): Array<Record<string, unknown>>
     try { return [JSON.parse(l) as Record<string, unknown>]; } catch { return []; }
   });
 
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 t.teardown(() => { lab(['down', NAME]); lab(['down', L7]); });
 
 t.test('coexistence: every path answers, and each hop is the one the reference names', async (t) => {
@@ -47,13 +37,26 @@ t.test('coexistence: every path answers, and each hop is the one the reference n
   const targets: Array<[string, number]> = [['httpbin', 8000], ['reviews', 9080], ['httpbin-sc', 8000], ['httpbin-mtls', 8000], ['web', 8000]];
   // What the app sees as the client address: the caller (ambient, none), the waypoint, or the server sidecar's 127.0.0.6.
   const origin = (from: string, to: string) => (to === 'reviews' ? wpIp : to.startsWith('httpbin-') ? '127.0.0.6' : ip(from));
+  // The identity in X-Forwarded-Client-Cert, which only a server sidecar adds, and only for a peer
+  // that proved one: HBONE (ztunnel or sidecar) to httpbin-sc, Istio mTLS (sidecar) to httpbin-mtls.
+  const xfcc = (from: string, to: string): string | undefined => {
+    if (from === 'sleep-plain') return undefined;
+    if (to === 'httpbin-sc') return `By=${spiffe(to)};URI=${spiffe(from)}`;
+    if (to === 'httpbin-mtls' && from === 'sleep-sc') return `By=${spiffe(to)};URI=${spiffe(from)}`;
+    return undefined;
+  };
   for (const from of ['sleep', 'sleep-sc', 'sleep-plain']) {
     // A plaintext client's ztunnel hairpin through the waypoint is ztunnel's business, not tested here.
     const tos = targets.filter(([to]) => !(from === 'sleep-plain' && to === 'reviews'));
-    const out = exec(NAME, from, tos.map(([to, port]) => `echo "${to} $(curl -s -m 5 -w ' %{http_code}' http://${to}:${port}/ip | tr -d '\\n ')"`).join('; ')).stdout;
+    const out = exec(NAME, from, tos.map(([to, port]) => `echo "${to} $(curl -s -m 5 -w ' %{http_code}' http://${to}:${port}/get | tr -d '\\n')"`).join('; ')).stdout;
     for (const [to] of tos) {
-      const line = out.split('\n').find((l) => l.startsWith(`${to} `)) ?? '';
-      t.equal(line, `${to} {"origin":"${origin(from, to)}"}200`, `${from} -> ${to}`);
+      const m = new RegExp(`^${to} (.*) (\\d{3})$`, 'm').exec(out);
+      if (!t.ok(m && m[2] === '200', `${from} -> ${to}: 200 (${m?.[0] ?? out})`)) continue;
+      const seen = JSON.parse(m![1]) as { origin: string; headers: Record<string, string> };
+      t.equal(seen.origin, origin(from, to), `${from} -> ${to}: the app sees ${origin(from, to)}`);
+      // Envoy's Istio mTLS form also carries Hash= and Subject=; the identity is the URI.
+      const cert = seen.headers['X-Forwarded-Client-Cert']?.replace(/;Hash=[0-9a-f]+;Subject=""/, '');
+      t.equal(cert, xfcc(from, to), `${from} -> ${to}: X-Forwarded-Client-Cert ${xfcc(from, to) ?? 'absent'}`);
     }
   }
 
@@ -98,8 +101,35 @@ t.test('coexistence: headers each sidecar adds; metrics and config_dump', async 
   const dump = JSON.parse(exec(NAME, 'sleep-sc', 'curl -s -m 5 http://127.0.0.1:15000/config_dump').stdout);
   t.match(dump, { kind: 'sidecar', identity: spiffe('sleep-sc'), hbone: true, config: { version: 1 } });
   const reviews = dump.clusters.find((c: { name: string }) => c.name === 'outbound|9080||reviews.default.svc.cluster.local');
-  t.match(reviews.transports[0].via, /^hbone .*:15008 \(waypoint default\/bookinfo-reviews-istio-waypoint\)$/);
+  t.match(reviews.endpoints[0].transport, /^hbone .*:15008 \(waypoint default\/bookinfo-reviews-istio-waypoint\)$/);
   t.equal(exec(NAME, 'sleep-sc', 'curl -s -m 5 -o /dev/null -w "%{http_code}" http://127.0.0.1:15021/healthz/ready').stdout, '200');
+
+  // `lab proxy-config POD`: listeners, routes, clusters with each endpoint's transport.
+  const pc = lab(['proxy-config', 'sleep-sc', '--lab', NAME]);
+  t.equal(pc.code, 0, pc.stderr);
+  t.match(pc.stdout, /^virtualOutbound +0\.0\.0\.0:15001 +REDIRECTed outbound .*SO_ORIGINAL_DST/m, 'listeners: 15001');
+  t.match(pc.stdout, /^virtualInbound +0\.0\.0\.0:15006 +REDIRECTed inbound .*PERMISSIVE/m, 'listeners: 15006');
+  t.match(pc.stdout, /^connect_terminate +0\.0\.0\.0:15008 +HBONE/m, 'listeners: 15008');
+  t.match(pc.stdout, /^10\.96\.0\.12_9080 +10\.96\.0\.12:9080 +HTTP: routes of reviews\.default\.svc\.cluster\.local:9080/m, 'listeners: one per Service port');
+  t.match(pc.stdout, /^routes: /m, 'routes');
+  t.match(pc.stdout, /^outbound\|9080\|\|reviews\.default\.svc\.cluster\.local +LEAST_REQUEST +\S+:80 \(hbone \S+:15008 \(waypoint default\/bookinfo-reviews-istio-waypoint\)\)$/m, 'clusters and endpoints: reviews through its waypoint');
+  t.match(pc.stdout, /^outbound\|8000\|\|httpbin-mtls\.default\.svc\.cluster\.local +LEAST_REQUEST +\S+:80 \(istio-mtls\)$/m, 'httpbin-mtls over Istio mTLS');
+  t.notMatch(lab(['proxy-config', 'httpbin-mtls', '--lab', NAME, 'listeners']).stdout, /connect_terminate/, 'hbone: false: no 15008 listener');
+});
+
+t.test('coexistence: a sidecar without HBONE under STRICT refuses the ambient client\'s plaintext (ztunnel sends it TCP), not a sidecar\'s Istio mTLS', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'alt-sc-strict-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'strict.yaml');
+  writeFileSync(file, 'apiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\nmetadata: {name: mtls-strict}\nspec:\n  selector: {matchLabels: {app: httpbin-mtls}}\n  mtls: {mode: STRICT}\n');
+  const applied = lab(['apply', '--lab', NAME, '-f', file]);
+  if (!t.equal(applied.code, 0, applied.stderr)) return;
+  const fromAmbient = curl(NAME, 'sleep', 'http://httpbin-mtls:8000/ip');
+  t.equal(fromAmbient.status, 0);
+  t.ok([52, 56].includes(fromAmbient.exit), `ambient -> hbone: false sidecar under STRICT: reset (curl exit ${fromAmbient.exit})`);
+  t.equal(curl(NAME, 'sleep-sc', 'http://httpbin-mtls:8000/ip').status, 200, 'sidecar -> sidecar over Istio mTLS still passes');
+  t.equal(lab(['delete', '--lab', NAME, '-f', file]).code, 0);
+  t.ok(await waitFor(() => curl(NAME, 'sleep', 'http://httpbin-mtls:8000/ip').status === 200, 10_000, 'PERMISSIVE again', 200), 'PERMISSIVE again: the plaintext passes');
 });
 
 t.test('sc-l7: faults at the client sidecar, RBAC at the server sidecar, STRICT, L4 policy, live reload', async (t) => {
@@ -114,6 +144,14 @@ t.test('sc-l7: faults at the client sidecar, RBAC at the server sidecar, STRICT,
   t.equal(curl(L7, 'sleep', `-H 'x-fault: abort' http://httpbin:8000/get`).status, 200, 'an ambient client without a waypoint is not routed by the VS');
   const faultLog = logLines(L7, 'sidecar-default.sleep-sc').find((l) => l.msg === 'request' && l.status === 418);
   t.match(faultLog, { response_flags: 'FI', attempts: 0, route: 'VirtualService default/httpbin http[0] rule 0' });
+  // A header route to another Service and a route timeout, both decided by the client sidecar.
+  t.equal(curl(L7, 'sleep-sc', `-H 'x-route: strict' http://httpbin:8000/hostname`).body.trim(), 'strict-sc', 'the client sidecar routed httpbin to strict-sc');
+  t.equal(curl(L7, 'sleep', `-H 'x-route: strict' http://httpbin:8000/hostname`).body.trim(), 'httpbin', 'an ambient client without a waypoint went to httpbin');
+  const slow = curl(L7, 'sleep-sc', `-H 'x-timeout: short' http://httpbin:8000/delay/2`);
+  t.equal(slow.status, 504, 'the client sidecar\'s route timeout');
+  t.equal(slow.body, 'upstream request timeout');
+  t.match(await waitFor(() => logLines(L7, 'sidecar-default.sleep-sc').find((l) => l.msg === 'request' && l.status === 504), 10_000, 'timeout log', 200),
+    { response_flags: 'UT', route: 'VirtualService default/httpbin http[2] rule 2' });
 
   // GET-only at httpbin-sc's sidecar: the deny is its local reply, renamed envoy by a client sidecar.
   t.equal(curl(L7, 'sleep-sc', 'http://httpbin-sc:8000/get').status, 200);
@@ -152,10 +190,10 @@ t.test('sc-l7: faults at the client sidecar, RBAC at the server sidecar, STRICT,
   ].join('\n'));
   const applied = lab(['apply', '--lab', L7, '-f', file]);
   t.equal(applied.code, 0, `lab apply\n${applied.stderr}`);
-  const status = await until('the DENY policy to take effect', () => {
+  const status = await waitFor(() => {
     const s = curl(L7, 'sleep-sc', 'http://httpbin-sc:8000/deny-me').status;
     return s === 403 ? s : undefined;
-  });
+  }, 10_000, 'the DENY policy to take effect', 200);
   t.equal(status, 403, 'the new DENY applies');
   t.equal(curl(L7, 'sleep-sc', 'http://httpbin-sc:8000/get').status, 200, 'the rest still passes');
   const reloaded = logLines(L7, 'sidecar-default.httpbin-sc').find((l) => l.msg === 'config reloaded');

@@ -3,7 +3,9 @@
 // design says the packets take, with the istio-cni nat rule whose counter moved in the sidecar
 // pods (REDIRECT to 15001 on the client side, 15008 RETURNed or REDIRECT to 15006 on the server
 // side, 127.0.0.6 RETURNed on lo), the Istio mTLS leg's certificates as tshark decrypts them,
-// and the sidecars' own request lines (matched by the trace's x-request-id). One lab, several traces.
+// and the sidecars' own request lines (matched by the trace's x-request-id). One lab, several traces:
+// sidecar -> ambient, ambient -> sidecar, sidecar -> waypoint, ambient -> waypoint, sidecar -> sidecar (HBONE and Istio
+// mTLS), sidecar -> none, none -> sidecar.
 import t, { type Test } from 'tap';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -113,10 +115,70 @@ t.test('sleep-sc -> reviews (sidecar -> waypoint -> ztunnel)', async (t) => {
   checkCapturedTo15001(t, r, '10.96.0.12:9080');
   t.match(r.legs[1], { encap: 'hbone', server: `${wpIp}:15008`, delivered: 'waypoint bookinfo-reviews' }, 'the sidecar sends it to the waypoint, not to the pod');
   t.match(r.legs[1].tunnel, { clientIdentity: id('sleep-sc'), serverIdentity: id('bookinfo-reviews-istio-waypoint') });
+  // The sidecar picked the pod itself (as Envoy's cluster does) and names it in the CONNECT.
+  if (!r.legs[1].reused) t.equal(r.legs[1].tunnel?.authority, `${podAddr}:80`, 'CONNECT authority = the reviews pod IP:port the sidecar chose, not the VIP');
+  t.equal(r.decisions.find((x) => x.where === 'sidecar sleep-sc')?.upstreamHost, `${podAddr}:80`);
   t.match(r.decisions.find((x) => x.where === 'sidecar sleep-sc'), { upstreamTransport: `hbone ${wpIp}:15008 (waypoint default/bookinfo-reviews-istio-waypoint)` });
   t.match(r.decisions.find((x) => x.where === 'waypoint bookinfo-reviews'), { status: 200, sourceIdentity: id('sleep-sc'), afterHop: lastOf(r, 2).index });
   t.match(r.legs[2], { encap: 'hbone', server: `${podAddr}:15008`, origin: 'waypoint bookinfo-reviews', delivered: 'ztunnel node-b' });
+  if (!r.legs[2].reused) {
+    t.same(legHops(r, 3).slice(-5), ['node node-b eth0', 'node node-b istioin', 'node node-b veth-ztunnel vni 1000', 'ztunnel node-b eth0 vni 1000', 'ztunnel node-b pistioin'],
+      'the waypoint\'s HBONE to the ambient pod goes through node-b\'s istioin/pistioin to its ztunnel');
+  }
   t.same(legHops(r, 4), ['ztunnel node-b eth0', 'node node-b veth-ztunnel', 'node node-b veth-reviews-v1', 'pod reviews-v1 eth0']);
+});
+
+t.test('sleep -> reviews (ambient -> waypoint -> ztunnel), beside the sidecar\'s: the client ztunnel\'s CONNECT names the VIP', async (t) => {
+  if (!up.ok) return;
+  const wpIp = podIp(up.summary, 'default/bookinfo-reviews-istio-waypoint');
+  const podAddr = podIp(up.summary, 'default/reviews-v1');
+  const r = trace('sleep', ['http://reviews:9080/hostname']);
+  t.equal(r.request.summary, 'HTTP 200');
+  t.same(legHops(r, 1).slice(-3), ['node node-a veth-ztunnel vni 1001', 'ztunnel node-a eth0 vni 1001', 'ztunnel node-a pistioout'], 'istioout to the client ztunnel');
+  t.match(r.legs[1], { encap: 'hbone', server: `${wpIp}:15008`, origin: 'ztunnel node-a', delivered: 'waypoint bookinfo-reviews' });
+  if (!r.legs[1].reused) t.equal(r.legs[1].tunnel?.authority, '10.96.0.12:9080', 'authority = the Service VIP:port (a sidecar names the pod)');
+  t.match(r.legs[2], { encap: 'hbone', server: `${podAddr}:15008`, origin: 'waypoint bookinfo-reviews', delivered: 'ztunnel node-b' });
+  if (!r.legs[2].reused) t.same(legHops(r, 3).slice(-2), ['ztunnel node-b eth0 vni 1000', 'ztunnel node-b pistioin']);
+  t.match(r.decisions.find((x) => x.where === 'waypoint bookinfo-reviews'), { status: 200, sourceIdentity: id('sleep') });
+  t.same(legHops(r, 4), ['ztunnel node-b eth0', 'node node-b veth-ztunnel', 'node node-b veth-reviews-v1', 'pod reviews-v1 eth0']);
+});
+
+t.test('sleep-sc -> httpbin-sc (sidecar -> sidecar over HBONE): REDIRECT 15001, HBONE straight to the pod\'s 15008, RETURNed there, 127.0.0.6 -> app', async (t) => {
+  if (!up.ok) return;
+  const ip = podIp(up.summary, 'default/httpbin-sc');
+  const html = join(out, 'sc-sc.html');
+  const r = trace('sleep-sc', ['http://httpbin-sc:8000/ip', '--html', html]);
+  t.equal(r.request.summary, 'HTTP 200');
+  checkCapturedTo15001(t, r, '10.96.0.13:8000');
+  const page = readFileSync(html, 'utf8');
+  t.match(page, /class="sc"/, '--html: the sidecars have their boxes');
+  if (!r.legs[1].reused) t.match(page, /sidecar sleep-sc · eth0: sidecar sleep-sc opens a connection \(TCP SYN\) to 10\.244\.\d+\.\d+:15008: HBONE/, '--html: the client sidecar\'s HBONE');
+  if (!r.legs[1].reused) t.match(page, /sidecar httpbin-sc · eth0: httpbin-sc receives it on eth0; port 15008 is RETURNed by its nat rules/, '--html: the server sidecar takes it on 15008');
+  t.match(r.legs[1], { encap: 'hbone', server: `${ip}:15008`, origin: 'sidecar sleep-sc', delivered: 'sidecar httpbin-sc' }, 'one sidecar to the other, no ztunnel');
+  t.same(legHops(r, 2).slice(-3), ['node node-b eth0', 'node node-b veth-httpbin-sc', 'sidecar httpbin-sc eth0'], 'no istioin: a sidecar pod is not in ztunnel-pods-ips');
+  t.notOk(r.hops.some((h) => h.where.startsWith('ztunnel ')), 'no ztunnel on the path');
+  if (!r.legs[1].reused) {
+    t.match(lastOf(r, 2).reason, /ISTIO_INBOUND #1 --dport 15008 RETURN \(\+1\): HBONE is not redirected/);
+    t.match(r.legs[1].tunnel, { authority: `${ip}:80`, clientIdentity: id('sleep-sc'), serverIdentity: id('httpbin-sc') });
+  }
+  t.match(r.legs[2], { server: `${ip}:80`, delivered: 'pod httpbin-sc (the app)', app: 'took-in' });
+  t.ok(r.legs[2].client.startsWith('127.0.0.6:'), `the server sidecar reaches the app from 127.0.0.6 (${r.legs[2].client})`);
+  t.match(r.decisions.find((x) => x.where === 'sidecar sleep-sc'), { direction: 'outbound', upstreamTransport: `hbone ${ip}:15008` });
+  t.match(r.decisions.find((x) => x.where === 'sidecar httpbin-sc'), { direction: 'inbound', sourceIdentity: id('sleep-sc'), requestId: r.requestId });
+});
+
+t.test('sleep-sc -> web (sidecar -> mode none): REDIRECT 15001, then plaintext straight to the pod', async (t) => {
+  if (!up.ok) return;
+  const ip = podIp(up.summary, 'default/web');
+  const r = trace('sleep-sc', ['http://web:8000/ip']);
+  t.equal(r.request.summary, 'HTTP 200');
+  checkCapturedTo15001(t, r, '10.96.0.15:8000');
+  t.equal(r.legs.length, 2, 'the app\'s connection and the sidecar\'s, nothing else');
+  t.match(r.legs[1], { encap: 'none', server: `${ip}:80`, origin: 'sidecar sleep-sc', delivered: 'pod web' });
+  t.notOk(r.legs[1].istioMtls, 'plaintext: a pod without a mesh proxy gets no TLS');
+  t.same(legHops(r, 2).slice(-3), ['node node-b eth0', 'node node-b veth-web', 'pod web eth0']);
+  t.notOk(r.hops.some((h) => h.where.startsWith('ztunnel ')), 'no ztunnel on the path');
+  t.match(r.decisions.find((x) => x.where === 'sidecar sleep-sc'), { upstreamTransport: 'plaintext', upstreamHost: `${ip}:80` });
 });
 
 t.test('sleep-sc -> httpbin-mtls (Istio mTLS to the app port, REDIRECT 15006 at the destination)', async (t) => {

@@ -348,9 +348,15 @@ t.test('admin: config_dump, readiness, stats', async (t) => {
   t.same(await get(w.sleep.ports.readiness, '/healthz/ready'), { status: 200, body: 'ready\n' });
   const dump = JSON.parse((await get(w.sleep.ports.admin, '/config_dump')).body);
   t.match(dump, { kind: 'sidecar', identity: spiffe('sleep'), hbone: true, config: { version: 1 } });
-  t.match(dump.listeners, [{ service: 'productpage.default.svc.cluster.local', vips: [VIP], ports: [{ port: 9000, protocol: 'TCP' }, { port: 9080, protocol: 'HTTP' }] }]);
+  t.match(dump.services, [{ service: 'productpage.default.svc.cluster.local', vips: [VIP], ports: [{ port: 9000, protocol: 'TCP' }, { port: 9080, protocol: 'HTTP' }] }]);
+  // Envoy's listeners: the virtual ones the nat rules feed, one per Service port, the side doors.
+  t.same(dump.listeners.map((l: { name: string }) => l.name), ['virtualOutbound', 'virtualInbound', 'connect_terminate', `${VIP}_9000`, `${VIP}_9080`, 'admin', 'prometheus', 'readiness']);
+  t.match(dump.listeners.find((l: { name: string }) => l.name === 'virtualOutbound'), { address: `0.0.0.0:${w.sleep.ports.outbound}`, what: /SO_ORIGINAL_DST/ });
+  t.match(dump.listeners.find((l: { name: string }) => l.name === `${VIP}_9080`), { protocol: 'HTTP', what: /client-side routing, retries, timeouts, faults/ });
+  t.match(dump.listeners.find((l: { name: string }) => l.name === `${VIP}_9000`), { protocol: 'TCP', what: `TCP: cluster outbound|9000||productpage.default.svc.cluster.local` });
   const cluster = dump.clusters.find((c: { name: string }) => c.name === 'outbound|9080||productpage.default.svc.cluster.local');
-  t.match(cluster, { endpoints: [`${PP}:9080`], transports: [{ endpoint: `${PP}:9080`, via: `hbone ${PP}:15008` }] });
+  t.match(dump.defaultRouteRetries, { attempts: 2, retriableStatusCodes: [503] }, 'the default route\'s retries, as the proxy applies them');
+  t.same(cluster.endpoints, [{ address: PP, port: 9080, transport: `hbone ${PP}:15008` }], 'each endpoint with how the sidecar reaches it');
   const ppDump = JSON.parse((await get(w.pp.ports.admin, '/config_dump')).body);
   t.ok(ppDump.clusters.some((c: { name: string }) => c.name === 'inbound|9080||'), 'the server lists its inbound clusters');
   t.equal((await get(w.pp.ports.stats, '/nope')).status, 404);

@@ -29,8 +29,8 @@ export function normalizeRule(line: string): string {
   return [head, ...groups.sort(), target].join(' ');
 }
 
-/** Rules in order; chain declarations (`-N X` or restore's `:X - [0:0]`) as `-N X`. */
-const rulesOf = (text: string): string[] => text.split('\n').flatMap((l) => {
+/** Rules in order; chain declarations (`-N X` or restore's `:X - [0:0]`) as `-N X`; istio-iptables' `iptables -t nat` command form too. */
+const rulesOf = (text: string): string[] => text.split('\n').map((l) => l.replace(/^iptables -t nat /, '')).flatMap((l) => {
   const chain = /^(?:-N |:)(\S+)/.exec(l);
   if (chain && !['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING', 'FORWARD'].includes(chain[1])) return [`-N ${chain[1]}`];
   return l.startsWith('-A ') ? [normalizeRule(l)] : [];
@@ -43,6 +43,33 @@ t.test('the CNI variant (ambient profile) is Istio\'s cni basic.txt.golden, rule
   const istio = rulesOf(readFileSync(file, 'utf8'));
   t.same(ours, istio);
   t.match(ours.find((r) => r.includes('15020') && r.startsWith('-A ISTIO_OUTPUT')), /--dport 15020 .*-j RETURN/, 'the CNI plugin\'s outbound 15020 exclusion');
+});
+
+t.test('the istio-init variant is Istio\'s capture goldens with the default injection args, rule for rule', async (t) => {
+  // No istio-iptables golden uses the default args (-i '*' -b '*' -d 15090,15021,15020), so the
+  // expected set is derived from two (istio-goldens/README.md): inbound-ports-wildcard (-b '*'),
+  // plus one ISTIO_INBOUND RETURN per -d port in the given order before the catch-all redirect,
+  // plus the -i '*' tail rule as kube-virt-interfaces shows it.
+  const wildcard = join(REF, 'capture-inbound-ports-wildcard.golden');
+  const kubevirt = join(REF, 'capture-kube-virt-interfaces.golden');
+  const args = join(REF, 'inject-hello-istio-init-args.txt');
+  if (![wildcard, kubevirt, args].every(existsSync)) { t.plan(0, `no ${REF} (shared/ is not beside this checkout)`); return; }
+  const rendered = readFileSync(args, 'utf8');
+  const d = /- -d\n\s+- ([\d,]+)/.exec(rendered)?.[1];
+  t.equal(d, '15090,15021,15020', 'the default injection\'s -d, read from Istio\'s rendered pod');
+  const base = rulesOf(readFileSync(wildcard, 'utf8'));
+  const catchAll = base.findIndex((r) => r.startsWith('-A ISTIO_INBOUND') && r.endsWith('-j ISTIO_IN_REDIRECT'));
+  t.ok(catchAll > 0, 'the wildcard golden has the catch-all ISTIO_INBOUND redirect');
+  const tail = rulesOf(readFileSync(kubevirt, 'utf8')).filter((r) => r.startsWith('-A ISTIO_OUTPUT') && r.endsWith('-j ISTIO_REDIRECT'));
+  t.equal(tail.length, 1, 'kube-virt-interfaces has the one -i \'*\' tail rule');
+  const expected = [
+    ...base.slice(0, catchAll),
+    ...d!.split(',').map((p) => normalizeRule(`-A ISTIO_INBOUND -p tcp --dport ${p} -j RETURN`)),
+    ...base.slice(catchAll),
+    ...tail,
+  ];
+  t.same(rulesOf(renderIptablesRestore(istioInitRuleset({ variant: 'istio-init' }))), expected);
+  t.same(rulesOf(renderIptablesRestore(istioInitRuleset())), expected, 'istio-init is the default variant of the renderer');
 });
 
 t.test('normalizeRule: option order and -m tcp do not matter, negation and values do', async (t) => {

@@ -111,6 +111,13 @@ t.test('reasons inside a sidecar pod come from the nat counters that moved', asy
   t.equal(loopbackToApp(movedBy({ loopback: 1 }), '127.0.0.6:42000'),
     'the sidecar hands the request to the app over lo from 127.0.0.6; nat ISTIO_OUTPUT #2 -s 127.0.0.6/32 -o lo RETURN (+1): not captured again');
   t.match(loopbackToApp(movedBy({}), '127.0.0.6:42000', true), /a kept-alive connection/);
+  // A pooled HBONE connection or a kept-alive one of the sidecar moved no counter during the trace.
+  t.equal(inboundCapture(movedBy({}), `${MTLS}:15008`, true),
+    'a kept-alive connection: nat ISTIO_INBOUND\'s --dport 15008 RETURN let its first packet through before the trace; HBONE is not redirected, it reaches the sidecar\'s own 15008 listener');
+  t.match(inboundCapture(movedBy({}), `${MTLS}:15008`), /^nat PREROUTING -> ISTIO_INBOUND -> ISTIO_INBOUND --dport 15008 RETURN: /, 'no counter and not reused: one "nat"');
+  t.match(proxyOwnConnection(movedBy({}), true), /^a kept-alive connection of the sidecar: nat ISTIO_OUTPUT's --uid-owner 1337 RETURN/);
+  t.equal(proxyOwnConnection(movedBy({})), undefined, 'nothing moved, not reused: no claim');
+  t.match(outboundRedirect(movedBy({ redirect: 1 })), /^nat OUTPUT -> ISTIO_OUTPUT -> ISTIO_OUTPUT #10 -> ISTIO_REDIRECT/, 'no OUTPUT counter: one "nat"');
 });
 
 const logs = parseLogLines([
