@@ -67,6 +67,21 @@ export const deleteCommand = {
   },
 };
 
+const SHORT: Record<string, string> = { vs: 'VirtualService', dr: 'DestinationRule', gw: 'Gateway', pa: 'PeerAuthentication', ap: 'AuthorizationPolicy' };
+
+/** A kind as kubectl takes it: `VirtualService`, `virtualservices`, `authorizationpolicies`, `vs`, `gateway.gateway.networking.k8s.io`. */
+export function kindOf(arg: string): string {
+  const want = arg.toLowerCase();
+  if (Object.hasOwn(SHORT, want)) return SHORT[want];
+  const bare = want.split('.')[0];
+  const found = Object.keys(GROUPS).find((k) => {
+    const l = k.toLowerCase();
+    return [l, `${l}s`, l.replace(/y$/, 'ies')].includes(bare);
+  });
+  if (!found) throw new UserError(`unknown kind "${arg}"`, `expected one of ${Object.keys(GROUPS).join(', ')} (plural or short forms: ${Object.keys(SHORT).join(', ')})`);
+  return found;
+}
+
 export const getCommand = {
   command: 'get [kind]',
   describe: 'List the Istio / Gateway API objects of a lab: from its topology file and applied since',
@@ -75,11 +90,9 @@ export const getCommand = {
     .option('lab', { type: 'string' })
     .option('o', { alias: 'output', choices: ['table', 'yaml', 'json'] as const, default: 'table' }),
   handler: async (argv: { kind?: string; lab?: string; o: 'table' | 'yaml' | 'json' }) => {
+    const norm = argv.kind === undefined ? undefined : kindOf(argv.kind);
     const lab = await resolveLab(argv.lab);
-    const want = argv.kind?.toLowerCase();
-    const SHORT: Record<string, string> = { vs: 'virtualservice', dr: 'destinationrule', gw: 'gateway', pa: 'peerauthentication', ap: 'authorizationpolicy' };
-    const norm = want && (SHORT[want] ?? want.replace(/s$/, ''));
-    const objs = listObjects(lab).filter((o) => !norm || o.kind.toLowerCase() === norm);
+    const objs = listObjects(lab).filter((o) => !norm || o.kind === norm);
     if (argv.o === 'json') return printJson(objs);
     if (argv.o === 'yaml') {
       return void process.stdout.write(objs.map((o) => o.text ?? `# ${o.kind} ${o.namespace}/${o.name}: defined in ${o.source}\n`).join('---\n'));
