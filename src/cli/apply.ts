@@ -2,6 +2,7 @@
 // of a running lab, changed live as `kubectl apply` changes a cluster (src/lab/apply.ts).
 import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
+import { parseDocument } from 'yaml';
 import { applyObjects, listObjects, type ApplyResult } from '../lab/apply.js';
 import { resolveLab } from './select.js';
 import { printJson, table } from './output.js';
@@ -95,7 +96,8 @@ export const getCommand = {
     const objs = listObjects(lab).filter((o) => !norm || o.kind === norm);
     if (argv.o === 'json') return printJson(objs);
     if (argv.o === 'yaml') {
-      return void process.stdout.write(objs.map((o) => o.text ?? `# ${o.kind} ${o.namespace}/${o.name}: defined in ${o.source}\n`).join('---\n'));
+      // An object is kept as the user wrote it, indented as it was in a list: print it at column 0.
+      return void process.stdout.write(objs.map((o) => (o.text !== undefined ? parseDocument(o.text).toString() : `# ${o.kind} ${o.namespace}/${o.name}: defined in ${o.source}\n`)).join('---\n'));
     }
     if (!objs.length) return void process.stdout.write(`no objects${norm ? ` of kind ${argv.kind}` : ''} in lab "${lab}"\n`);
     process.stdout.write(table(['kind', 'namespace', 'name', 'source'], objs.map((o) => [o.kind, o.namespace, o.name, o.source])) + '\n');

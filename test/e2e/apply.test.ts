@@ -126,6 +126,19 @@ t.test('delete the waypoint: traffic goes direct again', async (t) => {
   t.equal(JSON.parse(lab(['status', '--lab', NAME, '--json']).stdout).healthy, true, 'the lab is healthy');
 });
 
+t.test('an L7 rule with no waypoint: ztunnel drops the ALLOW rule, the client gets a reset', async (t) => {
+  const r = lab(['apply', '--lab', NAME, '-f', `${F}/l7-no-waypoint.yaml`]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^warning: test\/fixtures\/apply\/l7-no-waypoint\.yaml:13:34: AuthorizationPolicy default\/reviews-get-only: .*L7 fields .* but no waypoint enforces this policy/m, 'apply warns, naming the file and line');
+  const get = lab(['exec', '--lab', NAME, 'sleep', '--', 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', 'http://reviews:9080/ip']);
+  t.ok([56, 7].includes(get.code), `even sleep's GET is reset (curl exit ${get.code}; 56, or 7 when the reset beats curl's connect check)`);
+  t.equal(get.stdout, '000', 'no HTTP response at all');
+  t.match(sh(`cat /run/ambient-lab/${NAME}/logs/ztunnel-node-b.log`), /no ALLOW policy matched \(default\/reviews-get-only\)/, 'node-b\'s ztunnel denied it by that policy');
+  const d = lab(['delete', '--lab', NAME, '-f', `${F}/l7-no-waypoint.yaml`]);
+  t.equal(d.code, 0, d.stderr);
+  t.match(curl('/ip'), /\n200$/, 'deleted: allowed again');
+});
+
 t.test('PeerAuthentication STRICT (no waypoint left): plaintext into ambient pods is refused, mTLS still flows', async (t) => {
   const v1 = podIp(up.summary, 'default/reviews-v1');
   const plain = () => lab(['exec', '--lab', NAME, 'plain', '--', 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', `http://${v1}:80/ip`]);
