@@ -108,6 +108,35 @@ t.test('an L7 DENY policy (security.istio.io/v1, targetRefs) applied from stdin,
   t.match(curl('/ip', '-X DELETE'), /\n200$/, 'deleted: DELETE is allowed again');
 });
 
+t.test('an HTTPRoute applied live: its matches, filters and timeout, in the waypoint', async (t) => {
+  const r = lab(['apply', '--lab', NAME, '-f', `${F}/httproute.yaml`]);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /^httproute\.gateway\.networking\.k8s\.io\/reviews created$/m);
+  /** curl -D -: the response head and the body, apart. */
+  const get = (args: string) => {
+    const out = lab(['exec', '--lab', NAME, 'sleep', '--', 'sh', '-c', `curl -s -m 8 -D - ${args}`]).stdout;
+    const i = out.indexOf('\r\n\r\n');
+    return { head: out.slice(0, i), body: out.slice(i + 4) };
+  };
+  const hdr = get(`-H 'x-lab: set-me' http://reviews:9080/headers`);
+  const seen = JSON.parse(hdr.body).headers as Record<string, string>;
+  t.same([seen['X-Lab'], seen['X-Added']], ['was-set', '1'], 'Exact path + header match: RequestHeaderModifier set and add reached the pod');
+  t.match(hdr.head, /^x-route: headers-rule\r?$/m, 'ResponseHeaderModifier added a response header');
+  const other = get('http://reviews:9080/headers');
+  t.equal(JSON.parse(other.body).headers['X-Lab'], undefined, 'without the header: another rule, nothing set');
+  t.notMatch(other.head, /x-route/);
+  t.equal(curl('/old/201'), '\n201', 'PathPrefix /old with URLRewrite ReplacePrefixMatch /status: the pod answered /status/201');
+  const redirect = get('http://reviews:9080/go/42');
+  t.match(redirect.head, /^HTTP\/1\.1 301 [\s\S]*^location: http:\/\/reviews:9080\/hostname\r?$/m, 'RegularExpression path + method GET: RequestRedirect 301');
+  t.match(curl('/go/42', '-X POST'), /\n404$/, 'POST does not match that rule: the pod itself answers 404');
+  t.equal(curl('/ip?teapot=yes'), '\n418', 'query param match: URLRewrite ReplaceFullPath /status/418');
+  t.equal(curl('/delay/3'), 'upstream request timeout\n504', 'timeouts.request 500ms: 504');
+  t.match(lab(['logs', '--lab', NAME, 'bookinfo-reviews-istio-waypoint']).stdout, /path: "\/go\/42"[\s\S]*?route: "HTTPRoute default\/reviews rules\[2\]/, 'the access log names the HTTPRoute rule');
+  const d = lab(['delete', '--lab', NAME, '-f', `${F}/httproute.yaml`]);
+  t.equal(d.code, 0, d.stderr);
+  t.match(curl('/old/201'), /\n404$/, 'deleted: /old is not rewritten any more');
+});
+
 t.test('delete the waypoint: traffic goes direct again', async (t) => {
   const d2 = lab(['delete', '--lab', NAME, '-f', `${F}/waypoint.yaml`]);
   t.equal(d2.code, 0, d2.stderr);
