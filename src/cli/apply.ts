@@ -2,6 +2,7 @@
 // of a running lab, changed live as `kubectl apply` changes a cluster (src/lab/apply.ts).
 import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
+import { parseDocument } from 'yaml';
 import { applyObjects, listObjects, type ApplyResult } from '../lab/apply.js';
 import { resolveLab } from './select.js';
 import { printJson, table } from './output.js';
@@ -67,6 +68,21 @@ export const deleteCommand = {
   },
 };
 
+const SHORT: Record<string, string> = { vs: 'VirtualService', dr: 'DestinationRule', gw: 'Gateway', pa: 'PeerAuthentication', ap: 'AuthorizationPolicy' };
+
+/** A kind as kubectl takes it: `VirtualService`, `virtualservices`, `authorizationpolicies`, `vs`, `gateway.gateway.networking.k8s.io`. */
+export function kindOf(arg: string): string {
+  const want = arg.toLowerCase();
+  if (Object.hasOwn(SHORT, want)) return SHORT[want];
+  const bare = want.split('.')[0];
+  const found = Object.keys(GROUPS).find((k) => {
+    const l = k.toLowerCase();
+    return [l, `${l}s`, l.replace(/y$/, 'ies')].includes(bare);
+  });
+  if (!found) throw new UserError(`unknown kind "${arg}"`, `expected one of ${Object.keys(GROUPS).join(', ')} (plural or short forms: ${Object.keys(SHORT).join(', ')})`);
+  return found;
+}
+
 export const getCommand = {
   command: 'get [kind]',
   describe: 'List the Istio / Gateway API objects of a lab: from its topology file and applied since',
@@ -75,14 +91,13 @@ export const getCommand = {
     .option('lab', { type: 'string' })
     .option('o', { alias: 'output', choices: ['table', 'yaml', 'json'] as const, default: 'table' }),
   handler: async (argv: { kind?: string; lab?: string; o: 'table' | 'yaml' | 'json' }) => {
+    const norm = argv.kind === undefined ? undefined : kindOf(argv.kind);
     const lab = await resolveLab(argv.lab);
-    const want = argv.kind?.toLowerCase();
-    const SHORT: Record<string, string> = { vs: 'virtualservice', dr: 'destinationrule', gw: 'gateway', pa: 'peerauthentication', ap: 'authorizationpolicy' };
-    const norm = want && (SHORT[want] ?? want.replace(/s$/, ''));
-    const objs = listObjects(lab).filter((o) => !norm || o.kind.toLowerCase() === norm);
+    const objs = listObjects(lab).filter((o) => !norm || o.kind === norm);
     if (argv.o === 'json') return printJson(objs);
     if (argv.o === 'yaml') {
-      return void process.stdout.write(objs.map((o) => o.text ?? `# ${o.kind} ${o.namespace}/${o.name}: defined in ${o.source}\n`).join('---\n'));
+      // An object is kept as the user wrote it, indented as it was in a list: print it at column 0.
+      return void process.stdout.write(objs.map((o) => (o.text !== undefined ? parseDocument(o.text).toString() : `# ${o.kind} ${o.namespace}/${o.name}: defined in ${o.source}\n`)).join('---\n'));
     }
     if (!objs.length) return void process.stdout.write(`no objects${norm ? ` of kind ${argv.kind}` : ''} in lab "${lab}"\n`);
     process.stdout.write(table(['kind', 'namespace', 'name', 'source'], objs.map((o) => [o.kind, o.namespace, o.name, o.source])) + '\n');

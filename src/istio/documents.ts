@@ -2,7 +2,7 @@
 // plain list), each with its identity and its own YAML text: what `lab apply` stores per
 // object, and what `lab delete` and `lab get` name. Validation is parseResources' job; this
 // only splits text that parseResources has accepted.
-import { Document, LineCounter, isMap, isSeq, parseAllDocuments, type Node } from 'yaml';
+import { LineCounter, isMap, isSeq, parseAllDocuments, type Document, type Node } from 'yaml';
 
 export interface ObjectDocument {
   apiVersion: string;
@@ -11,7 +11,11 @@ export interface ObjectDocument {
   name: string;
   /** `kind/namespace/name`: an object's identity, as kubectl's. */
   key: string;
-  /** The object alone, as YAML. */
+  /**
+   * The object alone, as the user wrote it: its source text, with the columns before its first
+   * line blanked, so that parsing it again with the line offset of `where` reports the lines
+   * and columns of the user's file (warnings at `lab apply`, and every later re-plan).
+   */
   text: string;
   /** Where it started, for messages: `file:line`. */
   where: string;
@@ -35,10 +39,11 @@ export function splitObjects(text: string, file: string): ObjectDocument[] {
     const kind = str(json.kind);
     const namespace = str(json.metadata?.namespace) || 'default';
     const name = str(json.metadata?.name);
-    const line = lines.linePos(node.range?.[0] ?? 0).line;
+    const [start, end] = node.range ?? [0, text.length];
+    const lineStart = text.lastIndexOf('\n', start - 1) + 1;
     out.push({
       apiVersion: str(json.apiVersion), kind, namespace, name, key: objectKey(kind, namespace, name),
-      text: new Document(node).toString(), where: `${file}:${line}`,
+      text: `${' '.repeat(start - lineStart)}${text.slice(start, end).trimEnd()}\n`, where: `${file}:${lines.linePos(start).line}`,
     });
   };
   for (const doc of parseAllDocuments(text, { lineCounter: lines })) {
