@@ -8,7 +8,7 @@ import { run } from '../host/run.js';
 import { printJson, table } from './output.js';
 import { UserError } from '../util/errors.js';
 import { ADMIN_PORT } from '../mesh/ports.js';
-import type { HttpMatch, ServiceRoutes, L7AuthorizationPolicy } from '../l7/model.js';
+import type { HttpMatch, ServiceRoutes, L7AuthorizationPolicy, RetryPolicy } from '../l7/model.js';
 
 const SECTIONS = ['all', 'listeners', 'routes', 'clusters', 'endpoints', 'authz'] as const;
 
@@ -23,9 +23,9 @@ function matchText(m: HttpMatch): string {
 
 export const proxyConfigCommand = {
   command: 'proxy-config <target> [section]',
-  describe: 'Show what a waypoint runs: listeners, routes, clusters, endpoints, L7 authorization (like istioctl proxy-config)',
+  describe: 'Show what a waypoint or a sidecar proxy runs: listeners, routes, clusters, endpoints, L7 authorization (like istioctl proxy-config)',
   builder: (y: Argv) => y
-    .positional('target', { type: 'string', describe: 'the waypoint pod, e.g. bookinfo-reviews-istio-waypoint' })
+    .positional('target', { type: 'string', describe: 'the waypoint pod (e.g. bookinfo-reviews-istio-waypoint) or a sidecar pod' })
     .positional('section', { choices: SECTIONS, default: 'all' })
     .option('lab', { type: 'string' })
     .option('json', { type: 'boolean', describe: 'the whole /config_dump' })
@@ -39,7 +39,7 @@ export const proxyConfigCommand = {
       throw new UserError(`"${argv.target}" is not a waypoint or a sidecar pod`, proxies.length ? `L7 proxies in this lab: ${proxies.join(', ')}` : 'this lab has no waypoint (a Gateway of class istio-waypoint makes one) and no sidecar pod; for a ztunnel use `lab ztunnel config NODE`');
     }
     const r = await run('curl', ['-s', '--max-time', '5', `http://127.0.0.1:${ADMIN_PORT}/config_dump`], { netns: t.netns, reject: false });
-    if (r.exitCode !== 0) throw new UserError(`the waypoint in ${t.netns} does not answer on 127.0.0.1:${ADMIN_PORT}`, `check \`lab status\` and \`lab logs ${argv.target}\``);
+    if (r.exitCode !== 0) throw new UserError(`the ${t.pod?.role === 'waypoint' ? 'waypoint' : 'sidecar proxy'} in ${t.netns} does not answer on 127.0.0.1:${ADMIN_PORT}`, `check \`lab status\` and \`lab logs ${argv.target}\``);
     const dump = JSON.parse(r.stdout);
     if (argv.json) return printJson(dump);
     const out: string[] = [];
@@ -59,7 +59,11 @@ export const proxyConfigCommand = {
           rule.fault?.abort ? `abort ${rule.fault.abort.httpStatus} ${rule.fault.abort.percentage}%` : '', rule.fault?.delay ? `delay ${rule.fault.delay.fixedDelayMs}ms ${rule.fault.delay.percentage}%` : ''].filter(Boolean).join('; '),
         rule.origin,
       ]));
-      out.push(rows.length ? table(['host', '#', 'match', 'backends (weight)', 'policy', 'from'], rows) : 'routes: none (every Service goes to its default route: all endpoints, no retries)', '');
+      // Istio's default route retries at a sidecar (2 attempts on connect-failure, refused-stream,
+      // unavailable, cancelled, 503) and not at a waypoint; the dump says which applies here.
+      const d = dump.defaultRouteRetries as RetryPolicy | undefined;
+      const defaultRetries = d?.attempts ? `retries ${d.attempts} on ${[...d.retryOn, ...d.retriableStatusCodes].join(',')}` : 'no retries';
+      out.push(rows.length ? table(['host', '#', 'match', 'backends (weight)', 'policy', 'from'], rows) : `routes: none (every Service goes to its default route: all endpoints, ${defaultRetries})`, '');
     }
     if (show('clusters') || show('endpoints')) {
       out.push(table(['cluster', 'load balancer', 'endpoints'], ((dump.clusters ?? []) as any[]).map((c) => [c.name, c.loadBalancer ?? '', (c.endpoints ?? []).map((e: any) => (typeof e === 'string' ? e : `${e.address ?? e.ip}:${e.port ?? ''}${e.transport ? ` (${e.transport})` : ''}`)).join(',') || '(none)'])), '');
