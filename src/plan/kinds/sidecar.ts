@@ -88,6 +88,7 @@ export const sidecarKind: PodKind = {
       user, ownDirs: [dir],
       argv: [ctx.paths.node, ...PROXY_NODE_FLAGS, `${ctx.paths.distDir}/sidecar-proxy/main.js`, '--config', config, '--ready-file', ready],
       readyFile: ready,
+      restart: 'always',
       log: ctx.logFile(`sidecar-${pod.namespace}.${pod.name}`),
     });
   },
