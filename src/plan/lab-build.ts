@@ -58,6 +58,13 @@ export interface ProcessSpec {
    * knows no kinds.
    */
   restart?: 'always';
+  /** Others depend on it (the tunnels, the node proxies, DNS): `up` starts it before the rest. */
+  startFirst?: true;
+  /**
+   * The config file it reloads when the file changes, showing the version it runs in its admin
+   * /config_dump: `lab apply` rewrites the file and waits for that version.
+   */
+  liveConfig?: string;
   log: string;
 }
 

@@ -84,6 +84,14 @@ t.test('what the kinds contribute to the demo', async (t) => {
   ]);
   t.same(b.processes.filter((p) => p.restart === 'always').map((p) => p.id), ['geneve', 'ztunnel/node-a', 'ztunnel/node-b', 'pod/kube-system/coredns'],
     'the kinds mark what the supervisor restarts (the mesh and DNS, as DaemonSets); apps are left dead');
+  t.same(b.processes.filter((p) => p.startFirst).map((p) => p.id), ['geneve', 'ztunnel/node-a', 'ztunnel/node-b', 'pod/kube-system/coredns'],
+    'and what starts before the apps');
+  t.same(b.processes.filter((p) => p.liveConfig).map((p) => [p.id, p.liveConfig]), [
+    ['ztunnel/node-a', '/run/ambient-lab/demo/ztunnel/node-a.json'], ['ztunnel/node-b', '/run/ambient-lab/demo/ztunnel/node-b.json'],
+  ], 'and which config files their proxies reload live (lab apply waits for their version)');
+  for (const p of buildOf('test/fixtures/topologies/coexist-mini.yaml', NO_GENEVE).processes.filter((x) => x.liveConfig)) {
+    t.ok(p.argv.join(' ').includes(`--config ${p.liveConfig}`), `${p.id}: the live config is the one it is started with`);
+  }
   const gv = b.processes.find((p) => p.role === 'geneve')!;
   t.equal(gv.netns, 'al-demo-underlay', 'the daemon runs in the underlay: it belongs to no node');
   t.equal(gv.node, undefined, 'and names none');

@@ -17,6 +17,7 @@ export const dnsKind: PodKind = {
       argv: [ctx.paths.node, `${ctx.paths.distDir}/apps/dns-server.js`, '--config', config, '--port', '53', '--ready-file', ready],
       readyFile: ready,
       restart: 'always',
+      startFirst: true,
     });
   },
 };

@@ -89,6 +89,7 @@ export const sidecarKind: PodKind = {
       argv: [ctx.paths.node, ...PROXY_NODE_FLAGS, `${ctx.paths.distDir}/sidecar-proxy/main.js`, '--config', config, '--ready-file', ready],
       readyFile: ready,
       restart: 'always',
+      liveConfig: config,
       log: ctx.logFile(`sidecar-${pod.namespace}.${pod.name}`),
     });
   },

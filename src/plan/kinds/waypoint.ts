@@ -71,6 +71,7 @@ export const waypointKind: PodKind = {
       argv: [ctx.paths.node, ...PROXY_NODE_FLAGS, `${ctx.paths.distDir}/waypoint/main.js`, '--config', config, '--ready-file', ready],
       readyFile: ready,
       restart: 'always',
+      liveConfig: config,
       log: ctx.logFile(name),
     });
   },

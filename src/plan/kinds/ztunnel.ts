@@ -68,6 +68,7 @@ function planGeneveDaemon(ctx: PlanContext): void {
       '--port', String(DEFAULT_GENEVE_PORT), '--ready-file', ready],
     readyFile: ready,
     restart: 'always',
+    startFirst: true,
     log: ctx.logFile(GENEVE_DAEMON_ID),
   });
 }
@@ -118,6 +119,8 @@ function planZtunnelPod(ctx: PlanContext, zt: PlannedPod): void {
     argv: [paths.node, ...PROXY_NODE_FLAGS, `${paths.distDir}/ztunnel/main.js`, '--config', config, '--ready-file', ready],
     readyFile: ready,
     restart: 'always',
+    startFirst: true,
+    liveConfig: config,
     log: ctx.logFile(`ztunnel-${node.name}`),
   });
 }
