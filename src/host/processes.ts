@@ -49,7 +49,10 @@ function processRecord(spec: ProcessSpec, pid: number): ProcessRecord {
   };
 }
 
-/** What the others depend on (`startFirst`: tunnels, node proxies, DNS) first, so it boots ahead of the apps; otherwise in build order. */
+/**
+ * What the others depend on (`startFirst`: tunnels, node proxies, DNS) first, so it boots ahead
+ * of the apps; otherwise in build order.
+ */
 export function launchOrder(specs: ProcessSpec[]): ProcessSpec[] {
   return [...specs.filter((s) => s.startFirst), ...specs.filter((s) => !s.startFirst)];
 }

@@ -53,9 +53,9 @@ export interface ProcessSpec {
   readyFile?: string;
   /**
    * 'always': the lab's supervisor starts it again when it dies, as Kubernetes does for a
-   * DaemonSet's or a proxy's container (restartPolicy: Always). Absent: left dead (apps, so a
-   * learner sees what a dead pod looks like). The planner of a kind says so; the supervisor
-   * knows no kinds.
+   * DaemonSet's or a proxy's container (restartPolicy: Always). Absent: not restarted (the apps:
+   * the lab restarts only the mesh's and the cluster's own processes). The planner of a kind
+   * says so; the supervisor knows no kinds.
    */
   restart?: 'always';
   /** Others depend on it (the tunnels, the node proxies, DNS): `up` starts it before the rest. */
