@@ -37,12 +37,23 @@ export function labOfNetnsName(netns: string): string | undefined {
  * nothing that is not the lab's.
  */
 export async function findOwnedNetns(lab?: string): Promise<OwnedNetns[]> {
+  return (await scanNetns(lab)).owned;
+}
+
+/**
+ * findOwnedNetns, plus the namespaces with our naming whose owner mark names another lab
+ * (`al-a-node-x` of lab `a-node`, seen while looking for lab `a`): `lab down` never deletes
+ * those, whatever a state.json lists.
+ */
+export async function scanNetns(lab?: string): Promise<{ owned: OwnedNetns[]; foreign: string[] }> {
   const candidates = listNetns().filter((n) => n.startsWith(lab ? `al-${lab}-` : 'al-'));
+  const foreign: string[] = [];
   const found = await Promise.all(
     candidates.map(async (netns) => {
       const r = await run('ip', ['-n', netns, '-o', 'link', 'show'], { reject: false });
       const m = /alias (\S+)/.exec(r.stdout.split('\n')[0] ?? '');
       const owner = m ? parseOwnerAlias(m[1]) : undefined;
+      if (owner && lab && owner.lab !== lab) foreign.push(netns);
       if (owner) return !lab || owner.lab === lab ? { netns, ...owner } : undefined;
       const guess = labOfNetnsName(netns);
       if (!guess || (lab && guess !== lab) || r.exitCode !== 0) return undefined;
@@ -51,7 +62,7 @@ export async function findOwnedNetns(lab?: string): Promise<OwnedNetns[]> {
       return ours && !(await netnsPids(netns)).length ? { netns, lab: guess, kind: 'unmarked', name: netns } : undefined;
     }),
   );
-  return found.filter((x): x is OwnedNetns => !!x);
+  return { owned: found.filter((x): x is OwnedNetns => !!x), foreign };
 }
 
 /** PIDs of processes whose network namespace is `netns`. */

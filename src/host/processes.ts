@@ -49,12 +49,12 @@ function processRecord(spec: ProcessSpec, pid: number): ProcessRecord {
   };
 }
 
-/** Roles that the others depend on: started first, so they boot ahead of the apps. */
-const INFRASTRUCTURE = new Set(['geneve', 'ztunnel', 'dns']);
-
-/** Infrastructure first, otherwise in build order. */
+/**
+ * What the others depend on (`startFirst`: tunnels, node proxies, DNS) first, so it boots ahead
+ * of the apps; otherwise in build order.
+ */
 export function launchOrder(specs: ProcessSpec[]): ProcessSpec[] {
-  return [...specs.filter((s) => INFRASTRUCTURE.has(s.role)), ...specs.filter((s) => !INFRASTRUCTURE.has(s.role))];
+  return [...specs.filter((s) => s.startFirst), ...specs.filter((s) => !s.startFirst)];
 }
 
 /**

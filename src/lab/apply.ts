@@ -190,7 +190,7 @@ export async function push(lab: string, p: Planned, live: { added: string[]; rem
     const old = existsSync(f.path) ? readFileSync(f.path, 'utf8') : undefined;
     if (old === f.content) continue;
     writeAtomic(f.path, f.content);
-    const proc = build.processes.find((x) => x.argv.includes(f.path) && ['ztunnel', 'waypoint', 'sidecar'].includes(x.role));
+    const proc = build.processes.find((x) => x.liveConfig === f.path);
     if (proc && !newSpecs.includes(proc)) waits.push({ id: proc.id, netns: proc.netns, hash: contentHash(f.content) });
   }
   for (const spec of newSpecs) {

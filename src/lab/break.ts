@@ -11,6 +11,7 @@ import type { LabPlan, PlannedPod } from '../topology/address-plan.js';
 import type { LabBuild } from '../plan/lab-build.js';
 import { ipRuleArgs, ruleLine } from '../plan/iptables-render.js';
 import { ZTUNNEL_IPSET } from '../ambient/node-rules.js';
+import { OUTBOUND_CAPTURE_PORT } from '../mesh/ports.js';
 import { run } from '../host/run.js';
 import { UserError } from '../util/errors.js';
 import { applyObjects, readApplied, writeAtomic } from './apply.js';
@@ -88,12 +89,13 @@ export const SCENARIOS: Scenario[] = [
       // The outbound TPROXY rule of the client's ztunnel pod, pointed at a port nobody listens
       // on: the packets still come out of pistioout, and TPROXY finds no socket for them.
       const zt = c.plan.pods.find((p) => p.role === 'ztunnel' && p.node === c.client.node)!;
-      const rule = plannedRules(c.build, zt.netns).find((l) => /-i pistioout .*TPROXY --on-port 15001/.test(l));
+      const onPort = `--on-port ${OUTBOUND_CAPTURE_PORT}`;
+      const rule = plannedRules(c.build, zt.netns).find((l) => /-i pistioout .*TPROXY /.test(l) && l.includes(onPort));
       if (!rule) throw new Error(`no outbound TPROXY rule planned in ${zt.netns}`);
       const lines = (await sh(zt.netns, ['iptables', '-t', 'mangle', '-S', 'PREROUTING'])).split('\n').filter((l) => l.startsWith('-A '));
       const pos = lines.indexOf(rule) + 1;
       if (!pos) throw new Error(`the outbound TPROXY rule is not in ${zt.netns} (already broken?)`);
-      const broken = rule.replace('--on-port 15001', '--on-port 15011');
+      const broken = rule.replace(onPort, `--on-port ${OUTBOUND_CAPTURE_PORT + 10}`);
       const spec = (l: string): string[] => l.replace(/^-A PREROUTING /, '').split(' ');
       await sh(zt.netns, ['iptables', '-t', 'mangle', '-R', 'PREROUTING', String(pos), ...spec(broken)]);
       // Undo: the broken rule back to the planned one, wherever it is now; if the learner deleted

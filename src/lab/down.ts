@@ -5,7 +5,7 @@ import { sweepStaleScratch } from '../host/probe.js';
 import { existsSync, readdirSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { labStateDir, readState, removeStateDir, listStateLabs, writeState } from '../state/store.js';
-import { findOwnedNetns, netnsExists, netnsPids } from '../host/netns.js';
+import { findOwnedNetns, scanNetns, netnsExists, netnsPids } from '../host/netns.js';
 import { processOwner, stopProcesses } from '../host/processes.js';
 import { ipBatch } from '../host/run.js';
 import { etcMarker } from '../plan/lab-build.js';
@@ -47,8 +47,12 @@ export async function downLab(lab: string): Promise<DownResult> {
     state.phase = 'deleting';
     writeState(state);
   }
-  const owned = await findOwnedNetns(lab);
-  const netns = [...new Set([...(state?.netns ?? []), ...owned.map((o) => o.netns)])].filter(netnsExists);
+  // What state.json lists is deleted only when it is named like this lab's and carries no other
+  // lab's owner mark (a namespace `up` created but had not marked yet has none): a state file
+  // edited by hand, or one of a lab whose name is a prefix of another's, deletes nothing else.
+  const { owned, foreign } = await scanNetns(lab);
+  const recorded = (state?.netns ?? []).filter((n) => n.startsWith(`al-${lab}-`) && !foreign.includes(n));
+  const netns = [...new Set([...recorded, ...owned.map((o) => o.netns)])].filter(netnsExists);
 
   // Processes: the recorded PIDs, plus anything still living in one of our namespaces
   // and tagged as ours (covers a SIGKILLed `up` that never recorded its PIDs).

@@ -1,6 +1,8 @@
-// The lab's supervisor: restarts a ztunnel (or userspace Geneve daemon) that died, as a
-// DaemonSet would, and records the new PID, the restart count and the last exit in the
-// state. One per lab, started by `lab up` in the underlay netns; `lab down` stops it.
+// The lab's supervisor: restarts a process the build marks `restart: 'always'` (ztunnels, the
+// userspace Geneve daemon, waypoints, sidecar proxies, cluster DNS: each kind's planner says
+// so, the supervisor knows no kinds) when it dies, as a DaemonSet would, and records the new
+// PID, the restart count and the last exit in the state. One per lab, started by `lab up` in
+// the underlay netns; `lab down` stops it.
 //
 // Two promises it keeps:
 // - It never leaves a replacement behind after `lab down`: it checks the phase right before
@@ -24,8 +26,6 @@ import {
   answerRestart, logOffset, openAtDrain, readyPid, takeRequests, TERM_GRACE_MS, type RestartRequest, type RestartResult,
 } from './ztunnel-restart.js';
 import { SUCCESSOR_ENV } from '../ztunnel/successor.js';
-
-const SUPERVISED = new Set(['ztunnel', 'geneve', 'waypoint', 'sidecar', 'dns']);
 
 export const BACKOFF = {
   /** Wait before the second restart in a row; doubles for each further quick death. */
@@ -345,7 +345,7 @@ export async function supervise(lab: string, intervalMs = 100): Promise<never> {
   const buildFile = `${labStateDir(lab)}/build.json`;
   const readSpecs = (): Map<string, ProcessSpec> => {
     const build = JSON.parse(readFileSync(buildFile, 'utf8')) as LabBuild;
-    return new Map(build.processes.filter((p) => SUPERVISED.has(p.role)).map((p) => [p.id, p]));
+    return new Map(build.processes.filter((p) => p.restart === 'always').map((p) => [p.id, p]));
   };
   const specs = readSpecs();
   let buildMtime = statSync(buildFile).mtimeMs;

@@ -13,6 +13,7 @@ import { kubeProxyRuleset } from './kube-proxy.js';
 import { resolveTunnel, type HostFacts, type TunnelKind } from './host-facts.js';
 import { POD_KINDS } from './pod-kinds.js';
 import { mergeRulesets } from './iptables-render.js';
+import { basename, dirname, relative, resolve } from 'node:path';
 import { insideDir } from '../util/inside-dir.js';
 
 export type NetnsKind = 'underlay' | 'node' | 'pod';
@@ -50,6 +51,20 @@ export interface ProcessSpec {
   ownDirs?: string[];
   /** The process writes this file when it is ready to serve. */
   readyFile?: string;
+  /**
+   * 'always': the lab's supervisor starts it again when it dies, as Kubernetes does for a
+   * DaemonSet's or a proxy's container (restartPolicy: Always). Absent: not restarted (the apps:
+   * the lab restarts only the mesh's and the cluster's own processes). The planner of a kind
+   * says so; the supervisor knows no kinds.
+   */
+  restart?: 'always';
+  /** Others depend on it (the tunnels, the node proxies, DNS): `up` starts it before the rest. */
+  startFirst?: true;
+  /**
+   * The config file it reloads when the file changes, showing the version it runs in its admin
+   * /config_dump: `lab apply` rewrites the file and waits for that version.
+   */
+  liveConfig?: string;
   log: string;
 }
 
@@ -248,5 +263,29 @@ export function planLab(plan: LabPlan, facts: HostFacts, paths: BuildPaths, opts
     kind.planLab?.(ctx);
     for (const p of plan.pods.filter((x) => x.role === kind.role && (kind.matches?.(x) ?? true))) kind.planPod?.(ctx, p);
   }
+  assertBuildPaths(build, paths.stateDir);
   return build;
+}
+
+/**
+ * Every path in a build that `up` writes, hands to a process or `down` removes stays where it
+ * belongs: inside the lab's state directory, or a resolv.conf/hosts in the /etc/netns directory
+ * of one of the lab's own namespaces. Names are validated DNS labels, so this never fires for a
+ * valid plan; it is the second line of defence for a planner (a new kind) that builds a path
+ * from a name carelessly, and it fails before anything exists. Throws PathEscapeError.
+ */
+export function assertBuildPaths(build: LabBuild, stateDir: string): void {
+  const own = new Set(build.netns.map((n) => n.netns));
+  const inState = (p: string): void => void insideDir(stateDir, relative(resolve(stateDir), resolve(p)));
+  for (const f of build.files) {
+    const [ns, name] = [basename(dirname(f.path)), basename(f.path)];
+    if (resolve(f.path) === `/etc/netns/${ns}/${name}` && own.has(ns) && ['resolv.conf', 'hosts'].includes(name)) continue;
+    inState(f.path);
+  }
+  for (const d of build.dirs) inState(d);
+  if (build.ca) inState(build.ca.dir);
+  for (const c of build.certificates) inState(c.dir);
+  for (const p of build.processes) {
+    for (const path of [p.log, ...(p.readyFile ? [p.readyFile] : []), ...(p.ownDirs ?? [])]) inState(path);
+  }
 }

@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import { mkdtempSync, mkdirSync, writeFileSync, existsSync, readdirSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { lab as labCli, type CliResult } from './helpers.js';
 
 // The scratch state root sits three levels below the scratch directory, so that even a CLI
@@ -119,5 +119,44 @@ t.test('lab down removes a state directory only when it holds state.json (the ow
   t.equal(removed.code, 0, removed.stderr);
   t.match(removed.stdout, /lab "sf-marked" removed: 0 processes, 0 namespaces, 0 files/);
   t.notOk(existsSync(join(stateRoot, 'sf-marked')), 'the marked state directory is gone');
+  assertUntouched(t);
+});
+
+t.test('lab down deletes a namespace its state.json lists only when it is the lab\'s: named after it, no other lab\'s owner mark', async (t) => {
+  // A state file edited by hand (or gone wrong) lists a namespace of nobody's, one marked by
+  // another lab, and one of its own that `up` created but had not marked yet (killed early).
+  const victim = `sf-victim-${process.pid}`;
+  const foreign = 'al-sf-forged-node-x';
+  const own = 'al-sf-forged-underlay';
+  for (const ns of [victim, foreign, own]) execFileSync('ip', ['netns', 'add', ns]);
+  execFileSync('ip', ['-n', foreign, 'link', 'set', 'lo', 'alias', 'ambient-lab:sf-forged-node:node:x']);
+  // An untagged process in the victim namespace: `down` kills untagged processes only in its own.
+  const sleeper = spawn('ip', ['netns', 'exec', victim, 'sleep', '300'], { stdio: 'ignore', detached: true });
+  t.teardown(() => {
+    try { process.kill(-sleeper.pid!, 'SIGKILL'); } catch { /* gone */ }
+    for (const ns of [victim, foreign, own]) { try { execFileSync('ip', ['netns', 'delete', ns], { stdio: 'ignore' }); } catch { /* removed */ } }
+  });
+  const inVictim = async (): Promise<string> => {
+    for (let i = 0; i < 100; i++) {
+      const pids = execFileSync('ip', ['netns', 'pids', victim], { encoding: 'utf8' }).trim();
+      if (pids) return pids;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return '';
+  };
+  const pidsBefore = await inVictim();
+  t.match(pidsBefore, /^\d+$/, 'a process runs in the victim namespace');
+  mkdirSync(join(stateRoot, 'sf-forged'));
+  writeFileSync(join(stateRoot, 'sf-forged', 'state.json'), JSON.stringify({
+    lab: 'sf-forged', file: 'x.yaml', phase: 'failed', createdAt: '', netns: [victim, foreign, own], files: [], processes: [],
+  }));
+  const r = lab(['down', 'sf-forged']);
+  t.equal(r.code, 0, r.stderr);
+  t.match(r.stdout, /lab "sf-forged" removed: 0 processes, 1 namespaces, 0 files/, 'one namespace removed: its own');
+  t.notOk(netns().includes(own), `${own} (the lab's, not yet marked) is gone`);
+  t.ok(netns().includes(victim), `${victim} (not named after the lab) survives`);
+  t.ok(netns().includes(foreign), `${foreign} (marked by lab sf-forged-node) survives`);
+  t.equal(execFileSync('ip', ['netns', 'pids', victim], { encoding: 'utf8' }).trim(), pidsBefore, 'the process in the victim namespace was not killed');
+  t.notOk(existsSync(join(stateRoot, 'sf-forged')), 'the state directory is gone');
   assertUntouched(t);
 });

@@ -42,7 +42,7 @@ function fakeLab(t: Tap, specs: ProcessSpec[]): { supervisor: ProcessRecord } {
 }
 
 const spec = (id: string, role: 'ztunnel' | 'geneve', script: string): ProcessSpec =>
-  ({ id, role, netns: NETNS, argv: ['sh', '-c', script], log: `${dir}/logs/${role}.log` });
+  ({ id, role, netns: NETNS, argv: ['sh', '-c', script], log: `${dir}/logs/${role}.log`, restart: 'always' });
 const rec = (id: string): SupervisedRecord => readState(NAME)!.processes.find((p) => p.id === id)! as SupervisedRecord;
 const supervisorLog = () => readFileSync(`${dir}/logs/supervisor.log`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 

@@ -6,7 +6,8 @@ import { readFileSync, writeFileSync, readdirSync, existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { loadTopology } from '../../src/topology/load.js';
 import { planAddresses } from '../../src/topology/address-plan.js';
-import { planLab, type LabBuild } from '../../src/plan/lab-build.js';
+import { planLab, assertBuildPaths, type LabBuild } from '../../src/plan/lab-build.js';
+import { PathEscapeError } from '../../src/util/inside-dir.js';
 import { POD_KINDS } from '../../src/plan/pod-kinds.js';
 import { UserError } from '../../src/util/errors.js';
 import type { HostFacts } from '../../src/plan/host-facts.js';
@@ -30,11 +31,16 @@ function buildOf(file: string, facts: HostFacts, mesh = true): LabBuild {
 }
 
 const cases: Array<{ name: string; file: string; facts: HostFacts; mesh?: boolean }> = [];
-for (const dir of ['topologies', 'test/fixtures/topologies']) {
+// Shipped topologies, the course's (lab/topologies, prefixed course-) and the test fixtures;
+// the object files beside them (for `lab apply`, no `nodes:`) are not topologies.
+const DIRS: Record<string, string> = { topologies: '', 'lab/topologies': 'course-', 'test/fixtures/topologies': 'fixture-' };
+for (const [dir, prefix] of Object.entries(DIRS)) {
   for (const f of readdirSync(dir).filter((x) => x.endsWith('.yaml')).sort()) {
     const file = join(dir, f);
-    const kernelOnly = /^tunnel:\s*kernel/m.test(readFileSync(file, 'utf8'));
-    cases.push({ name: `${dir === 'topologies' ? '' : 'fixture-'}${basename(f, '.yaml')}`, file, facts: kernelOnly ? GENEVE : NO_GENEVE });
+    const text = readFileSync(file, 'utf8');
+    if (!/^nodes:/m.test(text)) continue;
+    const kernelOnly = /^tunnel:\s*kernel/m.test(text);
+    cases.push({ name: `${prefix}${basename(f, '.yaml')}`, file, facts: kernelOnly ? GENEVE : NO_GENEVE });
   }
 }
 cases.push({ name: 'demo-kernel-geneve', file: 'topologies/demo.yaml', facts: GENEVE });
@@ -76,6 +82,16 @@ t.test('what the kinds contribute to the demo', async (t) => {
     'geneve', 'ztunnel/node-a', 'ztunnel/node-b',
     'pod/kube-system/coredns', 'pod/default/sleep', 'pod/default/httpbin',
   ]);
+  t.same(b.processes.filter((p) => p.restart === 'always').map((p) => p.id), ['geneve', 'ztunnel/node-a', 'ztunnel/node-b', 'pod/kube-system/coredns'],
+    'the kinds mark what the supervisor restarts (the mesh and DNS, as DaemonSets); apps are left dead');
+  t.same(b.processes.filter((p) => p.startFirst).map((p) => p.id), ['geneve', 'ztunnel/node-a', 'ztunnel/node-b', 'pod/kube-system/coredns'],
+    'and what starts before the apps');
+  t.same(b.processes.filter((p) => p.liveConfig).map((p) => [p.id, p.liveConfig]), [
+    ['ztunnel/node-a', '/run/ambient-lab/demo/ztunnel/node-a.json'], ['ztunnel/node-b', '/run/ambient-lab/demo/ztunnel/node-b.json'],
+  ], 'and which config files their proxies reload live (lab apply waits for their version)');
+  for (const p of buildOf('test/fixtures/topologies/coexist-mini.yaml', NO_GENEVE).processes.filter((x) => x.liveConfig)) {
+    t.ok(p.argv.join(' ').includes(`--config ${p.liveConfig}`), `${p.id}: the live config is the one it is started with`);
+  }
   const gv = b.processes.find((p) => p.role === 'geneve')!;
   t.equal(gv.netns, 'al-demo-underlay', 'the daemon runs in the underlay: it belongs to no node');
   t.equal(gv.node, undefined, 'and names none');
@@ -114,4 +130,27 @@ t.test('dnsCapture: istio-cni DNATs ambient pods\' DNS to ztunnel :15053 and the
   t.equal(JSON.parse(cfg.content).dnsCapture, true);
   const off = buildOf('topologies/demo.yaml', NO_GENEVE);
   t.notMatch(JSON.stringify(off.netns), /15053/, 'off by default: no DNS rule');
+});
+
+t.test('every path of a build stays in the lab\'s state directory or its own /etc/netns entries', async (t) => {
+  const stateDir = '/run/ambient-lab/demo';
+  const fresh = () => buildOf('topologies/demo.yaml', NO_GENEVE);
+  t.doesNotThrow(() => assertBuildPaths(fresh(), stateDir), 'the demo\'s build passes (so does every golden build: planLab checks each)');
+  const escapes: Array<[string, (b: LabBuild) => void]> = [
+    ['a config file beside the state dir', (b) => b.files.push({ path: `${stateDir}/../other/ztunnel/node-a.json`, content: '' })],
+    ['a file in /etc/netns of another lab', (b) => b.files.push({ path: '/etc/netns/al-other-pod-default.sleep/resolv.conf', content: '' })],
+    ['a file in /etc/netns other than resolv.conf/hosts', (b) => b.files.push({ path: `/etc/netns/${b.netns[3].netns}/passwd`, content: '' })],
+    ['/etc itself', (b) => b.files.push({ path: '/etc/passwd', content: '' })],
+    ['a directory up two levels', (b) => b.dirs.push(`${stateDir}/logs/../../..`)],
+    ['the state dir itself as a cert dir', (b) => b.certificates.push({ owner: 'x', dir: stateDir, identities: [] })],
+    ['a CA outside', (b) => { b.ca = { dir: '/tmp/ca' }; }],
+    ['a log outside', (b) => { b.processes[0].log = '/var/log/x.log'; }],
+    ['a ready file outside', (b) => { b.processes[0].readyFile = `${stateDir}/ready/../../x`; }],
+    ['an owned dir outside', (b) => { b.processes[0].ownDirs = ['/home']; }],
+  ];
+  for (const [what, tamper] of escapes) {
+    const b = fresh();
+    tamper(b);
+    t.throws(() => assertBuildPaths(b, stateDir), PathEscapeError, `${what}: refused`);
+  }
 });

@@ -25,8 +25,9 @@ const spec = (id: string, role: ProcessSpec['role'], argv: string[]): ProcessSpe
 
 const stat = (pid: number) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
 
-t.test('infrastructure starts first, otherwise build order', (t) => {
-  const specs = [spec('pod/a', 'app', ['x']), spec('geneve/n', 'geneve', ['x']), spec('pod/b', 'app', ['x']), spec('ztunnel/n', 'ztunnel', ['x']), spec('pod/dns', 'dns', ['x'])];
+t.test('what the others depend on (startFirst) starts first, otherwise build order', (t) => {
+  const first = (x: ProcessSpec): ProcessSpec => ({ ...x, startFirst: true });
+  const specs = [spec('pod/a', 'app', ['x']), first(spec('geneve/n', 'geneve', ['x'])), spec('pod/b', 'app', ['x']), first(spec('ztunnel/n', 'ztunnel', ['x'])), first(spec('pod/dns', 'dns', ['x']))];
   t.same(launchOrder(specs).map((s) => s.id), ['geneve/n', 'ztunnel/n', 'pod/dns', 'pod/a', 'pod/b']);
   t.end();
 });

@@ -151,7 +151,7 @@ t.test('an idle keep-alive connection between requests is not cut by those timeo
   t.notOk(s.destroyed, 'still open');
   s.write('GET /2 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n');
   await until(2);
-  t.pass('second request served on the same connection');
+  t.equal((text.match(/HTTP\/1\.1 200/g) ?? []).length, 2, 'second request served on the same connection');
   s.destroy();
   t.equal(r.refusals.value('http'), 0);
 });

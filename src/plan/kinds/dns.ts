@@ -16,6 +16,8 @@ export const dnsKind: PodKind = {
       id: `pod/${pod.key}`, role: 'dns', netns: pod.netns, pod: pod.key, node: pod.node, log: ctx.logFile(name),
       argv: [ctx.paths.node, `${ctx.paths.distDir}/apps/dns-server.js`, '--config', config, '--port', '53', '--ready-file', ready],
       readyFile: ready,
+      restart: 'always',
+      startFirst: true,
     });
   },
 };

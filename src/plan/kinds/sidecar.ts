@@ -88,6 +88,8 @@ export const sidecarKind: PodKind = {
       user, ownDirs: [dir],
       argv: [ctx.paths.node, ...PROXY_NODE_FLAGS, `${ctx.paths.distDir}/sidecar-proxy/main.js`, '--config', config, '--ready-file', ready],
       readyFile: ready,
+      restart: 'always',
+      liveConfig: config,
       log: ctx.logFile(`sidecar-${pod.namespace}.${pod.name}`),
     });
   },

@@ -70,6 +70,8 @@ export const waypointKind: PodKind = {
       id: `waypoint/${pod.key}`, role: 'waypoint', netns: pod.netns, pod: pod.key, node: pod.node,
       argv: [ctx.paths.node, ...PROXY_NODE_FLAGS, `${ctx.paths.distDir}/waypoint/main.js`, '--config', config, '--ready-file', ready],
       readyFile: ready,
+      restart: 'always',
+      liveConfig: config,
       log: ctx.logFile(name),
     });
   },

@@ -67,6 +67,8 @@ function planGeneveDaemon(ctx: PlanContext): void {
     argv: [ctx.paths.node, ...GENEVE_DAEMON_FLAGS, `${ctx.paths.distDir}/ambient/geneve-userspace.js`,
       '--port', String(DEFAULT_GENEVE_PORT), '--ready-file', ready],
     readyFile: ready,
+    restart: 'always',
+    startFirst: true,
     log: ctx.logFile(GENEVE_DAEMON_ID),
   });
 }
@@ -116,6 +118,9 @@ function planZtunnelPod(ctx: PlanContext, zt: PlannedPod): void {
     id: `ztunnel/${node.name}`, role: 'ztunnel', netns: zt.netns, pod: zt.key, node: node.name,
     argv: [paths.node, ...PROXY_NODE_FLAGS, `${paths.distDir}/ztunnel/main.js`, '--config', config, '--ready-file', ready],
     readyFile: ready,
+    restart: 'always',
+    startFirst: true,
+    liveConfig: config,
     log: ctx.logFile(`ztunnel-${node.name}`),
   });
 }
