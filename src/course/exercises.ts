@@ -6,6 +6,7 @@ import { counterSum } from './probe.js';
 import { labStateFile } from '../state/store.js';
 import { readEnrolmentLog } from '../lab/enrol.js';
 import { findFaults, readFaults } from '../lab/break.js';
+import { HBONE_PORT } from '../mesh/ports.js';
 
 export interface Outcome {
   ok: boolean; detail: string; hint?: string;
@@ -183,7 +184,7 @@ const ex03: Exercise = {
   answers: [
     { key: 'outbound_vni', about: 'the Geneve VNI of istioout', lookAt: 'lab trace sleep http://httpbin:8000/ip (step 4)', expected: () => 1001 },
     { key: 'inbound_vni', about: 'the Geneve VNI of istioin', lookAt: 'the trace, step 14', expected: () => 1000 },
-    { key: 'hbone_port', about: 'the port the HBONE tunnel connects to', lookAt: 'the trace, connection 2', expected: () => 15008 },
+    { key: 'hbone_port', about: 'the port the HBONE tunnel connects to', lookAt: 'the trace, connection 2', expected: () => HBONE_PORT },
     { key: 'node_b_ip_rule', about: 'the ip rule on node-b that sends the tunnel to istioin', lookAt: 'the trace, step 13; lab exec node-b -- ip rule', expected: () => 103 },
     { key: 'source_ip_seen_by_httpbin', about: 'the source address httpbin sees', lookAt: 'lab exec sleep -- curl -s http://httpbin:8000/ip', expected: (l) => l.pod('sleep').ip },
   ],
@@ -398,7 +399,7 @@ const ex06: Exercise = {
   ],
   answers: [
     { key: 'source_ip_seen_by_reviews', about: 'the source address reviews sees through the waypoint', lookAt: 'lab exec sleep -- curl -s http://reviews:9080/ip', expected: (l) => waypointIp(l) },
-    { key: 'waypoint_port', about: 'the port the waypoint listens on for HBONE', lookAt: 'lab/topologies/ex06-waypoint.yaml (listeners); lab trace sleep http://reviews:9080/ip', expected: () => 15008 },
+    { key: 'waypoint_port', about: 'the port the waypoint listens on for HBONE', lookAt: 'lab/topologies/ex06-waypoint.yaml (listeners); lab trace sleep http://reviews:9080/ip', expected: () => HBONE_PORT },
     { key: 'denied_status', about: "the HTTP status of sleep's POST", lookAt: "lab exec sleep -- curl -s -X POST -w '%{http_code}' http://reviews:9080/ip", expected: () => 403 },
     { key: 'enforced_by', about: 'the process that refused the POST', lookAt: `lab logs ${WAYPOINT}`, expected: () => WAYPOINT },
   ],
@@ -437,7 +438,7 @@ const ex07: Exercise = {
     { key: 'source_ip_httpbin_sc_sees_from_sleep', about: 'the source address httpbin-sc (sidecar) sees for sleep', lookAt: 'lab exec sleep -- curl -s http://httpbin-sc:8000/ip', expected: () => '127.0.0.6' },
     { key: 'source_ip_httpbin_sees_from_sleep_sc', about: 'the source address httpbin (ambient) sees for sleep-sc', lookAt: 'lab exec sleep-sc -- curl -s http://httpbin:8000/ip', expected: (l) => l.pod('sleep-sc').ip },
     { key: 'source_ip_reviews_sees_from_sleep_sc', about: 'the source address reviews (behind a waypoint) sees for sleep-sc', lookAt: 'lab exec sleep-sc -- curl -s http://reviews:9080/ip; lab status', expected: (l) => waypointIp(l) },
-    { key: 'ztunnel_port_to_httpbin_sc', about: "the port node-a's ztunnel connects to on httpbin-sc", lookAt: 'lab trace sleep http://httpbin-sc:8000/ip (connection 2)', expected: () => 15008 },
+    { key: 'ztunnel_port_to_httpbin_sc', about: "the port node-a's ztunnel connects to on httpbin-sc", lookAt: 'lab trace sleep http://httpbin-sc:8000/ip (connection 2)', expected: () => HBONE_PORT },
     { key: 'decrypted_by_sleep_to_httpbin_sc', about: 'who decrypts sleep -> httpbin-sc', lookAt: 'lab trace sleep http://httpbin-sc:8000/ip ("taken in by")', expected: () => 'sidecar httpbin-sc' },
     { key: 'sleep_sc_to_httpbin_mtls_transport', about: "how sleep-sc's sidecar sends to httpbin-mtls", lookAt: 'lab trace sleep-sc http://httpbin-mtls:8000/ip (the sidecar\'s upstream line)', expected: () => 'Istio mTLS' },
   ],

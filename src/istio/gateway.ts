@@ -7,6 +7,7 @@ import type { WaypointSpec } from '../l7/model.js';
 import { dns1123LabelProblem, dns1123SubdomainProblem } from '../topology/k8s-names.js';
 import { byKey } from './reader.js';
 import type { KindContext, KindReader } from './types.js';
+import { HBONE_PORT } from '../mesh/ports.js';
 
 export const WAYPOINT_CLASS = 'istio-waypoint';
 export const FOR_SERVICE_ACCOUNT = 'istio.io/for-service-account';
@@ -46,7 +47,7 @@ function read({ r, meta, spec, object, out }: KindContext): void {
       const name = l.get('name');
       if (name && r.string(name) !== 'mesh') r.fail(name.at, name.path, `expected "mesh" (the listener istioctl writes for a waypoint), got "${r.string(name)}"`);
       const port = l.get('port');
-      if (port && r.integer(port, 1, 65535) !== 15008) r.fail(port.at, port.path, `expected 15008 (a waypoint listens for HBONE on 15008), got ${r.integer(port, 1, 65535)}`);
+      if (port && r.integer(port, 1, 65535) !== HBONE_PORT) r.fail(port.at, port.path, `expected ${HBONE_PORT} (a waypoint listens for HBONE on 15008), got ${r.integer(port, 1, 65535)}`);
       const protocol = l.get('protocol');
       if (protocol && r.string(protocol) !== 'HBONE') r.fail(protocol.at, protocol.path, `expected "HBONE" (a waypoint only accepts HBONE), got "${r.string(protocol)}"`);
     }

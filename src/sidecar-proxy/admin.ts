@@ -8,6 +8,7 @@ import { decideTransport, type EndpointTransport } from './transport.js';
 import type { SidecarContext } from './context.js';
 import type { SidecarPorts } from './config.js';
 import { DEFAULT_RETRY_POLICY } from '../l7/model.js';
+import { HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_CAPTURE_PORT } from '../mesh/ports.js';
 
 /** One line for how an endpoint is reached: `hbone 10.244.0.7:15008 (waypoint default/x)`, `istio-mtls`, `plaintext`, `passthrough`. */
 export const transportText = (t: EndpointTransport): string => {
@@ -57,9 +58,9 @@ export function sidecarConfigDump(s: SidecarContext, ports?: SidecarPorts): Reco
   // rules send traffic to, one outbound listener per Service port (what 15001 hands each
   // original destination to), and the side doors.
   const listeners = [
-    { name: 'virtualOutbound', address: at(ports?.outbound, 15001), what: 'REDIRECTed outbound (ISTIO_REDIRECT), original destination from SO_ORIGINAL_DST; unknown destinations passed through' },
-    { name: 'virtualInbound', address: at(ports?.inbound, 15006), what: `REDIRECTed inbound (ISTIO_IN_REDIRECT): ${cfg.mtls.mode === 'STRICT' ? 'Istio mTLS only (STRICT: plaintext refused)' : 'plaintext or Istio mTLS (PERMISSIVE)'}, then the app from ${s.appSource}` },
-    ...(cfg.hbone ? [{ name: 'connect_terminate', address: at(ports?.hbone, 15008), what: `HBONE (mTLS, CONNECT to ${cfg.instanceIp} only), then the inbound chain` }] : []),
+    { name: 'virtualOutbound', address: at(ports?.outbound, OUTBOUND_CAPTURE_PORT), what: 'REDIRECTed outbound (ISTIO_REDIRECT), original destination from SO_ORIGINAL_DST; unknown destinations passed through' },
+    { name: 'virtualInbound', address: at(ports?.inbound, INBOUND_PLAINTEXT_PORT), what: `REDIRECTed inbound (ISTIO_IN_REDIRECT): ${cfg.mtls.mode === 'STRICT' ? 'Istio mTLS only (STRICT: plaintext refused)' : 'plaintext or Istio mTLS (PERMISSIVE)'}, then the app from ${s.appSource}` },
+    ...(cfg.hbone ? [{ name: 'connect_terminate', address: at(ports?.hbone, HBONE_PORT), what: `HBONE (mTLS, CONNECT to ${cfg.instanceIp} only), then the inbound chain` }] : []),
     ...services.flatMap((svc) => Object.keys(svc.ports).map(Number).flatMap((port) => svc.vips.map((vip) => ({
       name: `${vip}_${port}`, address: `${vip}:${port}`, service: svc.hostname, port, protocol: protocol(svc.hostname, port),
       what: protocol(svc.hostname, port) === 'HTTP'

@@ -1,6 +1,7 @@
 // Each hop in plain words, for someone who has never read an iptables rule: what happened
 // to the packet at this point and, where we know, why.
 import type { ReportHop } from './report.js';
+import { HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_CAPTURE_PORT } from '../mesh/ports.js';
 
 const ip = (ep: string): string => ep.replace(/:\d+$/, '');
 const owner = (iface: string): string | undefined => (iface.startsWith('veth-wp-') ? `waypoint ${iface.slice(8)}` : iface.startsWith('veth-') ? iface.slice(5) : undefined);
@@ -12,7 +13,7 @@ export function plainStep(h: ReportHop, prev: ReportHop | undefined, legStart: b
   if (legStart) {
     const what = h.flags === 'SYN' ? 'opens a connection (TCP SYN)' : 'sends a packet';
     // Inside a sidecar pod: the app's connection captured to the sidecar, the sidecar's hand-off to the app.
-    if (h.interface === 'lo' && h.dst.endsWith(':15001')) return `the app in ${pod} opens a connection; the pod's nat rules (ISTIO_OUTPUT -> ISTIO_REDIRECT) send it to its sidecar's port 15001 on lo`;
+    if (h.interface === 'lo' && h.dst.endsWith(`:${OUTBOUND_CAPTURE_PORT}`)) return `the app in ${pod} opens a connection; the pod's nat rules (ISTIO_OUTPUT -> ISTIO_REDIRECT) send it to its sidecar's port ${OUTBOUND_CAPTURE_PORT} on lo`;
     if (h.interface === 'lo' && h.src.startsWith('127.0.0.6:')) return `the sidecar hands the request to the app in ${pod} over lo, from 127.0.0.6 (its own connections are never captured again)`;
     if (h.role === 'sidecar' && h.encap === 'hbone') return `${h.where} ${what} to ${h.dst}: HBONE, a mutual-TLS tunnel with the pod's own identity (the sidecar's connections, uid 1337, are not captured)`;
     if (h.role === 'sidecar') return `${h.where} ${what} to ${h.dst} itself (uid 1337: not captured again)`;
@@ -32,8 +33,8 @@ export function plainStep(h: ReportHop, prev: ReportHop | undefined, legStart: b
     if (h.reason?.includes('0x4d3')) return 'a later packet of a connection ztunnel took over: delivered straight to ztunnel\'s socket (mark 0x4d3)';
     if (h.role === 'pod') return `${pod} receives it on its eth0`;
     if (h.role === 'waypoint') return `the waypoint takes the tunnel in on its own HBONE port ${h.dst.replace(/^.*:/, '')} (no redirection: a waypoint is never captured)`;
-    if (h.role === 'sidecar' && h.reason?.includes('REDIRECT --to-ports 15006')) return `${pod} receives it on eth0; its nat rules (ISTIO_INBOUND -> ISTIO_IN_REDIRECT) send it to the sidecar's inbound port 15006`;
-    if (h.role === 'sidecar' && h.dst.endsWith(':15008')) return `${pod} receives it on eth0; port 15008 is RETURNed by its nat rules, so the sidecar's own HBONE listener takes it`;
+    if (h.role === 'sidecar' && h.reason?.includes(`REDIRECT --to-ports ${INBOUND_PLAINTEXT_PORT}`)) return `${pod} receives it on eth0; its nat rules (ISTIO_INBOUND -> ISTIO_IN_REDIRECT) send it to the sidecar's inbound port ${INBOUND_PLAINTEXT_PORT}`;
+    if (h.role === 'sidecar' && h.dst.endsWith(`:${HBONE_PORT}`)) return `${pod} receives it on eth0; port ${HBONE_PORT} is RETURNed by its nat rules, so the sidecar's own HBONE listener takes it`;
     return `received by ${h.where} on ${h.interface}`;
   }
   const dnat = h.what.includes('DNAT') ? ` kube-proxy swaps the Service address for a pod: now to ${h.dst}.` : '';

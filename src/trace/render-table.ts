@@ -1,6 +1,7 @@
 // The hop table a learner reads in the terminal.
 import type { PlacedDecision } from './hops.js';
 import type { ReportHop, ReportPath, TraceReport } from './report.js';
+import { HBONE_PORT } from '../mesh/ports.js';
 
 const pad = (s: string, n: number): string => (s.length >= n ? `${s} ` : s.padEnd(n));
 
@@ -26,7 +27,7 @@ function tunnelLine(r: TraceReport, legId: number): string | undefined {
 function upstreamVia(d: PlacedDecision): string {
   const ip = d.upstreamHost!.replace(/:\d+$/, '');
   if (d.direction === 'inbound') return `the app, over lo from 127.0.0.6`;
-  if (!d.upstreamTransport) return `over HBONE to ${ip}:15008`;
+  if (!d.upstreamTransport) return `over HBONE to ${ip}:${HBONE_PORT}`;
   // The sidecar's `upstream_transport`: `hbone 10.244.0.7:15008 (waypoint default/x)` names the tunnel's end.
   const hbone = /^hbone (\S+)(.*)$/.exec(d.upstreamTransport);
   if (hbone) return `over HBONE to ${hbone[1]}${hbone[2]}`;

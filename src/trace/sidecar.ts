@@ -6,11 +6,12 @@
 // and 127.0.0.6 -> the app on lo) through. Which of them acted is read from the counters that
 // moved. Pure: hops and moved rules in, words out.
 import type { MovedRule } from './reasons.js';
+import { HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_CAPTURE_PORT } from '../mesh/ports.js';
 
-/** The sidecar's listeners, as Istio numbers them. */
-export const SIDECAR_OUTBOUND_PORT = 15001;
-export const SIDECAR_INBOUND_PORT = 15006;
-export const SIDECAR_HBONE_PORT = 15008;
+/** The sidecar's listeners, as Istio numbers them (defined once, in mesh/ports.ts). */
+export const SIDECAR_OUTBOUND_PORT = OUTBOUND_CAPTURE_PORT;
+export const SIDECAR_INBOUND_PORT = INBOUND_PLAINTEXT_PORT;
+export const SIDECAR_HBONE_PORT = HBONE_PORT;
 /** The source address the sidecar's inbound side uses towards the app (Envoy's InboundPassthroughClusterIpv4). */
 export const SIDECAR_INBOUND_SOURCE = '127.0.0.6';
 
