@@ -85,6 +85,16 @@ function counterMoves(title: string, node: string, table: string, rule: (lab: Li
 
 function lines(r: { out: string }): string[] { return r.out.split('\n'); }
 
+/** The fields of a ztunnel's workload (its /config_dump, keyed by IP) that the checks read. */
+type ZtunnelWorkloads = Record<string, { name: string; protocol?: string; waypointAddresses?: string[]; authorizationPolicies?: string[] }>;
+
+/** A node's ztunnel's workloads (its /config_dump), through the lab's own CLI. */
+function ztunnelWorkloads(lab: LiveLab, node: string): ZtunnelWorkloads {
+  const r = lab.cli(['ztunnel', 'config', node, '--json']);
+  if (r.code !== 0) throw new Error(`lab ztunnel config ${node} failed (exit ${r.code}: ${r.err.trim().split('\n')[0]})`);
+  return (JSON.parse(r.out) as { workloads: ZtunnelWorkloads }).workloads;
+}
+
 const HTTPBIN = 'http://httpbin:8000/ip';
 
 const ex01: Exercise = {
@@ -148,7 +158,7 @@ const ex02: Exercise = {
         const out = log.indexOf('none');
         if (out < 0) return missingStep('sleep was never unenrolled', 'lab unenrol sleep (the section "Enrolling and unenrolling live")');
         if (!log.slice(out + 1).includes('ambient')) return missingStep('sleep was unenrolled and not enrolled again', 'lab label namespace default istio.io/dataplane-mode=ambient');
-        const w = ztunnelWorkloads(lab, 'node-a')[lab.pod('sleep').ip] as { protocol?: string } | undefined;
+        const w = ztunnelWorkloads(lab, 'node-a')[lab.pod('sleep').ip];
         return w?.protocol === 'HBONE' ? pass(`${log.join(' -> ')}; sleep: HBONE`) : fail(`sleep: ${w?.protocol ?? 'unknown to the ztunnel'}`);
       },
     },
@@ -202,11 +212,8 @@ const ex04: Exercise = {
     {
       title: "node-a's ztunnel knows sleep as an HBONE workload", hint: 'lab ztunnel config node-a', retryMs: 4000,
       run: (lab) => {
-        const r = lab.cli(['ztunnel', 'config', 'node-a', '--json']);
-        try {
-          const w = (JSON.parse(r.out) as { workloads: Record<string, { name: string; protocol: string }> }).workloads[lab.pod('sleep').ip];
-          return w?.protocol === 'HBONE' ? pass('sleep: HBONE') : fail(`sleep: ${w ? w.protocol : 'unknown to the ztunnel'}`);
-        } catch { return fail(`no config dump (exit ${r.code}: ${r.err.trim().split('\n')[0]})`); }
+        const w = ztunnelWorkloads(lab, 'node-a')[lab.pod('sleep').ip];
+        return w?.protocol === 'HBONE' ? pass('sleep: HBONE') : fail(`sleep: ${w ? w.protocol : 'unknown to the ztunnel'}`);
       },
     },
     {
@@ -251,12 +258,8 @@ const ex05: Exercise = {
       title: "an AuthorizationPolicy of yours is bound to httpbin in node-b's ztunnel", retryMs: 2000,
       hint: 'write an ALLOW AuthorizationPolicy for app: httpbin that lets only sleep in, then `lab apply -f` it',
       run: (lab) => {
-        const r = lab.cli(['ztunnel', 'config', 'node-b', '--json']);
-        try {
-          const w = (JSON.parse(r.out) as { workloads: Record<string, { authorizationPolicies?: string[] }> }).workloads[lab.pod('httpbin').ip];
-          const pols = w?.authorizationPolicies ?? [];
-          return pols.length ? pass(pols.join(', ')) : fail('httpbin has no policy yet');
-        } catch { return fail(`no config dump (exit ${r.code})`); }
+        const pols = ztunnelWorkloads(lab, 'node-b')[lab.pod('httpbin').ip]?.authorizationPolicies ?? [];
+        return pols.length ? pass(pols.join(', ')) : fail('httpbin has no policy yet');
       },
     },
     curlOk('sleep', HTTPBIN),
@@ -289,15 +292,6 @@ const ex05: Exercise = {
 
 const REVIEWS = 'http://reviews:9080';
 const WAYPOINT = 'bookinfo-reviews-istio-waypoint';
-
-type ZtunnelWorkloads = Record<string, { name: string; waypointAddresses?: string[] }>;
-
-/** node-a's ztunnel's workloads (its /config_dump), through the lab's own CLI. */
-function ztunnelWorkloads(lab: LiveLab, node: string): ZtunnelWorkloads {
-  const r = lab.cli(['ztunnel', 'config', node, '--json']);
-  if (r.code !== 0) throw new Error(`lab ztunnel config ${node} failed (exit ${r.code}: ${r.err.trim().split('\n')[0]})`);
-  return (JSON.parse(r.out) as { workloads: ZtunnelWorkloads }).workloads;
-}
 
 /** The waypoint's IP as the ztunnels know it (it is not in the plan: the learner applied it). */
 function waypointIp(lab: LiveLab, node = 'node-a'): string {
