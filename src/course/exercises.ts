@@ -6,6 +6,7 @@ import { counterSum } from './probe.js';
 import { labStateFile } from '../state/store.js';
 import { readEnrolmentLog } from '../lab/enrol.js';
 import { findFaults, readFaults } from '../lab/break.js';
+import type { SupervisedRecord } from '../lab/supervisor.js';
 
 export interface Outcome {
   ok: boolean; detail: string; hint?: string;
@@ -207,7 +208,7 @@ function metricSum(text: string, name: string): number {
 
 const ex04: Exercise = {
   id: '04', slug: 'inside-ztunnel', title: 'Inside ztunnel', written: true,
-  lab: 'ex04', topology: 'topologies/demo.yaml', upArgs: [],
+  lab: 'ex04', topology: 'lab/topologies/ex04.yaml', upArgs: [],
   checks: [
     {
       title: "node-a's ztunnel knows sleep as an HBONE workload", hint: 'lab ztunnel config node-a', retryMs: 4000,
@@ -239,6 +240,17 @@ const ex04: Exercise = {
         lab.curl('sleep', HTTPBIN);
         const after = keyLog();
         return after > 0 ? pass(`${after} TLS sessions logged (${after - before} new)`) : fail('no CLIENT_TRAFFIC_SECRET_0 line yet');
+      },
+    },
+    {
+      // Two endpoints picked uniformly: 20 connections all to one happen with odds 2 in a million.
+      title: "a probe of 20 requests from sleep to the Service web reaches both endpoints (node-a's ztunnel picks at random)", retryMs: 8000,
+      hint: "lab exec sleep -- curl -s http://web:8000/hostname a few times; lab ztunnel config node-a (web's ENDPOINTS)",
+      run: (lab) => {
+        const names = lab.curlMany('sleep', 'http://web:8000/hostname', 20).filter((r) => r.status === '200').map((r) => r.body.trim());
+        const count = (n: string): number => names.filter((x) => x === n).length;
+        const d = `web-1 ${count('web-1')}, web-2 ${count('web-2')} of 20`;
+        return count('web-1') > 0 && count('web-2') > 0 ? pass(d) : fail(d);
       },
     },
   ],
@@ -460,10 +472,22 @@ const ex08: Exercise = {
       },
     },
     curlOk('sleep', HTTPBIN),
+    {
+      title: "node-a's ztunnel was last replaced by a graceful restart (lab ztunnel restart node-a --graceful)", retryMs: 0,
+      hint: 'lab ztunnel restart node-a --graceful, with a request open (the section "A graceful restart")',
+      run: (lab) => {
+        // The supervisor records how it last replaced the process (a crash restart records none).
+        const r = (lab.state().processes.find((x) => x.id === 'ztunnel/node-a') as SupervisedRecord | undefined)?.rollout;
+        if (r?.kind === 'graceful') return pass(`graceful restart at ${r.at} (was pid ${r.previousPid})`);
+        return missingStep(r ? `its last restart was a ${r.kind} one` : 'never replaced with lab ztunnel restart', 'lab ztunnel restart node-a --graceful');
+      },
+    },
   ],
   answers: [
     { key: 'open_connection_curl_exit', about: 'the exit code of the curl whose connection was open when ztunnel died', lookAt: 'the first experiment of the exercise', expected: () => 52 },
     { key: 'new_connection_status', about: 'the HTTP status of a new connection once the supervisor restarted ztunnel', lookAt: 'lab exec sleep -- curl -s -o /dev/null -w "%{http_code}" http://httpbin:8000/ip', expected: () => 200 },
+    { key: 'graceful_open_connection_curl_exit', about: 'the exit code of the curl whose connection was open during the graceful restart', lookAt: 'the section "A graceful restart"', expected: () => 0 },
+    { key: 'listen_beside_option', about: 'the socket option that lets the new ztunnel listen beside the old one', lookAt: 'the output of lab ztunnel restart node-a --graceful', expected: () => 'SO_REUSEPORT' },
   ],
 };
 

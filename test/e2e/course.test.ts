@@ -79,7 +79,7 @@ spec:
     answers: () => answers('06', { source_ip_seen_by_reviews: '10.244.0.6', waypoint_port: 15008, denied_status: 403, enforced_by: 'bookinfo-reviews-istio-waypoint' }),
   },
   '07': { answers: () => answers('07', { source_ip_httpbin_sc_sees_from_sleep: '127.0.0.6', source_ip_httpbin_sees_from_sleep_sc: '10.244.0.5', source_ip_reviews_sees_from_sleep_sc: '10.244.0.7', ztunnel_port_to_httpbin_sc: 15008, decrypted_by_sleep_to_httpbin_sc: 'sidecar httpbin-sc', sleep_sc_to_httpbin_mtls_transport: 'Istio mTLS' }) },
-  '08': { answers: () => answers('08', { open_connection_curl_exit: 52, new_connection_status: 200 }) },
+  '08': { answers: () => answers('08', { open_connection_curl_exit: 52, new_connection_status: 200, graceful_open_connection_curl_exit: 0, listen_beside_option: 'SO_REUSEPORT' }) },
   // The page's `lab break --random --seed 7`: the learner found the fault and fixes it by hand.
   '09': {
     fix: () => { const r = lab(['exec', '--lab', 'ex09', ...HAND_FIX[SEED_7].argv]); if (r.code !== 0) throw new Error(`hand fix failed: ${r.stderr}`); },
