@@ -43,7 +43,7 @@ t.test('the Vagrantfile: debian/bookworm64 at a pinned version, 2 vCPU and 4 GB 
   const vf = readFileSync(join(REPO, 'Vagrantfile'), 'utf8');
   t.match(vf, /ENV\.fetch\("LAB_BOX", "debian\/bookworm64"\)/, 'debian/bookworm64 unless LAB_BOX says otherwise');
   t.match(vf, /"debian\/bookworm64" => "12\.\d{8}\.\d+"/, 'a box version is pinned');
-  t.match(vf, /config\.vm\.box_version = /);
+  t.match(vf, /^  config\.vm\.box_version = BOX_VERSION\[BOX\] if BOX_VERSION\[BOX\]$/m, 'and used for the box');
   for (const [provider, cpus, mem] of [['virtualbox', /vb\.cpus = 2\b/, /vb\.memory = 4096\b/], ['libvirt', /lv\.cpus = 2\b/, /lv\.memory = 4096\b/]] as const) {
     const block = new RegExp(`config\\.vm\\.provider "${provider}" do[^]*?\\n  end`).exec(vf)?.[0] ?? '';
     t.match(block, cpus, `${provider}: 2 vCPU`);
