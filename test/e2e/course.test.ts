@@ -153,6 +153,20 @@ for (const page of pages) {
   });
 }
 
+t.test('lab course start removed the previous exercises\' labs; lab check --json says what the lines say', { skip: only ? 'COURSE_ONLY' : false }, async (t) => {
+  const r = lab(['course', 'list', '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const upLabs = (JSON.parse(r.stdout) as Array<{ lab: string; up: boolean }>).filter((x) => x.up).map((x) => x.lab);
+  t.same(upLabs, [`ex${pages[pages.length - 1].slice(0, 2)}`], 'only the last exercise\'s lab is up');
+  const id = pages[pages.length - 1].slice(0, 2);
+  const j = lab(['check', id, '--json'], { env: { HOME: home, SUDO_USER: '' } });
+  t.equal(j.code, 0, j.stderr);
+  const rep = JSON.parse(j.stdout) as { exercise: string; lab: string; passed: number; failed: number; checks: Array<{ id: string; pass: boolean }> };
+  t.same([rep.exercise, rep.lab, rep.failed], [id, `ex${id}`, 0]);
+  t.equal(rep.passed, rep.checks.length);
+  t.ok(rep.checks.every((c) => c.pass && c.id.startsWith(`${id}.`)));
+});
+
 t.test('lab check: the lab not up is exit 2 naming the command that starts it', async (t) => {
   lab(['down', 'ex01']);
   const c = lab(['check', '01']);
