@@ -120,6 +120,8 @@ const ex01: Exercise = {
     { key: 'httpbin_cluster_ip', about: "httpbin's ClusterIP", lookAt: 'lab status (SERVICE table)', expected: (l) => l.plan.services.find((s) => s.name === 'httpbin')!.vip },
     { key: 'dnat_to', about: 'where kube-proxy DNATs httpbin:8000 to (ip:port)', lookAt: 'lab exec node-a -- iptables -t nat -S | grep DNAT', expected: (l) => `${l.pod('httpbin').ip}:80` },
     { key: 'route_to_node_b_pods', about: "node-a's next hop for node-b's pod CIDR", lookAt: 'lab exec node-a -- ip route', expected: (l) => l.node('node-b').ip },
+    // The client's node: kube-proxy's DNAT runs as the SYN enters node-a (nat PREROUTING).
+    { key: 'dnat_node', about: "the node whose kube-proxy rule rewrites the VIP for sleep's request", lookAt: 'lab exec node-a -- iptables -t nat -L KUBE-SERVICES -v -n, and the same on node-b', expected: (l) => l.pod('sleep').node },
   ],
 };
 

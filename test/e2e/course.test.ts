@@ -35,7 +35,7 @@ function runBlock(code: string, labName: string): string {
 
 // The learner's side: what each exercise asks them to write.
 const SOLUTIONS: Record<string, Record<string, () => void>> = {
-  '01': { answers: () => answers('01', { sleep_ip: '10.244.0.4', sleep_gateway: '10.244.0.1', httpbin_cluster_ip: '10.96.0.11', dnat_to: '10.244.1.3:80', route_to_node_b_pods: '172.18.0.3' }) },
+  '01': { answers: () => answers('01', { sleep_ip: '10.244.0.4', sleep_gateway: '10.244.0.1', httpbin_cluster_ip: '10.96.0.11', dnat_to: '10.244.1.3:80', route_to_node_b_pods: '172.18.0.3', dnat_node: 'node-a' }) },
   '02': { answers: () => answers('02', { ipset_node_b: ['10.244.1.3'], outbound_mark: '0x100', outbound_table: 101, istioout_peer: '192.168.127.2', geneve_remote: '10.244.0.2' }) },
   '03': { answers: () => answers('03', { outbound_vni: 1001, inbound_vni: 1000, hbone_port: 15008, node_b_ip_rule: 103, source_ip_seen_by_httpbin: '10.244.0.4' }) },
   '04': { answers: () => answers('04', { sleep_identity: 'spiffe://cluster.local/ns/default/sa/sleep', httpbin_identity: 'spiffe://cluster.local/ns/default/sa/httpbin', connect_authority: '10.244.1.3:80', node_a_identities: ['spiffe://cluster.local/ns/default/sa/sleep'] }) },
