@@ -11,9 +11,12 @@ set -euo pipefail
 REPO=${LAB_REPO:-$(cd "$(dirname "$0")/.." && pwd)}
 if [ "$(id -u)" != 0 ]; then
   command -v sudo >/dev/null || { echo "provision: run as root (no sudo here)" >&2; exit 2; }
-  exec sudo LAB_REPO="$REPO" bash "$REPO/lab/provision.sh" "$@"
+  # LAB_BIN_DIR (where `lab` is linked; tests point it at a scratch directory) survives sudo too.
+  exec sudo LAB_REPO="$REPO" ${LAB_BIN_DIR:+LAB_BIN_DIR="$LAB_BIN_DIR"} bash "$REPO/lab/provision.sh" "$@"
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Where setup.sh links `lab` (sudo's secure_path may not name a LAB_BIN_DIR), for the lab doctor below.
+export PATH="${LAB_BIN_DIR:-/usr/local/bin}:$PATH"
 say() { echo "provision: $*"; }
 
 node_supported() { # the range package.json's engines allow: 20.19+ or 22
