@@ -11,9 +11,12 @@ set -euo pipefail
 REPO=${LAB_REPO:-$(cd "$(dirname "$0")/.." && pwd)}
 if [ "$(id -u)" != 0 ]; then
   command -v sudo >/dev/null || { echo "provision: run as root (no sudo here)" >&2; exit 2; }
-  exec sudo LAB_REPO="$REPO" bash "$REPO/lab/provision.sh" "$@"
+  # LAB_BIN_DIR (where `lab` is linked; tests point it at a scratch directory) survives sudo too.
+  exec sudo LAB_REPO="$REPO" ${LAB_BIN_DIR:+LAB_BIN_DIR="$LAB_BIN_DIR"} bash "$REPO/lab/provision.sh" "$@"
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Where setup.sh links `lab` (sudo's secure_path may not name a LAB_BIN_DIR), for the lab doctor below.
+export PATH="${LAB_BIN_DIR:-/usr/local/bin}:$PATH"
 say() { echo "provision: $*"; }
 
 node_supported() { # the range package.json's engines allow: 20.19+ or 22
@@ -44,14 +47,15 @@ else
   node_supported || { echo "provision: node still missing after installing it" >&2; exit 1; }
 fi
 command -v npm >/dev/null || { apt_update; say "installing npm"; apt-get install -y -qq --no-install-recommends npm >/dev/null; }
-# The course's commands say `sudo lab ...`; a root shell in a fresh container has no sudo, so
-# provide it and the same commands work there as written.
-command -v sudo >/dev/null || { apt_update; say "installing sudo"; apt-get install -y -qq --no-install-recommends sudo >/dev/null; }
 
+# scripts/setup.sh also installs sudo where it is missing (a root shell in a fresh container), so
+# the course's `sudo lab ...` commands work there as written.
 bash "$REPO/scripts/setup.sh" --check-first
 
-# The learner's answers go to ~/answers (lab check reads them, under sudo too).
-if [ -n "${LAB_LEARNER:-}" ] && id "$LAB_LEARNER" >/dev/null 2>&1; then
+# The learner's answers go to ~/answers (lab check reads them, under sudo too). The learner is
+# the Vagrant user, or on a bare host whoever ran this script through sudo.
+LAB_LEARNER=${LAB_LEARNER:-${SUDO_USER:-}}
+if [ -n "$LAB_LEARNER" ] && [ "$LAB_LEARNER" != root ] && id "$LAB_LEARNER" >/dev/null 2>&1; then
   home=$(getent passwd "$LAB_LEARNER" | cut -d: -f6)
   [ -d "$home/answers" ] || { install -d -o "$LAB_LEARNER" -g "$(id -gn "$LAB_LEARNER")" "$home/answers"; say "made $home/answers"; }
 fi

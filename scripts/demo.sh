@@ -4,7 +4,10 @@
 set -euo pipefail
 # Root is needed: a user with sudo runs ./scripts/demo.sh and it re-executes itself with sudo;
 # a root shell (a fresh container has no sudo) runs it as is.
-[ "$(id -u)" = 0 ] || exec sudo bash "$0" "$@"
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || { echo "demo.sh: run it as root (there is no sudo here)" >&2; exit 2; }
+  exec sudo bash "$0" "$@"
+fi
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 if lab status --json 2>/dev/null | grep -q '"lab": "demo"'; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what ambient-lab needs on a fresh Debian/Ubuntu machine: system tools
-# (iproute2, iptables, ipset, tcpdump, curl, tshark...), the npm dependencies,
+# (iproute2, iptables, ipset, tcpdump, curl, tshark..., sudo where it is missing), the npm dependencies,
 # and the build; then links `lab` onto PATH. Safe to run again.
 # Options: --with-vm also fetches what the kernel-Geneve VM test needs (qemu).
 #          --with-vagrant also installs Debian's vagrant (CI's `vagrant validate` of the Vagrantfile).
@@ -14,6 +14,9 @@ for a in "$@"; do case "$a" in --with-vm) WITH_VM=1 ;; --with-vagrant) WITH_VAGR
 [ "$(id -u)" = 0 ] || { echo "setup.sh: run as root (the lab creates network namespaces)" >&2; exit 2; }
 
 pkgs=(iproute2 iptables ipset tcpdump curl util-linux procps kmod tshark openssl iputils-ping)
+# sudo: the README's and the course's commands say `sudo lab ...`; a root shell in a fresh
+# container has none, and with it installed those commands work there as written.
+command -v sudo >/dev/null || pkgs+=(sudo)
 [ "$WITH_VM" = 1 ] && pkgs+=(qemu-system-x86 xz-utils busybox-static)
 [ "$WITH_VAGRANT" = 1 ] && pkgs+=(vagrant)
 missing=()

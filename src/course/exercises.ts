@@ -7,6 +7,7 @@ import { labStateFile } from '../state/store.js';
 import { readEnrolmentLog } from '../lab/enrol.js';
 import { findFaults, readFaults } from '../lab/break.js';
 import { HBONE_PORT } from '../mesh/ports.js';
+import type { SupervisedRecord } from '../lab/supervisor.js';
 
 export interface Outcome {
   ok: boolean; detail: string; hint?: string;
@@ -86,6 +87,16 @@ function counterMoves(title: string, node: string, table: string, rule: (lab: Li
 
 function lines(r: { out: string }): string[] { return r.out.split('\n'); }
 
+/** The fields of a ztunnel's workload (its /config_dump, keyed by IP) that the checks read. */
+type ZtunnelWorkloads = Record<string, { name: string; protocol?: string; waypointAddresses?: string[]; authorizationPolicies?: string[] }>;
+
+/** A node's ztunnel's workloads (its /config_dump), through the lab's own CLI. */
+function ztunnelWorkloads(lab: LiveLab, node: string): ZtunnelWorkloads {
+  const r = lab.cli(['ztunnel', 'config', node, '--json']);
+  if (r.code !== 0) throw new Error(`lab ztunnel config ${node} failed (exit ${r.code}: ${r.err.trim().split('\n')[0]})`);
+  return (JSON.parse(r.out) as { workloads: ZtunnelWorkloads }).workloads;
+}
+
 const HTTPBIN = 'http://httpbin:8000/ip';
 
 const ex01: Exercise = {
@@ -110,6 +121,8 @@ const ex01: Exercise = {
     { key: 'httpbin_cluster_ip', about: "httpbin's ClusterIP", lookAt: 'lab status (SERVICE table)', expected: (l) => l.plan.services.find((s) => s.name === 'httpbin')!.vip },
     { key: 'dnat_to', about: 'where kube-proxy DNATs httpbin:8000 to (ip:port)', lookAt: 'lab exec node-a -- iptables -t nat -S | grep DNAT', expected: (l) => `${l.pod('httpbin').ip}:80` },
     { key: 'route_to_node_b_pods', about: "node-a's next hop for node-b's pod CIDR", lookAt: 'lab exec node-a -- ip route', expected: (l) => l.node('node-b').ip },
+    // The client's node: kube-proxy's DNAT runs as the SYN enters node-a (nat PREROUTING).
+    { key: 'dnat_node', about: "the node whose kube-proxy rule rewrites the VIP for sleep's request", lookAt: 'lab exec node-a -- iptables -t nat -L KUBE-SERVICES -v -n, and the same on node-b', expected: (l) => l.pod('sleep').node },
   ],
 };
 
@@ -149,7 +162,7 @@ const ex02: Exercise = {
         const out = log.indexOf('none');
         if (out < 0) return missingStep('sleep was never unenrolled', 'lab unenrol sleep (the section "Enrolling and unenrolling live")');
         if (!log.slice(out + 1).includes('ambient')) return missingStep('sleep was unenrolled and not enrolled again', 'lab label namespace default istio.io/dataplane-mode=ambient');
-        const w = ztunnelWorkloads(lab, 'node-a')[lab.pod('sleep').ip] as { protocol?: string } | undefined;
+        const w = ztunnelWorkloads(lab, 'node-a')[lab.pod('sleep').ip];
         return w?.protocol === 'HBONE' ? pass(`${log.join(' -> ')}; sleep: HBONE`) : fail(`sleep: ${w?.protocol ?? 'unknown to the ztunnel'}`);
       },
     },
@@ -198,16 +211,13 @@ function metricSum(text: string, name: string): number {
 
 const ex04: Exercise = {
   id: '04', slug: 'inside-ztunnel', title: 'Inside ztunnel', written: true,
-  lab: 'ex04', topology: 'topologies/demo.yaml', upArgs: [],
+  lab: 'ex04', topology: 'lab/topologies/ex04.yaml', upArgs: [],
   checks: [
     {
       title: "node-a's ztunnel knows sleep as an HBONE workload", hint: 'lab ztunnel config node-a', retryMs: 4000,
       run: (lab) => {
-        const r = lab.cli(['ztunnel', 'config', 'node-a', '--json']);
-        try {
-          const w = (JSON.parse(r.out) as { workloads: Record<string, { name: string; protocol: string }> }).workloads[lab.pod('sleep').ip];
-          return w?.protocol === 'HBONE' ? pass('sleep: HBONE') : fail(`sleep: ${w ? w.protocol : 'unknown to the ztunnel'}`);
-        } catch { return fail(`no config dump (exit ${r.code}: ${r.err.trim().split('\n')[0]})`); }
+        const w = ztunnelWorkloads(lab, 'node-a')[lab.pod('sleep').ip];
+        return w?.protocol === 'HBONE' ? pass('sleep: HBONE') : fail(`sleep: ${w ? w.protocol : 'unknown to the ztunnel'}`);
       },
     },
     {
@@ -235,6 +245,17 @@ const ex04: Exercise = {
         return after > 0 ? pass(`${after} TLS sessions logged (${after - before} new)`) : fail('no CLIENT_TRAFFIC_SECRET_0 line yet');
       },
     },
+    {
+      // Two endpoints picked uniformly: 20 connections all to one happen with odds 2 in a million.
+      title: "a probe of 20 requests from sleep to the Service web reaches both endpoints (node-a's ztunnel picks at random)", retryMs: 8000,
+      hint: "lab exec sleep -- curl -s http://web:8000/hostname a few times; lab ztunnel config node-a (web's ENDPOINTS)",
+      run: (lab) => {
+        const names = lab.curlMany('sleep', 'http://web:8000/hostname', 20).filter((r) => r.status === '200').map((r) => r.body.trim());
+        const count = (n: string): number => names.filter((x) => x === n).length;
+        const d = `web-1 ${count('web-1')}, web-2 ${count('web-2')} of 20`;
+        return count('web-1') > 0 && count('web-2') > 0 ? pass(d) : fail(d);
+      },
+    },
   ],
   answers: [
     { key: 'sleep_identity', about: "sleep's SPIFFE identity", lookAt: 'lab ztunnel config node-a; lab trace', expected: (l) => spiffe(l, 'sleep') },
@@ -252,12 +273,8 @@ const ex05: Exercise = {
       title: "an AuthorizationPolicy of yours is bound to httpbin in node-b's ztunnel", retryMs: 2000,
       hint: 'write an ALLOW AuthorizationPolicy for app: httpbin that lets only sleep in, then `lab apply -f` it',
       run: (lab) => {
-        const r = lab.cli(['ztunnel', 'config', 'node-b', '--json']);
-        try {
-          const w = (JSON.parse(r.out) as { workloads: Record<string, { authorizationPolicies?: string[] }> }).workloads[lab.pod('httpbin').ip];
-          const pols = w?.authorizationPolicies ?? [];
-          return pols.length ? pass(pols.join(', ')) : fail('httpbin has no policy yet');
-        } catch { return fail(`no config dump (exit ${r.code})`); }
+        const pols = ztunnelWorkloads(lab, 'node-b')[lab.pod('httpbin').ip]?.authorizationPolicies ?? [];
+        return pols.length ? pass(pols.join(', ')) : fail('httpbin has no policy yet');
       },
     },
     curlOk('sleep', HTTPBIN),
@@ -290,15 +307,6 @@ const ex05: Exercise = {
 
 const REVIEWS = 'http://reviews:9080';
 const WAYPOINT = 'bookinfo-reviews-istio-waypoint';
-
-type ZtunnelWorkloads = Record<string, { name: string; waypointAddresses?: string[] }>;
-
-/** node-a's ztunnel's workloads (its /config_dump), through the lab's own CLI. */
-function ztunnelWorkloads(lab: LiveLab, node: string): ZtunnelWorkloads {
-  const r = lab.cli(['ztunnel', 'config', node, '--json']);
-  if (r.code !== 0) throw new Error(`lab ztunnel config ${node} failed (exit ${r.code}: ${r.err.trim().split('\n')[0]})`);
-  return (JSON.parse(r.out) as { workloads: ZtunnelWorkloads }).workloads;
-}
 
 /** The waypoint's IP as the ztunnels know it (it is not in the plan: the learner applied it). */
 function waypointIp(lab: LiveLab, node = 'node-a'): string {
@@ -467,10 +475,22 @@ const ex08: Exercise = {
       },
     },
     curlOk('sleep', HTTPBIN),
+    {
+      title: "node-a's ztunnel was last replaced by a graceful restart (lab ztunnel restart node-a --graceful)", retryMs: 0,
+      hint: 'lab ztunnel restart node-a --graceful, with a request open (the section "A graceful restart")',
+      run: (lab) => {
+        // The supervisor records how it last replaced the process (a crash restart records none).
+        const r = (lab.state().processes.find((x) => x.id === 'ztunnel/node-a') as SupervisedRecord | undefined)?.rollout;
+        if (r?.kind === 'graceful') return pass(`graceful restart at ${r.at} (was pid ${r.previousPid})`);
+        return missingStep(r ? `its last restart was a ${r.kind} one` : 'never replaced with lab ztunnel restart', 'lab ztunnel restart node-a --graceful');
+      },
+    },
   ],
   answers: [
     { key: 'open_connection_curl_exit', about: 'the exit code of the curl whose connection was open when ztunnel died', lookAt: 'the first experiment of the exercise', expected: () => 52 },
     { key: 'new_connection_status', about: 'the HTTP status of a new connection once the supervisor restarted ztunnel', lookAt: 'lab exec sleep -- curl -s -o /dev/null -w "%{http_code}" http://httpbin:8000/ip', expected: () => 200 },
+    { key: 'graceful_open_connection_curl_exit', about: 'the exit code of the curl whose connection was open during the graceful restart', lookAt: 'the section "A graceful restart"', expected: () => 0 },
+    { key: 'listen_beside_option', about: 'the socket option that lets the new ztunnel listen beside the old one', lookAt: 'the output of lab ztunnel restart node-a --graceful', expected: () => 'SO_REUSEPORT' },
   ],
 };
 

@@ -8,7 +8,7 @@ import { decideTransport, type EndpointTransport } from './transport.js';
 import type { SidecarContext } from './context.js';
 import type { SidecarPorts } from './config.js';
 import { DEFAULT_RETRY_POLICY } from '../l7/model.js';
-import { HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_CAPTURE_PORT } from '../mesh/ports.js';
+import { ADMIN_PORT, ENVOY_PROMETHEUS_PORT, HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_CAPTURE_PORT, READINESS_PORT } from '../mesh/ports.js';
 
 /** One line for how an endpoint is reached: `hbone 10.244.0.7:15008 (waypoint default/x)`, `istio-mtls`, `plaintext`, `passthrough`. */
 export const transportText = (t: EndpointTransport): string => {
@@ -67,9 +67,9 @@ export function sidecarConfigDump(s: SidecarContext, ports?: SidecarPorts): Reco
         ? `HTTP: routes of ${svc.hostname}:${port} (client-side routing, retries, timeouts, faults)`
         : `TCP: cluster outbound|${port}||${svc.hostname}`,
     })))),
-    { name: 'admin', address: at(ports?.admin, 15000, '127.0.0.1'), what: '/config_dump' },
-    { name: 'prometheus', address: at(ports?.stats, 15090), what: '/stats/prometheus' },
-    { name: 'readiness', address: at(ports?.readiness, 15021), what: '/healthz/ready' },
+    { name: 'admin', address: at(ports?.admin, ADMIN_PORT, '127.0.0.1'), what: '/config_dump' },
+    { name: 'prometheus', address: at(ports?.stats, ENVOY_PROMETHEUS_PORT), what: '/stats/prometheus' },
+    { name: 'readiness', address: at(ports?.readiness, READINESS_PORT), what: '/healthz/ready' },
   ];
   return {
     config: version,

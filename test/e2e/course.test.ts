@@ -35,7 +35,7 @@ function runBlock(code: string, labName: string): string {
 
 // The learner's side: what each exercise asks them to write.
 const SOLUTIONS: Record<string, Record<string, () => void>> = {
-  '01': { answers: () => answers('01', { sleep_ip: '10.244.0.4', sleep_gateway: '10.244.0.1', httpbin_cluster_ip: '10.96.0.11', dnat_to: '10.244.1.3:80', route_to_node_b_pods: '172.18.0.3' }) },
+  '01': { answers: () => answers('01', { sleep_ip: '10.244.0.4', sleep_gateway: '10.244.0.1', httpbin_cluster_ip: '10.96.0.11', dnat_to: '10.244.1.3:80', route_to_node_b_pods: '172.18.0.3', dnat_node: 'node-a' }) },
   '02': { answers: () => answers('02', { ipset_node_b: ['10.244.1.3'], outbound_mark: '0x100', outbound_table: 101, istioout_peer: '192.168.127.2', geneve_remote: '10.244.0.2' }) },
   '03': { answers: () => answers('03', { outbound_vni: 1001, inbound_vni: 1000, hbone_port: 15008, node_b_ip_rule: 103, source_ip_seen_by_httpbin: '10.244.0.4' }) },
   '04': { answers: () => answers('04', { sleep_identity: 'spiffe://cluster.local/ns/default/sa/sleep', httpbin_identity: 'spiffe://cluster.local/ns/default/sa/httpbin', connect_authority: '10.244.1.3:80', node_a_identities: ['spiffe://cluster.local/ns/default/sa/sleep'] }) },
@@ -79,7 +79,7 @@ spec:
     answers: () => answers('06', { source_ip_seen_by_reviews: '10.244.0.6', waypoint_port: 15008, denied_status: 403, enforced_by: 'bookinfo-reviews-istio-waypoint' }),
   },
   '07': { answers: () => answers('07', { source_ip_httpbin_sc_sees_from_sleep: '127.0.0.6', source_ip_httpbin_sees_from_sleep_sc: '10.244.0.5', source_ip_reviews_sees_from_sleep_sc: '10.244.0.7', ztunnel_port_to_httpbin_sc: 15008, decrypted_by_sleep_to_httpbin_sc: 'sidecar httpbin-sc', sleep_sc_to_httpbin_mtls_transport: 'Istio mTLS' }) },
-  '08': { answers: () => answers('08', { open_connection_curl_exit: 52, new_connection_status: 200 }) },
+  '08': { answers: () => answers('08', { open_connection_curl_exit: 52, new_connection_status: 200, graceful_open_connection_curl_exit: 0, listen_beside_option: 'SO_REUSEPORT' }) },
   // The page's `lab break --random --seed 7`: the learner found the fault and fixes it by hand.
   '09': {
     fix: () => { const r = lab(['exec', '--lab', 'ex09', ...HAND_FIX[SEED_7].argv]); if (r.code !== 0) throw new Error(`hand fix failed: ${r.stderr}`); },
@@ -152,6 +152,20 @@ for (const page of pages) {
     t.match(c.stdout, /\n(\d+) passed, 0 failed\n$/);
   });
 }
+
+t.test('lab course start removed the previous exercises\' labs; lab check --json says what the lines say', { skip: only ? 'COURSE_ONLY' : false }, async (t) => {
+  const r = lab(['course', 'list', '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const upLabs = (JSON.parse(r.stdout) as Array<{ lab: string; up: boolean }>).filter((x) => x.up).map((x) => x.lab);
+  t.same(upLabs, [`ex${pages[pages.length - 1].slice(0, 2)}`], 'only the last exercise\'s lab is up');
+  const id = pages[pages.length - 1].slice(0, 2);
+  const j = lab(['check', id, '--json'], { env: { HOME: home, SUDO_USER: '' } });
+  t.equal(j.code, 0, j.stderr);
+  const rep = JSON.parse(j.stdout) as { exercise: string; lab: string; passed: number; failed: number; checks: Array<{ id: string; pass: boolean }> };
+  t.same([rep.exercise, rep.lab, rep.failed], [id, `ex${id}`, 0]);
+  t.equal(rep.passed, rep.checks.length);
+  t.ok(rep.checks.every((c) => c.pass && c.id.startsWith(`${id}.`)));
+});
 
 t.test('lab check: the lab not up is exit 2 naming the command that starts it', async (t) => {
   lab(['down', 'ex01']);

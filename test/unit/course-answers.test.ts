@@ -5,8 +5,8 @@ import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadAnswers, sameAnswer, answersDir } from '../../src/course/answers.js';
-import { findExercise, requireWritten, runChecks } from '../../src/course/runner.js';
-import { EXERCISES, exerciseFile, type Exercise } from '../../src/course/exercises.js';
+import { findExercise, requireWritten, runChecks, renderReport } from '../../src/course/runner.js';
+import { EXERCISES, exerciseFile, type Check } from '../../src/course/exercises.js';
 import { LiveLab } from '../../src/course/probe.js';
 import type { LabPlan } from '../../src/topology/address-plan.js';
 import { existsSync } from 'node:fs';
@@ -62,19 +62,40 @@ t.test('exercises', async (t) => {
   }
 });
 
+/** An exercise of these checks alone, run against a lab nobody looks at (the checks are stubs). */
+const runStubChecks = (id: string, checks: Check[]) => runChecks(
+  { id, slug: 'x', title: 'x', written: true, lab: 'unit', topology: 'x', upArgs: [], answers: [], checks },
+  new LiveLab('unit', { pods: [], nodes: [] } as unknown as LabPlan),
+);
+
 t.test('a check that fails for a missing earlier step is not retried; others are, until they pass', async (t) => {
-  const lab = new LiveLab('unit', { pods: [], nodes: [] } as unknown as LabPlan);
   let tries = 0;
-  const e: Exercise = {
-    id: '99', slug: 'x', title: 'x', written: true, lab: 'unit', topology: 'x', upArgs: [], answers: [],
-    checks: [
-      { title: 'missing step', hint: 'h', retryMs: 5000, run: () => ({ ok: false, detail: 'no waypoint yet', hint: 'apply it first', final: true }) },
-      { title: 'passes on the third try', hint: 'h', retryMs: 5000, run: () => ({ ok: ++tries >= 3, detail: `try ${tries}` }) },
-    ],
-  };
   const t0 = Date.now();
-  const r = await runChecks(e, lab);
+  const r = await runStubChecks('99', [
+    { title: 'missing step', hint: 'h', retryMs: 5000, run: () => ({ ok: false, detail: 'no waypoint yet', hint: 'apply it first', final: true }) },
+    { title: 'passes on the third try', hint: 'h', retryMs: 5000, run: () => ({ ok: ++tries >= 3, detail: `try ${tries}` }) },
+  ]);
   t.ok(Date.now() - t0 < 3000, 'the final failure returned at once (only the retried check waited)');
   t.same(r.checks.map((c) => [c.pass, c.detail, c.hint]), [[false, 'no waypoint yet', 'apply it first'], [true, 'try 3', undefined]]);
   t.equal(tries, 3);
+});
+
+t.test('a check that never passes gives up at its bound; the report is one line a check, then the totals', async (t) => {
+  let tries = 0;
+  const t0 = Date.now();
+  const r = await runStubChecks('98', [
+    { title: 'never', hint: 'do the thing', retryMs: 1000, run: () => ({ ok: false, detail: `try ${++tries}` }) },
+    { title: 'throws', hint: 'look at the lab', retryMs: 0, run: () => { throw new Error('lab ztunnel config node-a failed (exit 2)'); } },
+    { title: 'always', hint: 'h', retryMs: 1000, run: () => ({ ok: true, detail: 'fine' }) },
+  ]);
+  const took = Date.now() - t0;
+  t.ok(took >= 1000 && took < 2500, `retried for its 1 s bound, then gave up (${took} ms)`);
+  t.ok(tries >= 2, `retried (${tries} tries)`);
+  t.same([r.passed, r.failed], [1, 2]);
+  t.equal(renderReport(r), [
+    `FAIL 98.1 never: try ${tries}; hint: do the thing`,
+    'FAIL 98.2 throws: lab ztunnel config node-a failed (exit 2); hint: look at the lab',
+    'PASS 98.3 always: fine',
+    '1 passed, 2 failed',
+  ].join('\n') + '\n');
 });
