@@ -47,7 +47,12 @@ t.test('startProcesses: each PID is the process itself, tagged, in its own sessi
   const recs = await startProcesses('t', specs);
   t.teardown(() => { for (const r of recs) try { process.kill(r.pid, 'SIGKILL'); } catch { /* gone */ } });
   t.same(recs.map((r) => r.id), ['pod/one', 'pod/two']);
-  t.equal(readFileSync(`/proc/${recs[1].pid}/cmdline`, 'utf8'), 'sleep\x0031\x00', 'the recorded PID runs the command');
+  // The PID is setsid's, which becomes `ip netns exec`, which execs the command: under load the
+  // last exec can come a moment after startProcesses returns, so wait for it (bounded).
+  const cmdline = () => readFileSync(`/proc/${recs[1].pid}/cmdline`, 'utf8');
+  const execDeadline = Date.now() + 3000;
+  while (cmdline() !== 'sleep\x0031\x00' && Date.now() < execDeadline) await new Promise((r) => setTimeout(r, 10));
+  t.equal(cmdline(), 'sleep\x0031\x00', 'the recorded PID runs the command');
   for (const r of recs) {
     t.equal(processOwner(r.pid), `t:${r.id}`, 'owner tag in its environment');
     const [, , pgid, sid] = stat(r.pid);
