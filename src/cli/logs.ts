@@ -1,6 +1,8 @@
 import type { Argv } from 'yargs';
 import { createReadStream, existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { once } from 'node:events';
 import { resolveLab, loadLab } from './select.js';
 import { labStateDir, labStateFile } from '../state/store.js';
 import { insideDir } from '../util/inside-dir.js';
@@ -41,8 +43,15 @@ export const logsCommand = {
     }
     const src = argv.follow ? spawn('tail', ['-n', '+1', '-f', file], { stdio: ['ignore', 'pipe', 'inherit'] }).stdout! : createReadStream(file);
     if (argv.raw) return void src.pipe(process.stdout);
-    const { default: pretty } = await import('pino-pretty');
-    src.pipe(pretty({ colorize: process.stdout.isTTY, translateTime: 'HH:MM:ss.l', ignore: 'hostname' })).pipe(process.stdout);
+    // pino-pretty's default export writes to fd 1 itself and also passes its input through, so
+    // piping it on glued raw JSON into the pretty text (`lab logs ... | grep`); its line
+    // formatter, fed one line at a time, prints each record once (non-JSON lines as they are).
+    const { prettyFactory } = await import('pino-pretty');
+    const prettify = prettyFactory({ colorize: process.stdout.isTTY, translateTime: 'HH:MM:ss.l', ignore: 'hostname' });
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(0); throw e; });
+    for await (const line of createInterface({ input: src, crlfDelay: Infinity })) {
+      if (!process.stdout.write(prettify(line))) await once(process.stdout, 'drain');
+    }
   },
 };
 

@@ -86,6 +86,10 @@ t.test('waypoint metrics and access log', async (t) => {
   t.match(logs, /route: "VirtualService default\/reviews http\[1\] rule 1"/, 'the access log names the rule');
   t.match(logs, /backend: "reviews\.default\.svc\.cluster\.local:9080 subset v2 \(10%\)"/, 'and the backend with its weight');
   t.match(logs, /response_code_details: "rbac_access_denied"/, 'and the RBAC denial');
+  // Piped (not a TTY), each JSON record is printed once, pretty, never glued raw after another.
+  const records = lab(['logs', '--lab', NAME, WP, '--raw']).stdout.split('\n').filter((l) => l.startsWith('{')).length;
+  t.notMatch(logs, /\{"level":/, 'no raw JSON in the pretty output');
+  t.equal((logs.match(/^\[\d\d:\d\d:\d\d\.\d{3}\] [A-Z]+ /gm) ?? []).length, records, `one pretty header per record of the log (${records})`);
 });
 
 t.test('lab proxy-config shows the waypoint\'s listeners, routes, clusters and policies', async (t) => {
