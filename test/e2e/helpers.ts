@@ -104,12 +104,11 @@ export async function startCapture(netns: string, iface: string, file: string, f
     p.stderr!.on('data', (d) => { err += String(d); if (err.includes('listening on')) resolve(); });
     p.once('exit', () => reject(new Error(`tcpdump exited: ${err}`)));
   });
-  // Without --immediate-mode, packets still in libpcap's ring block when SIGINT arrives are
-  // never written; and "listening on" comes a moment before capture is live, so let it settle.
-  await new Promise((r) => setTimeout(r, 700));
+  // "listening on" is printed once the packet socket is bound and its filter set, as `lab trace`
+  // relies on (src/trace/capture.ts); with --immediate-mode and -U every packet is written as it
+  // arrives, so a SIGINT loses nothing already captured: no settling time either side.
   return {
     stop: async () => {
-      await new Promise((r) => setTimeout(r, 200));
       const exited = new Promise((r) => p.once('exit', r));
       p.kill('SIGINT');
       await exited;
