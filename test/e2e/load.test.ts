@@ -5,8 +5,13 @@
 // stay bounded under the load and return near their idle count within SETTLE_MS after it
 // (the waypoint's idle upstream connections and the burst's surplus HBONE sessions are
 // reaped, not left for the next traffic), every client error
-// is also in a proxy's log, and each proxy exports its event-loop delay.
+// is also in a proxy's log, and each proxy exports its event-loop delay. The waypoint's upstream
+// pool gauges (envoy_cluster_upstream_*_active on :15020) stay under the per-endpoint bound under
+// the load and its open upstream connections fall to 0 within the settle window. (The topology has
+// no sidecar: the sidecar shares the engine and the gauges, and its own settling after a load is
+// not covered here.)
 import t from 'tap';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +20,8 @@ import { measureLoad, FD_SLACK, FD_SETTLE_SLACK, type LoadFigures } from '../../
 import { DEFAULT_UPSTREAM_LIMITS } from '../../src/l7/upstream.js';
 import { waypointTopologyYaml } from '../../src/bench/waypoint-topology.js';
 import { renderLoad } from '../../src/bench/compare-format.js';
+import { seriesValue } from '../../src/proxy/metrics.js';
+import { STATS_PORT } from '../../src/mesh/ports.js';
 
 // Another name when two checkouts share a machine (lab names are global to it).
 const NAME = process.env.LOAD_E2E_LAB ?? 'bench-cmp-e2e';
@@ -30,11 +37,93 @@ t.teardown(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+// The waypoint's upstream pool gauges, summed over its endpoints, as its :15020 /metrics shows them.
+interface Gauges { cx: number; rq: number; pending: number }
+const gaugesOf = (text: string): Gauges | undefined => (/^# TYPE envoy_cluster_upstream_cx_active gauge$/m.test(text)
+  ? { cx: seriesValue(text, 'envoy_cluster_upstream_cx_active'), rq: seriesValue(text, 'envoy_cluster_upstream_rq_active'), pending: seriesValue(text, 'envoy_cluster_upstream_rq_pending_active') }
+  : undefined);
+const curlArgs = (pid: number) => [`--net=/proc/${pid}/ns/net`, 'curl', '-s', '-m', '3', `http://127.0.0.1:${STATS_PORT}/metrics`];
+
+/** What the gauges did in one waypoint phase: peaks under the load, then how long until no upstream connection was open. */
+interface GaugePhase {
+  kind: string;
+  startedAt: number;
+  samples: number;
+  max: Gauges;
+  /** Last sample with a request in flight or waiting: the load's end, to the poll's resolution (none seen: the phase's start). */
+  lastBusyAt?: number;
+  /** First sample after it with no upstream connection open. */
+  zeroAt?: number;
+  last?: Gauges;
+}
+const gaugePhases: GaugePhase[] = [];
+
+/**
+ * Samples the waypoint's gauges while measureLoad drives it. measureLoad says when a phase starts
+ * (its log) but not when one ends, and takes the lab down right after its last settle; so at each
+ * boundary the poll waits for cx_active 0 (bounded by SETTLE_MS from the load's end) there, in
+ * the log callback, synchronously: the lab is still up and the next phase has not begun.
+ */
+function gaugeWatcher(log: (m: string) => void) {
+  let pid: number | undefined;
+  let cur: GaugePhase | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const record = (g: Gauges | undefined): void => {
+    if (!cur || !g) return;
+    const now = performance.now();
+    cur.samples++;
+    cur.last = g;
+    cur.max = { cx: Math.max(cur.max.cx, g.cx), rq: Math.max(cur.max.rq, g.rq), pending: Math.max(cur.max.pending, g.pending) };
+    if (g.rq + g.pending > 0) {
+      cur.lastBusyAt = now;
+      cur.zeroAt = undefined;
+    } else if (g.cx === 0 && cur.max.cx > 0 && cur.zeroAt === undefined) cur.zeroAt = now;
+  };
+  const scrapeSync = (): Gauges | undefined => (pid ? gaugesOf(spawnSync('nsenter', curlArgs(pid), { encoding: 'utf8', timeout: 5000 }).stdout ?? '') : undefined);
+  const finish = (): void => {
+    if (!cur) return;
+    clearInterval(timer);
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    // Bounded by the settle window from the load's end.
+    cur.lastBusyAt ??= cur.startedAt;
+    const from = cur.lastBusyAt;
+    while (cur.zeroAt === undefined && performance.now() - from < SETTLE_MS) {
+      record(scrapeSync());
+      if (cur.zeroAt === undefined) Atomics.wait(pause, 0, 0, 200);
+    }
+    log(`  waypoint ${cur.kind} gauges: ${cur.samples} samples, peak cx_active ${cur.max.cx}, rq_active ${cur.max.rq}, rq_pending_active ${cur.max.pending}; cx_active 0 ${cur.zeroAt !== undefined && cur.lastBusyAt !== undefined ? `${((cur.zeroAt - cur.lastBusyAt) / 1000).toFixed(1)} s after the last request seen in flight` : `not within ${SETTLE_MS / 1000} s (last ${JSON.stringify(cur.last)})`}`);
+    gaugePhases.push(cur);
+    cur = undefined;
+  };
+  return (m: string): void => {
+    log(m);
+    const phase = /^\s*waypoint: .*(concurrent|short)/.exec(m);
+    if (phase || /^load: lab down/.test(m)) finish();
+    if (!phase) return;
+    if (!pid) {
+      const st = lab(['status', '--lab', NAME, '--json']);
+      pid = st.code === 0 ? (JSON.parse(st.stdout).processes as { role: string; pid: number; alive: boolean }[]).find((p) => p.role === 'waypoint' && p.alive)?.pid : undefined;
+    }
+    cur = { kind: phase[1], startedAt: performance.now(), samples: 0, max: { cx: 0, rq: 0, pending: 0 } };
+    const c = cur;
+    let busy = false;
+    // Asynchronous while the load runs (a blocking scrape would stall the test's own bookkeeping).
+    timer = setInterval(() => {
+      if (busy || !pid || cur !== c) return;
+      busy = true;
+      execFile('nsenter', curlArgs(pid), { timeout: 5000 }, (_e, out) => {
+        busy = false;
+        if (cur === c) record(gaugesOf(String(out ?? '')));
+      });
+    }, 500);
+  };
+}
+
 let figures: LoadFigures | undefined;
 t.before(async () => {
   const file = join(dir, 'load.yaml');
   writeFileSync(file, waypointTopologyYaml(NAME));
-  figures = await measureLoad(file, NAME, O, (m) => t.comment(m));
+  figures = await measureLoad(file, NAME, O, gaugeWatcher((m) => t.comment(m)));
   // The whole table, error kinds and proxy failure reasons included, for whoever reads a failure.
   t.comment(renderLoad(figures));
 });
@@ -83,5 +172,18 @@ t.test('memory stays bounded and the event-loop delay is exported', async (t) =>
       t.ok(p.rssKb.peak < 400 * 1024, `${ph.path} ${ph.kind}: ${p.id} RSS peak ${Math.round(p.rssKb.peak / 1024)} MB < 400 MB`);
       t.ok(p.loopDelayMs && Number.isFinite(p.loopDelayMs.max), `${ph.path} ${ph.kind}: ${p.id} exports eventloop_delay_seconds (max ${p.loopDelayMs?.max.toFixed(1)} ms)`);
     }
+  }
+});
+
+t.test('the waypoint\'s upstream pool gauges: bounded under the load, no connection open after it', async (t) => {
+  t.same(gaugePhases.map((g) => g.kind), ['concurrent', 'short'], 'both waypoint phases were sampled on :15020');
+  const bound = DEFAULT_UPSTREAM_LIMITS.maxConnectionsPerEndpoint;
+  for (const g of gaugePhases) {
+    const tag = `waypoint ${g.kind}: peak cx_active ${g.max.cx}, rq_active ${g.max.rq}, rq_pending_active ${g.max.pending}`;
+    t.ok(g.max.cx > 0, `${tag}: the gauge saw the load's upstream connections`);
+    // One endpoint (httpbin-wp) behind the waypoint: the per-endpoint bound is the total.
+    t.ok(g.max.cx <= bound && g.max.rq <= bound, `${tag}: at most ${bound} connections and requests on them`);
+    const settle = g.zeroAt !== undefined && g.lastBusyAt !== undefined ? g.zeroAt - g.lastBusyAt : Infinity;
+    t.ok(settle <= SETTLE_MS, `waypoint ${g.kind}: envoy_cluster_upstream_cx_active 0 ${(settle / 1000).toFixed(1)} s after the last request seen in flight (at most ${SETTLE_MS / 1000} s; idle timeout ${DEFAULT_UPSTREAM_LIMITS.idleTimeoutMs / 1000} s)`);
   }
 });
