@@ -96,9 +96,9 @@ function gaugeWatcher(log: (m: string) => void) {
     cur = undefined;
   };
   return (m: string): void => {
-    log(m);
     const phase = /^\s*waypoint: .*(concurrent|short)/.exec(m);
     if (phase || /^load: lab down/.test(m)) finish();
+    log(m);
     if (!phase) return;
     if (!pid) {
       const st = lab(['status', '--lab', NAME, '--json']);
