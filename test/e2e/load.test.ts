@@ -7,21 +7,23 @@
 // reaped, not left for the next traffic), every client error
 // is also in a proxy's log, and each proxy exports its event-loop delay. The waypoint's upstream
 // pool gauges (envoy_cluster_upstream_*_active on :15020) stay under the per-endpoint bound under
-// the load and its open upstream connections fall to 0 within the settle window. (The topology has
-// no sidecar: the sidecar shares the engine and the gauges, and its own settling after a load is
-// not covered here.)
+// the load and its open upstream connections fall to 0 within the settle window. The same load
+// from a sidecar pod to a sidecar pod (a second, small lab: the bench topology has no sidecar)
+// checks both sidecar proxies the same way: gauges bounded, cx_active 0 and fds back near idle.
 import t from 'tap';
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lab } from './helpers.js';
-import { measureLoad, FD_SLACK, FD_SETTLE_SLACK, type LoadFigures } from '../../src/bench/load-1k.js';
+import { measureLoad, fdCount, FD_SLACK, FD_SETTLE_SLACK, type LoadFigures } from '../../src/bench/load-1k.js';
+import { labUp, labDown, labStatus } from '../../src/bench/lab-cli.js';
+import { runLoadClient } from '../../src/bench/datapath.js';
 import { DEFAULT_UPSTREAM_LIMITS } from '../../src/l7/upstream.js';
 import { waypointTopologyYaml } from '../../src/bench/waypoint-topology.js';
 import { renderLoad } from '../../src/bench/compare-format.js';
 import { seriesValue } from '../../src/proxy/metrics.js';
-import { STATS_PORT } from '../../src/mesh/ports.js';
+import { ENVOY_PROMETHEUS_PORT, STATS_PORT } from '../../src/mesh/ports.js';
 
 // Another name when two checkouts share a machine (lab names are global to it).
 const NAME = process.env.LOAD_E2E_LAB ?? 'bench-cmp-e2e';
@@ -187,3 +189,77 @@ t.test('the waypoint\'s upstream pool gauges: bounded under the load, no connect
     t.ok(settle <= SETTLE_MS, `waypoint ${g.kind}: envoy_cluster_upstream_cx_active 0 ${(settle / 1000).toFixed(1)} s after the last request seen in flight (at most ${SETTLE_MS / 1000} s; idle timeout ${DEFAULT_UPSTREAM_LIMITS.idleTimeoutMs / 1000} s)`);
   }
 });
+
+// sleep-sc -> sidecar (outbound engine) -> HBONE -> httpbin-sc's sidecar (inbound engine) -> httpbin.
+const SC_NAME = `${NAME}-sc`;
+const sidecarTopologyYaml = (name: string): string => `name: ${name}
+nodes:
+  - name: node-a
+  - name: node-b
+pods:
+  - {name: sleep-sc, node: node-a, app: sleep, mode: sidecar}
+  - {name: httpbin-sc, node: node-b, app: httpbin, mode: sidecar, labels: {app: httpbin-sc}}
+services:
+  - {name: httpbin-sc, selector: {app: httpbin-sc}, ports: [{name: http, port: 8000, targetPort: 80}]}
+`;
+
+t.test('sidecars under the same load: upstream gauges bounded, then cx_active 0 and fds back near idle', async (t) => {
+  const file = join(dir, 'load-sc.yaml');
+  writeFileSync(file, sidecarTopologyYaml(SC_NAME));
+  t.teardown(() => void lab(['down', SC_NAME]));
+  const { summary } = await labUp(file, SC_NAME, true);
+  const client = summary.pods.find((p) => p.name === 'default/sleep-sc')!;
+  const svc = summary.services.find((x) => x.name === 'default/httpbin-sc')!;
+  const url = `http://${svc.vip}:${svc.ports[0].port}/status/200`;
+  const sidecars = (await labStatus(SC_NAME)).processes.filter((p) => p.role === 'sidecar' && p.alive);
+  t.equal(sidecars.length, 2, 'two sidecar proxies');
+  const scrape = async (pid: number): Promise<Gauges | undefined> => new Promise((resolve) => {
+    execFile('nsenter', [`--net=/proc/${pid}/ns/net`, 'curl', '-s', '-m', '3', `http://127.0.0.1:${ENVOY_PROMETHEUS_PORT}/stats/prometheus`], { timeout: 5000 }, (_e, out) => resolve(gaugesOf(String(out ?? ''))));
+  });
+  // Warm up (certificates, HBONE session), then wait for the warm-up's connection to idle out, so idle is idle.
+  await spawnCollectOk(client.netns, url);
+  const idleAt = performance.now();
+  for (const p of sidecars) while ((await scrape(p.pid))?.cx !== 0 && performance.now() - idleAt < SETTLE_MS) await new Promise((r) => setTimeout(r, 250));
+  const idleFds = new Map(sidecars.map((p) => [p.pid, fdCount(p.pid) ?? 0]));
+  const peak = new Map(sidecars.map((p) => [p.pid, { cx: 0, rq: 0, pending: 0 }]));
+  let loading = true;
+  const poll = (async () => {
+    while (loading) {
+      for (const p of sidecars) {
+        const g = await scrape(p.pid);
+        const m = peak.get(p.pid)!;
+        if (g) peak.set(p.pid, { cx: Math.max(m.cx, g.cx), rq: Math.max(m.rq, g.rq), pending: Math.max(m.pending, g.pending) });
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+  const res = await runLoadClient(client.netns, ['concurrent', '--url', url, '--connections', String(O.connections), '--seconds', String(O.seconds)], O.seconds * 1000 + 120_000, O.connections * 2 + 1024);
+  loading = false;
+  await poll;
+  const ended = performance.now();
+  t.equal(res.maxOpen, O.connections, `${O.connections} connections open at once through sleep-sc's sidecar (${res.requests} ok, ${res.errors} errors)`);
+  const bound = DEFAULT_UPSTREAM_LIMITS.maxConnectionsPerEndpoint;
+  for (const p of sidecars) {
+    const m = peak.get(p.pid)!;
+    const tag = `${p.id}: peak cx_active ${m.cx}, rq_active ${m.rq}, rq_pending_active ${m.pending}`;
+    t.ok(m.cx > 0, `${tag}: the gauge saw the load`);
+    t.ok(m.cx <= bound && m.rq <= bound, `${tag}: at most ${bound} (one endpoint)`);
+  }
+  // Waited for, bounded by the settle window: no upstream connection left, fds back near idle.
+  const back = async (p: { pid: number }) => (await scrape(p.pid))?.cx === 0 && (fdCount(p.pid) ?? Infinity) <= idleFds.get(p.pid)! + FD_SETTLE_SLACK;
+  const settledAt = new Map<number, number>();
+  while (settledAt.size < sidecars.length && performance.now() - ended < SETTLE_MS) {
+    for (const p of sidecars) if (!settledAt.has(p.pid) && (await back(p))) settledAt.set(p.pid, performance.now() - ended);
+    if (settledAt.size < sidecars.length) await new Promise((r) => setTimeout(r, 200));
+  }
+  for (const p of sidecars) {
+    const at = settledAt.get(p.pid);
+    t.comment(`${p.id}: peak ${JSON.stringify(peak.get(p.pid))}, fds idle ${idleFds.get(p.pid)}, after ${fdCount(p.pid)}, settled ${at === undefined ? 'never' : `${(at / 1000).toFixed(1)} s`}`);
+    t.ok(at !== undefined, `${p.id}: envoy_cluster_upstream_cx_active 0 and fds within ${FD_SETTLE_SLACK} of idle ${idleFds.get(p.pid)} (now ${fdCount(p.pid)}) ${at === undefined ? 'not' : `${(at / 1000).toFixed(1)} s`} after the load (at most ${SETTLE_MS / 1000} s)`);
+  }
+  await labDown(SC_NAME);
+});
+
+async function spawnCollectOk(netns: string, url: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => execFile('ip', ['netns', 'exec', netns, 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', url], { timeout: 10_000 }, (e, out) => (e || String(out) !== '200' ? reject(new Error(`warm-up ${url}: ${e?.message ?? out}`)) : resolve())));
+}
