@@ -237,6 +237,12 @@ t.test('sidecars under the same load: upstream gauges bounded, then cx_active 0 
   loading = false;
   await poll;
   const ended = performance.now();
+  // What a user sees right after the load, while the idle connections are kept: the table's column and the labels.
+  const pc = lab(['proxy-config', 'sleep-sc', 'clusters', '--lab', SC_NAME]);
+  t.match(pc.stdout, /^outbound\|8000\|\|httpbin-sc\.default\.svc\.cluster\.local +LEAST_REQUEST +\S+:80 \(hbone \S+:15008\) +\d+\/\d+\/\d+$/m, `lab proxy-config sleep-sc clusters: upstream cx/rq/pending (${/^outbound\|8000\|\|httpbin-sc.*$/m.exec(pc.stdout)?.[0].trim().split(/ +/).pop()})`);
+  const server = sidecars.find((p) => p.id.endsWith('/httpbin-sc'))!;
+  const text = await new Promise<string>((resolve) => execFile('nsenter', [`--net=/proc/${server.pid}/ns/net`, 'curl', '-s', '-m', '3', `http://127.0.0.1:${ENVOY_PROMETHEUS_PORT}/stats/prometheus`], { timeout: 5000 }, (_e, out) => resolve(String(out ?? ''))));
+  t.match(text, /^envoy_cluster_upstream_cx_active\{cluster_name="inbound\|80\|\|",upstream_host="[\d.]+:80"\} \d+$/m, 'the server sidecar\'s inbound series is named by its cluster, inbound|80||');
   t.equal(res.maxOpen, O.connections, `${O.connections} connections open at once through sleep-sc's sidecar (${res.requests} ok, ${res.errors} errors)`);
   const bound = DEFAULT_UPSTREAM_LIMITS.maxConnectionsPerEndpoint;
   for (const p of sidecars) {
