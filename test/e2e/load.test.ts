@@ -44,7 +44,12 @@ interface Gauges { cx: number; rq: number; pending: number }
 const gaugesOf = (text: string): Gauges | undefined => (/^# TYPE envoy_cluster_upstream_cx_active gauge$/m.test(text)
   ? { cx: seriesValue(text, 'envoy_cluster_upstream_cx_active'), rq: seriesValue(text, 'envoy_cluster_upstream_rq_active'), pending: seriesValue(text, 'envoy_cluster_upstream_rq_pending_active') }
   : undefined);
-const curlArgs = (pid: number) => [`--net=/proc/${pid}/ns/net`, 'curl', '-s', '-m', '3', `http://127.0.0.1:${STATS_PORT}/metrics`];
+/** A proxy's Prometheus endpoint, fetched inside its netns (the waypoint's :15020 /metrics by default). */
+const curlArgs = (pid: number, where = `${STATS_PORT}/metrics`) => [`--net=/proc/${pid}/ns/net`, 'curl', '-s', '-m', '3', `http://127.0.0.1:${where}`];
+const fetchIn = (pid: number, where?: string): Promise<string> => new Promise((resolve) => {
+  execFile('nsenter', curlArgs(pid, where), { timeout: 5000 }, (_e, out) => resolve(String(out ?? '')));
+});
+const SIDECAR_STATS = `${ENVOY_PROMETHEUS_PORT}/stats/prometheus`;
 
 /** What the gauges did in one waypoint phase: peaks under the load, then how long until no upstream connection was open. */
 interface GaugePhase {
@@ -113,9 +118,9 @@ function gaugeWatcher(log: (m: string) => void) {
     timer = setInterval(() => {
       if (busy || !pid || cur !== c) return;
       busy = true;
-      execFile('nsenter', curlArgs(pid), { timeout: 5000 }, (_e, out) => {
+      void fetchIn(pid).then((out) => {
         busy = false;
-        if (cur === c) record(gaugesOf(String(out ?? '')));
+        if (cur === c) record(gaugesOf(out));
       });
     }, 500);
   };
@@ -213,9 +218,7 @@ t.test('sidecars under the same load: upstream gauges bounded, then cx_active 0 
   const url = `http://${svc.vip}:${svc.ports[0].port}/status/200`;
   const sidecars = (await labStatus(SC_NAME)).processes.filter((p) => p.role === 'sidecar' && p.alive);
   t.equal(sidecars.length, 2, 'two sidecar proxies');
-  const scrape = async (pid: number): Promise<Gauges | undefined> => new Promise((resolve) => {
-    execFile('nsenter', [`--net=/proc/${pid}/ns/net`, 'curl', '-s', '-m', '3', `http://127.0.0.1:${ENVOY_PROMETHEUS_PORT}/stats/prometheus`], { timeout: 5000 }, (_e, out) => resolve(gaugesOf(String(out ?? ''))));
-  });
+  const scrape = async (pid: number): Promise<Gauges | undefined> => gaugesOf(await fetchIn(pid, SIDECAR_STATS));
   // Warm up (certificates, HBONE session), then wait for the warm-up's connection to idle out, so idle is idle.
   await spawnCollectOk(client.netns, url);
   const idleAt = performance.now();
@@ -241,7 +244,7 @@ t.test('sidecars under the same load: upstream gauges bounded, then cx_active 0 
   const pc = lab(['proxy-config', 'sleep-sc', 'clusters', '--lab', SC_NAME]);
   t.match(pc.stdout, /^outbound\|8000\|\|httpbin-sc\.default\.svc\.cluster\.local +LEAST_REQUEST +\S+:80 \(hbone \S+:15008\) +\d+\/\d+\/\d+$/m, `lab proxy-config sleep-sc clusters: upstream cx/rq/pending (${/^outbound\|8000\|\|httpbin-sc.*$/m.exec(pc.stdout)?.[0].trim().split(/ +/).pop()})`);
   const server = sidecars.find((p) => p.id.endsWith('/httpbin-sc'))!;
-  const text = await new Promise<string>((resolve) => execFile('nsenter', [`--net=/proc/${server.pid}/ns/net`, 'curl', '-s', '-m', '3', `http://127.0.0.1:${ENVOY_PROMETHEUS_PORT}/stats/prometheus`], { timeout: 5000 }, (_e, out) => resolve(String(out ?? ''))));
+  const text = await fetchIn(server.pid, SIDECAR_STATS);
   t.match(text, /^envoy_cluster_upstream_cx_active\{cluster_name="inbound\|80\|\|",upstream_host="[\d.]+:80"\} \d+$/m, 'the server sidecar\'s inbound series is named by its cluster, inbound|80||');
   t.equal(res.maxOpen, O.connections, `${O.connections} connections open at once through sleep-sc's sidecar (${res.requests} ok, ${res.errors} errors)`);
   const bound = DEFAULT_UPSTREAM_LIMITS.maxConnectionsPerEndpoint;
