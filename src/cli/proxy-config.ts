@@ -1,7 +1,7 @@
 // `lab proxy-config TARGET`: what an L7 proxy (today: a waypoint) runs, as tables, like
 // `istioctl proxy-config`: listeners (the Services it serves and which ports are HTTP), routes
-// (rules in order, with matches and weighted backends), clusters (with their endpoints) and the
-// L7 authorization it enforces. Read from the proxy's admin port (127.0.0.1:15000/config_dump).
+// (rules in order, with matches and weighted backends), clusters (with their endpoints and upstream
+// pool gauges) and the L7 authorization it enforces. Read from the proxy's admin port (127.0.0.1:15000/config_dump).
 import type { Argv } from 'yargs';
 import { resolveLab, loadLab, resolveTarget } from './select.js';
 import { run } from '../host/run.js';
@@ -66,7 +66,9 @@ export const proxyConfigCommand = {
       out.push(rows.length ? table(['host', '#', 'match', 'backends (weight)', 'policy', 'from'], rows) : `routes: none (every Service goes to its default route: all endpoints, ${defaultRetries})`, '');
     }
     if (show('clusters') || show('endpoints')) {
-      out.push(table(['cluster', 'load balancer', 'endpoints'], ((dump.clusters ?? []) as any[]).map((c) => [c.name, c.loadBalancer ?? '', (c.endpoints ?? []).map((e: any) => (typeof e === 'string' ? e : `${e.address ?? e.ip}:${e.port ?? ''}${e.transport ? ` (${e.transport})` : ''}`)).join(',') || '(none)'])), '');
+      // Envoy's upstream_cx_active / upstream_rq_active / upstream_rq_pending_active, as the proxy read them from its pools.
+      const pool = (u: any): string => (u ? `${u.cxActive}/${u.rqActive}/${u.rqPendingActive}` : '');
+      out.push(table(['cluster', 'load balancer', 'endpoints', 'upstream cx/rq/pending'], ((dump.clusters ?? []) as any[]).map((c) => [c.name, c.loadBalancer ?? '', (c.endpoints ?? []).map((e: any) => (typeof e === 'string' ? e : `${e.address ?? e.ip}:${e.port ?? ''}${e.transport ? ` (${e.transport})` : ''}`)).join(',') || '(none)', pool(c.upstream)])), '');
     }
     if (show('authz')) {
       const pols = (dump.authorization ?? dump.l7Policies ?? []) as L7AuthorizationPolicy[];

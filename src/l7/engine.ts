@@ -17,7 +17,7 @@ import { formatFlags, LOCAL_REPLY, type EngineFlag, type L7RequestResult } from 
 import { retryDecision, type AttemptOutcome } from './retry.js';
 import { applyRewrite, redirectLocation } from './rewrite.js';
 import { selectRoute, splitPath, type RouteSelection } from './route-match.js';
-import { UpstreamConnectError, UpstreamPools, type ConnectFn, type UpstreamLimits } from './upstream.js';
+import { UpstreamConnectError, UpstreamPools, type ConnectFn, type EndpointUpstreamStats, type UpstreamLimits } from './upstream.js';
 
 /** The configuration the engine routes by; replaced as a whole on reload. */
 export interface L7Config {
@@ -142,6 +142,11 @@ export class L7Engine {
 
   async close(): Promise<void> {
     await this.pools.close();
+  }
+
+  /** The upstream pools' gauges per endpoint, computed now (for /metrics and /config_dump). */
+  upstreamStats(): EndpointUpstreamStats[] {
+    return this.pools.byEndpoint();
   }
 
   /** Serve one request; resolves with its result once the response is complete (or abandoned). */

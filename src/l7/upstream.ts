@@ -71,6 +71,24 @@ export interface UpstreamStats {
   queued: number;
 }
 
+/**
+ * One endpoint's pool, counted as Envoy's per-cluster gauges count a cluster's pool
+ * (cluster_manager cluster statistics): the numbers behind `envoy_cluster_upstream_*_active`.
+ */
+export interface EndpointUpstreamStats {
+  /** ip:port (endpointKey). */
+  endpoint: string;
+  /** upstream_cx_active: connections open, busy or idle. */
+  cxActive: number;
+  /** upstream_rq_active: requests on a connection (sent, response not yet complete); Envoy counts a request here only once it has one. */
+  rqActive: number;
+  /**
+   * upstream_rq_pending_active: requests waiting for a connection, because the per-endpoint
+   * bound is reached (the pool's queue) or because theirs is still being connected.
+   */
+  rqPendingActive: number;
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number, onLate: (v: T) => void): Promise<T> {
   return new Promise((resolve, reject) => {
     let done = false;
@@ -137,6 +155,18 @@ export class UpstreamPools {
       out.queued += p.stats.queued;
     }
     return out;
+  }
+
+  /**
+   * Per endpoint, read from undici's counters when asked (a scrape, a config dump): nothing is
+   * counted on the request path. undici's `pending` is its pool queue plus the requests handed
+   * to a connection that is not yet up, which is what Envoy keeps pending.
+   */
+  byEndpoint(): EndpointUpstreamStats[] {
+    return [...this.pools].map(([endpoint, p]) => {
+      const s = p.stats;
+      return { endpoint, cxActive: s.connected, rqActive: s.running, rqPendingActive: s.pending };
+    });
   }
 
   async close(): Promise<void> {

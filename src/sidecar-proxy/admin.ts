@@ -8,6 +8,7 @@ import { decideTransport, type EndpointTransport } from './transport.js';
 import type { SidecarContext } from './context.js';
 import type { SidecarPorts } from './config.js';
 import { DEFAULT_RETRY_POLICY } from '../l7/model.js';
+import { renderUpstreamGauges, sumUpstream } from '../proxy/request-metrics.js';
 import { ADMIN_PORT, ENVOY_PROMETHEUS_PORT, HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_CAPTURE_PORT, READINESS_PORT } from '../mesh/ports.js';
 
 /** One line for how an endpoint is reached: `hbone 10.244.0.7:15008 (waypoint default/x)`, `istio-mtls`, `plaintext`, `passthrough`. */
@@ -24,6 +25,8 @@ export function sidecarConfigDump(s: SidecarContext, ports?: SidecarPorts): Reco
   const { z } = s;
   const cfg = z.cfg;
   const { store, ...version } = z.xds.snapshot;
+  const outPools = s.outboundEngine?.upstreamStats() ?? [];
+  const inPools = s.inboundEngine?.upstreamStats() ?? [];
   const services = store.state.services;
   const protocol = (host: string, port: number): string => ((cfg.httpPorts[host] ?? []).includes(port) ? 'HTTP' : 'TCP');
   const outbound = services.flatMap((svc) => Object.entries(svc.ports).flatMap(([port, target]) => {
@@ -46,12 +49,15 @@ export function sidecarConfigDump(s: SidecarContext, ports?: SidecarPorts): Reco
           }
           return { address: ip, port: target, transport };
         }),
+        // The pools are per endpoint: an endpoint in a subset counts in the subset's cluster and in the Service's.
+        upstream: sumUpstream(outPools, eps.map((ip) => `${ip}:${target}`)),
       };
     });
   }));
   const inbound = cfg.inboundPorts.map((p) => ({
     name: `inbound|${p}||`, service: null, port: p, subset: null, loadBalancer: 'PASSTHROUGH',
     endpoints: [{ address: cfg.instanceIp, port: p, transport: `tcp from ${s.appSource}` }],
+    upstream: sumUpstream(inPools, inPools.filter((x) => x.endpoint.endsWith(`:${p}`)).map((x) => x.endpoint)),
   }));
   const at = (port: number | undefined, fallback: number, host = '0.0.0.0'): string => `${host}:${port ?? fallback}`;
   // As `istioctl proxy-config listeners` lists an Envoy sidecar: the virtual listeners the nat
@@ -99,7 +105,12 @@ const send = (res: http.ServerResponse, code: number, type: string, body: string
   res.end(body);
 };
 
-const metrics = (s: SidecarContext): string => s.z.metrics.render() + s.requests.render();
+// The inbound engine only ever sends to the app's port (its original destination), so its
+// endpoints are the cluster inbound|PORT||; the outbound one's are counted per endpoint.
+const metrics = (s: SidecarContext): string => s.z.metrics.render() + s.requests.render() + renderUpstreamGauges([
+  { stats: s.outboundEngine.upstreamStats() },
+  { stats: s.inboundEngine.upstreamStats(), cluster: (x) => `inbound|${x.endpoint.slice(x.endpoint.lastIndexOf(':') + 1)}||` },
+]);
 
 export function sidecarAdmin(s: SidecarContext, ports: () => SidecarPorts | undefined): http.Server {
   return http.createServer((req, res) => {

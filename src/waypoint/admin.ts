@@ -1,13 +1,15 @@
 // A waypoint's side doors, as Envoy's: admin on 127.0.0.1:15000 (/config_dump with its
-// listeners' view: served workloads, routes, clusters and endpoints, and the config version),
-// Prometheus on :15020 (TCP and HTTP metrics), readiness on :15021.
+// listeners' view: served workloads, routes, clusters and endpoints with their upstream pool
+// gauges, and the config version), Prometheus on :15020 (TCP and HTTP metrics, upstream pools), readiness on :15021.
 import http from 'node:http';
 import { servedWorkloads } from './served.js';
 import type { RunningWaypoint } from './waypoint.js';
+import { renderUpstreamGauges, sumUpstream } from '../proxy/request-metrics.js';
 
 /** Envoy-like view: what `lab proxy-config WAYPOINT` prints as tables. */
-export function waypointConfigDump(w: Pick<RunningWaypoint, 'z'>): Record<string, unknown> {
+export function waypointConfigDump(w: Pick<RunningWaypoint, 'z'> & Partial<Pick<RunningWaypoint, 'engine'>>): Record<string, unknown> {
   const { z } = w;
+  const pools = w.engine?.upstreamStats() ?? [];
   const { store, ...version } = z.xds.snapshot;
   const served = servedWorkloads(store, z.cfg.instanceIp);
   const services = store.state.services.filter((s) => s.endpoints.some((ip) => served.some((x) => x.workloadIp === ip)));
@@ -22,6 +24,8 @@ export function waypointConfigDump(w: Pick<RunningWaypoint, 'z'>): Record<string
         name: `inbound-vip|${port}|${(z.cfg.httpPorts[s.hostname] ?? []).includes(Number(port)) ? 'http' : 'tcp'}/${subset ?? ''}|${s.hostname}`,
         service: s.hostname, port: Number(port), subset: subset ?? null, loadBalancer: (subset && dr?.subsets.find((x) => x.name === subset)?.loadBalancer) ?? dr?.loadBalancer ?? 'LEAST_REQUEST',
         endpoints: eps.map((x) => `${x.workloadIp}:${target}`),
+        // The pools are per endpoint: an endpoint in a subset counts in the subset's cluster and in the Service's.
+        upstream: sumUpstream(pools, eps.map((x) => `${x.workloadIp}:${target}`)),
       };
     });
   }));
@@ -42,7 +46,7 @@ const send = (res: http.ServerResponse, code: number, type: string, body: string
   res.end(body);
 };
 
-const metrics = (w: RunningWaypoint): string => w.z.metrics.render() + w.requests.render();
+const metrics = (w: RunningWaypoint): string => w.z.metrics.render() + w.requests.render() + renderUpstreamGauges([{ stats: w.engine.upstreamStats() }]);
 
 export function waypointAdmin(w: RunningWaypoint): http.Server {
   return http.createServer((req, res) => {
