@@ -112,8 +112,8 @@ t.test('coexistence: headers each sidecar adds; metrics and config_dump', async 
   t.match(pc.stdout, /^connect_terminate +0\.0\.0\.0:15008 +HBONE/m, 'listeners: 15008');
   t.match(pc.stdout, /^10\.96\.0\.12_9080 +10\.96\.0\.12:9080 +HTTP: routes of reviews\.default\.svc\.cluster\.local:9080/m, 'listeners: one per Service port');
   t.match(pc.stdout, /^routes: none \(every Service goes to its default route: all endpoints, retries 2 on connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes,503\)$/m, "routes: none of its own, Istio's default retries at a sidecar");
-  t.match(pc.stdout, /^outbound\|9080\|\|reviews\.default\.svc\.cluster\.local +LEAST_REQUEST +\S+:80 \(hbone \S+:15008 \(waypoint default\/bookinfo-reviews-istio-waypoint\)\)$/m, 'clusters and endpoints: reviews through its waypoint');
-  t.match(pc.stdout, /^outbound\|8000\|\|httpbin-mtls\.default\.svc\.cluster\.local +LEAST_REQUEST +\S+:80 \(istio-mtls\)$/m, 'httpbin-mtls over Istio mTLS');
+  t.match(pc.stdout, /^outbound\|9080\|\|reviews\.default\.svc\.cluster\.local +LEAST_REQUEST +\S+:80 \(hbone \S+:15008 \(waypoint default\/bookinfo-reviews-istio-waypoint\)\) +\d+\/\d+\/\d+$/m, 'clusters and endpoints: reviews through its waypoint');
+  t.match(pc.stdout, /^outbound\|8000\|\|httpbin-mtls\.default\.svc\.cluster\.local +LEAST_REQUEST +\S+:80 \(istio-mtls\) +\d+\/\d+\/\d+$/m, 'httpbin-mtls over Istio mTLS');
   t.notMatch(lab(['proxy-config', 'httpbin-mtls', '--lab', NAME, 'listeners']).stdout, /connect_terminate/, 'hbone: false: no 15008 listener');
 });
 

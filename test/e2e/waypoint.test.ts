@@ -98,7 +98,7 @@ t.test('lab proxy-config shows the waypoint\'s listeners, routes, clusters and p
   t.match(r.stdout, /reviews\.default\.svc\.cluster\.local\s+10\.96\.0\.11\s+9080\s+HTTP/, 'reviews:9080 is an HTTP listener');
   t.match(r.stdout, /echo\.default\.svc\.cluster\.local\s+10\.96\.0\.12\s+9000\s+TCP/, 'echo:9000 is TCP');
   t.match(r.stdout, /1\s+\*\s+reviews\/v1 90, reviews\/v2 10/, 'the 90/10 rule');
-  t.match(r.stdout, /inbound-vip\|9080\|http\/v2\|reviews\.default\.svc\.cluster\.local\s+LEAST_REQUEST\s+10\.244\.1\.\d+:80\n/, 'the v2 cluster with its one endpoint');
+  t.match(r.stdout, /inbound-vip\|9080\|http\/v2\|reviews\.default\.svc\.cluster\.local\s+LEAST_REQUEST\s+10\.244\.1\.\d+:80\s+\d+\/\d+\/\d+\n/, 'the v2 cluster with its one endpoint and its upstream cx/rq/pending');
   t.match(r.stdout, /default\/reviews-viewer\s+ALLOW/);
   const notWp = lab(['proxy-config', 'sleep', '--lab', NAME]);
   t.equal(notWp.code, 2);
