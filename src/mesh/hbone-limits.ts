@@ -130,12 +130,21 @@ export function sessionGuard(session: http2.ServerHttp2Session, l: HboneLimits, 
     end();
     session.destroy();
   };
-  // Client stream ids are 1, 3, 5, ... in order: an id we never saw was reset below us.
+  // Client stream ids increase (1, 3, 5, ...): an id we never saw was reset below us, or skipped
+  // by the client, which HTTP/2 allows (RFC 9113 5.1.1: the lower ids are closed, never opened).
+  // A reset stream still arrived as a HEADERS frame, 9 bytes at least, since the last count: the
+  // bytes read bound the resets, so a peer jumping to stream 2^31-1 is not counted (or looped
+  // over) as a billion refusals. (A fuzzed jump to 0x576680e1 once blocked the event loop here
+  // until the heap ran out.)
+  let bytesAtCount = 0;
   const countSkipped = (lastId: number | undefined): void => {
     if (!lastId) return;
-    const skipped = (lastId + 1) / 2 - seen - skippedCounted;
-    if (skipped <= 0) return;
-    skippedCounted += skipped;
+    const gap = (lastId + 1) / 2 - seen - skippedCounted;
+    if (gap <= 0) return;
+    skippedCounted += gap;
+    const bytes = session.socket?.bytesRead ?? bytesAtCount;
+    const skipped = Math.max(0, Math.min(gap, Math.floor((bytes - bytesAtCount) / 9)));
+    bytesAtCount = bytes;
     for (let i = 0; i < skipped; i++) {
       refuse('header_limit', `stream reset by the HTTP/2 layer: header list over ${l.maxHeaderListSize} bytes or over ${l.maxHeaderListPairs} fields`);
     }
