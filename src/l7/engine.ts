@@ -1,4 +1,4 @@
-// The L7 engine: one HTTP/1.1 request in, one response and one result out, in the order of
+// The L7 engine: one HTTP/1.1 or HTTP/2 (compat API) request in, one response and one result out, in the order of
 // the waypoint's Envoy filter chain (waypoint-and-sidecar.md §1): RBAC -> fault -> router.
 // The waypoint and the sidecar proxy both use it unchanged and differ only in what they pass:
 // the policies they enforce, how connect() reaches an endpoint, the server name, the retry
@@ -79,11 +79,17 @@ export interface L7EngineOptions {
 
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'expect', 'http2-settings'];
 
+/**
+ * Without the hop-by-hop fields and, for an HTTP/2 request, its pseudo-headers (:method,
+ * :path, ...): the upstream request is HTTP/1.1 whatever the client spoke, and the HTTP/2
+ * response must not carry connection-specific fields (RFC 9113 §8.2.2), all in HOP_BY_HOP.
+ */
 function stripHopByHop(h: HeaderMap): HeaderMap {
   const out: HeaderMap = { ...h };
   const conn = out.connection;
   const named = (Array.isArray(conn) ? conn.join(',') : conn ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
   for (const name of [...HOP_BY_HOP, ...named]) delete out[name];
+  for (const name of Object.keys(out)) if (name.startsWith(':')) delete out[name];
   return out;
 }
 
@@ -157,7 +163,8 @@ export class L7Engine {
       startTime: Date.now(),
       method: req.method ?? 'GET',
       path: rawUrl,
-      authority: req.headers.host ?? '',
+      // HTTP/2 carries the authority in :authority (RFC 9113 §8.3.1), usually with no host.
+      authority: req.headers[':authority'] as string | undefined ?? req.headers.host ?? '',
       requestId: typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'] : undefined,
       userAgent: req.headers['user-agent'],
       status: 0,
@@ -169,7 +176,9 @@ export class L7Engine {
       bytesReceived: 0,
       bytesSent: 0,
     };
-    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    // An HTTP/2 request has a body unless its HEADERS frame ended the stream; content-length is optional there.
+    const h2Stream = (req as { stream?: { endAfterHeaders?: boolean } }).stream;
+    const hasBody = h2Stream ? !h2Stream.endAfterHeaders : Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
     const x: Exchange = { req, res, info, result, flags: [], body: new RequestBody(req, hasBody, 0), gone: false, onGone: new Set() };
     res.on('close', () => {
       if (res.writableFinished) return;

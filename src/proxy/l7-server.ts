@@ -1,10 +1,17 @@
-// HTTP/1.1 served over connections a proxy already accepted and decided about (an HBONE
-// CONNECT tunnel, a TLS-terminated or plain TCP socket): one Node HTTP server, fed those
-// connections instead of listening itself, each tagged with what its listener knew about it
-// (peer, identity, destination). Every request goes through the L7 engine; the caller gets its
-// result and the connection's info to log it and count it.
+// HTTP/1.1 and h2c served over connections a proxy already accepted and decided about (an
+// HBONE CONNECT tunnel, a TLS-terminated or plain TCP socket): one Node HTTP server and one
+// HTTP/2 server, fed those connections instead of listening themselves, each tagged with what
+// its listener knew about it (peer, identity, destination). A connection opening with the
+// HTTP/2 client preface (prior knowledge, as `curl --http2-prior-knowledge` sends) goes to the
+// HTTP/2 one, anything else to HTTP/1.1, as Envoy's HCM with codec_type AUTO decides. Every
+// request goes through the L7 engine; the caller gets its result and the connection's info to
+// log it and count it.
 import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { plainDuplex } from '../mesh/duplex-adapter.js';
+import { peekFirstChunk } from '../sidecar-proxy/istio-mtls.js';
 import type { Logger } from 'pino';
 import type { DownstreamInfo, L7Engine } from '../l7/engine.js';
 import type { L7RequestResult } from '../l7/result.js';
@@ -38,6 +45,18 @@ export const HTTP1_LIMITS: Http1Limits = {
   requestTimeoutMs: 300_000,
   timeoutCheckMs: 1000,
 };
+
+/** The first bytes an HTTP/2 client with prior knowledge sends (RFC 9113 §3.4). */
+export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/**
+ * Whether a connection's first chunk opens HTTP/2. A chunk shorter than the preface counts when
+ * it is a start of it: no HTTP/1.1 request starts with "PRI * HTTP/2.0" (llhttp refuses it).
+ */
+export function looksLikeH2c(first: Buffer): boolean {
+  const n = Math.min(first.length, H2_PREFACE.length);
+  return n > 0 && first.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+}
 
 export interface L7ServerOptions {
   limits?: Partial<Http1Limits>;
@@ -120,16 +139,69 @@ export function createL7Server(
       sock.destroy();
     }
   });
+
+  // h2c: the same engine behind Node's HTTP/2 compatibility API. The upstream stays HTTP/1.1
+  // (undici) whatever the client spoke: Envoy would speak h2 to an app port named http2/grpc.
+  const h2 = http2.createServer({
+    // The HTTP/1 bounds, in HTTP/2 terms: the decoded header list (HPACK-expanded), and one
+    // field more than maxHeadersCount so that a request over it reaches the check below.
+    maxHeaderListSize: limits.maxHeaderSize,
+    maxHeaderListPairs: limits.maxHeadersCount + 1,
+  } as http2.ServerOptions, (req, res) => {
+    const info = infos.get(req.stream.session as object);
+    if (!info) { res.writeHead(500).end(); return; }
+    // Pseudo-headers (:method, :path, ...) are not fields a client chose: not counted.
+    const fields = req.rawHeaders.filter((_, i) => i % 2 === 0 && !req.rawHeaders[i].startsWith(':')).length;
+    if (fields > limits.maxHeadersCount) {
+      refused('header_count', 431, `more than ${limits.maxHeadersCount} header fields`, info);
+      res.writeHead(431).end();
+      return;
+    }
+    // The engine is written against the HTTP/1 types; the compat API offers the same surface it uses.
+    void engine.handle(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse, info)
+      .then((r) => onResult(r, info), (e: Error) => log.error({ err: e.message }, 'request failed in the L7 engine'));
+  });
+  // 'session' fires synchronously inside emit('connection'): the info waiting is this connection's.
+  let h2Pending: DownstreamInfo | undefined;
+  h2.on('session', (session: http2.ServerHttp2Session) => {
+    if (h2Pending) infos.set(session, h2Pending);
+  });
+  // A client that breaks the protocol gets Node's GOAWAY/RST_STREAM; Node's refusals of oversized
+  // header lists happen in nghttp2 and never reach here, so only the 431 above is counted.
+  h2.on('sessionError', (e: Error) => log.debug({ err: e.message }, 'h2c session error'));
+
+  const dispatch = (conn: Duplex, first: Buffer, info: DownstreamInfo): void => {
+    // A socket with a native handle would be read from the handle by both servers, skipping the
+    // bytes the peek put back into its JS buffer: read it through a JS stream.
+    const c = first.length > 0 && conn instanceof net.Socket ? plainDuplex(conn) : conn;
+    infos.set(c, info);
+    live.add(conn);
+    conn.once('close', () => live.delete(conn));
+    if (looksLikeH2c(first)) {
+      h2Pending = info;
+      h2.emit('connection', c);
+      h2Pending = undefined;
+    } else {
+      server.emit('connection', c);
+    }
+    // The peek left the stream paused, and a 'data' listener does not resume a stream paused
+    // on purpose: both servers would wait forever on a JS Duplex.
+    c.resume();
+  };
+
   return {
     serve(conn, info) {
-      infos.set(conn, info);
-      live.add(conn);
-      conn.once('close', () => live.delete(conn));
-      server.emit('connection', conn);
+      // The first bytes decide HTTP/1.1 or HTTP/2; peekFirstChunk puts them back (it uses only
+      // the Readable side, so any Duplex does).
+      void peekFirstChunk(conn as net.Socket).then((first) => {
+        if (first === null) { conn.destroy(); return; }
+        dispatch(conn, first, info);
+      });
     },
     async close() {
       // Stops the timeout checker; the callback takes the "not running" error of a server that never listened.
       server.close(() => undefined);
+      h2.close();
       for (const c of live) c.destroy();
       live.clear();
     },
