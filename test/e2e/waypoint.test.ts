@@ -6,7 +6,8 @@ import t from 'tap';
 import { lab, upJson, podIp, sh, REPO } from './helpers.js';
 import { seriesValue } from '../../src/proxy/metrics.js';
 
-const NAME = 'wp';
+// WAYPOINT_E2E_LAB: another lab name, for a run beside labs other people have up.
+const NAME = process.env.WAYPOINT_E2E_LAB ?? 'wp';
 const STATE = `/run/ambient-lab/${NAME}`;
 const WP = 'bookinfo-reviews-istio-waypoint';
 
@@ -41,6 +42,20 @@ t.test('VirtualService 90/10 split and header match, applied by the waypoint', a
   t.ok(v2 >= 12 && v2 <= 54, `v2 got ${v2}/300 = ${(v2 / 3).toFixed(1)}% (weight 10%, accepted 4-18%)`);
   const jason = curlLoop('sleep', 10, `-H 'end-user: jason' http://reviews:9080/hostname`);
   t.same([...new Set(jason)], ['reviews-v2'], 'end-user: jason always goes to v2');
+});
+
+t.test('h2c (HTTP/2 with prior knowledge) through the waypoint: 200, routed as HTTP/1.1 is', async (t) => {
+  const one = lab(['exec', '--lab', NAME, 'sleep', '--', 'sh', '-c', `curl -s -m 5 --http2-prior-knowledge -w '\\n%{http_version} %{http_code}' http://reviews:9080/hostname`]);
+  t.match(one.stdout, /^reviews-v[12]\n+2 200$/, `curl spoke HTTP/2 and got 200 (${JSON.stringify(one.stdout)})`);
+  const jason = curlLoop('sleep', 10, `--http2-prior-knowledge -H 'end-user: jason' http://reviews:9080/hostname`);
+  t.same([...new Set(jason)], ['reviews-v2'], 'end-user: jason always goes to v2');
+  const out = curlLoop('sleep', 100, '--http2-prior-knowledge http://reviews:9080/hostname');
+  const v1 = out.filter((l) => l === 'reviews-v1').length;
+  const v2 = out.filter((l) => l === 'reviews-v2').length;
+  t.equal(v1 + v2, 100, `every request answered by v1 or v2 (${v1}/${v2})`);
+  t.ok(v2 <= 25, `v2 got ${v2}/100 (weight 10%)`);
+  const post = curl1('sleep', '--http2-prior-knowledge -X POST http://reviews:9080/hostname');
+  t.equal(post.stdout, 'RBAC: access denied\n403', 'POST over h2c: the same 403');
 });
 
 t.test('L7 AuthorizationPolicy on the waypoint: 403 RBAC: access denied', async (t) => {
