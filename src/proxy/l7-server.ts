@@ -144,9 +144,10 @@ export function createL7Server(
   // (undici) whatever the client spoke: Envoy would speak h2 to an app port named http2/grpc.
   const h2 = http2.createServer({
     // The HTTP/1 bounds, in HTTP/2 terms: the decoded header list (HPACK-expanded), and one
-    // field more than maxHeadersCount so that a request over it reaches the check below.
+    // field more than maxHeadersCount, plus the four request pseudo-headers Node counts too, so
+    // that a request just over it reaches the check below (past that, Node resets the stream).
     maxHeaderListSize: limits.maxHeaderSize,
-    maxHeaderListPairs: limits.maxHeadersCount + 1,
+    maxHeaderListPairs: limits.maxHeadersCount + 1 + 4,
   } as http2.ServerOptions, (req, res) => {
     const info = infos.get(req.stream.session as object);
     if (!info) { res.writeHead(500).end(); return; }

@@ -11,6 +11,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { captureLogger } from './capture-logger.js';
 import { createL7Server, looksLikeH2c, H2_PREFACE } from '../../src/proxy/l7-server.js';
+import { Refusals } from '../../src/proxy/refusals.js';
 import { plainDuplex } from '../../src/mesh/duplex-adapter.js';
 import { L7Engine, type DownstreamInfo } from '../../src/l7/engine.js';
 import { seededRandom } from '../../src/l7/backends.js';
@@ -69,7 +70,8 @@ async function rig(t: Test, feed: 'tunnel' | 'socket') {
   });
   const info: DownstreamInfo = { service: { host: HOST, port: 9080 }, srcIp: '127.0.0.1', dstIp: '10.96.0.20', dstPort: 9080 };
   const { log } = captureLogger();
-  const l7 = createL7Server(engine, log, (r) => results.push(r));
+  const refusals = new Refusals();
+  const l7 = createL7Server(engine, log, (r) => results.push(r), { refusals });
   const front = net.createServer({ allowHalfOpen: true }, (s) => l7.serve(feed === 'tunnel' ? plainDuplex(s) : s, info));
   front.listen(0, '127.0.0.1');
   await once(front, 'listening');
@@ -94,7 +96,7 @@ async function rig(t: Test, feed: 'tunnel' | 'socket') {
       req.on('error', reject);
       if (body !== undefined) req.end(body);
     });
-  return { port, seen, results, h2 };
+  return { port, seen, results, h2, refusals };
 }
 
 t.test('the preface test', async (t) => {
@@ -150,3 +152,12 @@ for (const feed of ['tunnel', 'socket'] as const) {
     t.equal(r.seen.at(-1)!.headers.host, AUTHORITY);
   });
 }
+
+t.test('h2c header count: 100 fields served, 101 refused with 431 and counted as HTTP/1.1 is', async (t) => {
+  const r = await rig(t, 'tunnel');
+  const fields = (n: number): Record<string, string> => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-${i}`, 'v']));
+  t.equal((await r.h2('GET', '/reviews/1', fields(100))).status, 200, '100 header fields (plus the pseudo-headers) served');
+  const over = await r.h2('GET', '/reviews/1', fields(101));
+  t.equal(over.status, 431, '101 header fields: 431');
+  t.equal(r.refusals.value('http', 'header_count'), 1, 'counted under lab_refused_total{listener="http",reason="header_count"}');
+});
