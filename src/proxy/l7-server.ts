@@ -1,16 +1,16 @@
 // HTTP/1.1 and h2c served over connections a proxy already accepted and decided about (an
 // HBONE CONNECT tunnel, a TLS-terminated or plain TCP socket): one Node HTTP server and one
 // HTTP/2 server, fed those connections instead of listening themselves, each tagged with what
-// its listener knew about it (peer, identity, destination). A connection opening with the
-// HTTP/2 client preface (prior knowledge, as `curl --http2-prior-knowledge` sends) goes to the
-// HTTP/2 one, anything else to HTTP/1.1, as Envoy's HCM with codec_type AUTO decides. Every
+// its listener knew about it (peer, identity, destination). On a connection that is already a
+// JS stream (an HBONE tunnel), one opening with the HTTP/2 client preface (prior knowledge, as
+// `curl --http2-prior-knowledge` sends) goes to the HTTP/2 one, anything else to HTTP/1.1, as
+// Envoy's HCM with codec_type AUTO decides; a native socket is HTTP/1.1 (see serve()). Every
 // request goes through the L7 engine; the caller gets its result and the connection's info to
 // log it and count it.
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { plainDuplex } from '../mesh/duplex-adapter.js';
 import { peekFirstChunk } from '../sidecar-proxy/istio-mtls.js';
 import type { Logger } from 'pino';
 import type { DownstreamInfo, L7Engine } from '../l7/engine.js';
@@ -171,27 +171,38 @@ export function createL7Server(
   // header lists happen in nghttp2 and never reach here, so only the 431 above is counted.
   h2.on('sessionError', (e: Error) => log.debug({ err: e.message }, 'h2c session error'));
 
-  const dispatch = (conn: Duplex, first: Buffer, info: DownstreamInfo): void => {
-    // A socket with a native handle would be read from the handle by both servers, skipping the
-    // bytes the peek put back into its JS buffer: read it through a JS stream.
-    const c = first.length > 0 && conn instanceof net.Socket ? plainDuplex(conn) : conn;
-    infos.set(c, info);
+  const track = (conn: Duplex, info: DownstreamInfo): void => {
+    infos.set(conn, info);
     live.add(conn);
     conn.once('close', () => live.delete(conn));
+  };
+  const dispatch = (conn: Duplex, first: Buffer, info: DownstreamInfo): void => {
+    track(conn, info);
     if (looksLikeH2c(first)) {
       h2Pending = info;
-      h2.emit('connection', c);
+      h2.emit('connection', conn);
       h2Pending = undefined;
     } else {
-      server.emit('connection', c);
+      server.emit('connection', conn);
     }
     // The peek left the stream paused, and a 'data' listener does not resume a stream paused
     // on purpose: both servers would wait forever on a JS Duplex.
-    c.resume();
+    conn.resume();
   };
 
   return {
     serve(conn, info) {
+      // A socket with a native handle (the sidecar's REDIRECTed 15001/15006 connections, an
+      // Istio mTLS TLSSocket) stays on Node's native HTTP/1.1 path: to tell h2c apart, its
+      // first bytes would have to be read in JS and every later byte too (the parser would
+      // otherwise read the handle past the bytes put back), which cost the sidecar's HTTP/1.1
+      // path 20-35% more CPU per request in an A/B of the compare bench. h2c is served
+      // where the connection already is a JS stream: HBONE tunnels (the waypoint, a sidecar's 15008).
+      if (conn instanceof net.Socket) {
+        track(conn, info);
+        server.emit('connection', conn);
+        return;
+      }
       // The first bytes decide HTTP/1.1 or HTTP/2; peekFirstChunk puts them back (it uses only
       // the Readable side, so any Duplex does).
       void peekFirstChunk(conn as net.Socket).then((first) => {

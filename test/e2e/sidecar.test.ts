@@ -86,12 +86,14 @@ t.test('coexistence: headers each sidecar adds; metrics and config_dump', async 
   t.match(fromSc.body, /^server: envoy\r?$/m, 'a client with a sidecar sees its outbound\'s server: envoy');
   t.match(fromSc.body, /"X-Envoy-Attempt-Count": "1"/, 'the client sidecar counts attempts');
   t.match(fromSc.body, new RegExp(`"X-Forwarded-Client-Cert": "By=${spiffe('httpbin-sc')};URI=${spiffe('sleep-sc')}"`), 'the server sidecar appends the peer\'s identity');
-  // h2c from the app: its sidecar's outbound takes HTTP/2 with prior knowledge and goes on in HTTP/1.1.
-  const h2c = curl(NAME, 'sleep-sc', '--http2-prior-knowledge -D - http://httpbin-sc:8000/headers');
-  t.equal(h2c.status, 200, `h2c from a sidecar pod: 200 (${h2c.raw.slice(0, 200)})`);
+  // h2c from an ambient client: ztunnel carries the bytes over HBONE to httpbin-sc's 15008, whose
+  // sidecar serves HTTP/2 with prior knowledge and goes on to the app in HTTP/1.1.
+  const h2c = curl(NAME, 'sleep', '--http2-prior-knowledge -D - http://httpbin-sc:8000/headers');
+  t.equal(h2c.status, 200, `h2c into a sidecar pod over HBONE: 200 (${h2c.raw.slice(0, 200)})`);
   t.match(h2c.body, /^HTTP\/2 200 ?\r?$/m, 'the client spoke HTTP/2');
-  t.match(h2c.body, /^server: envoy\r?$/m, 'answered by its outbound');
+  t.match(h2c.body, /^server: istio-envoy\r?$/m, 'answered by the server sidecar');
   t.match(h2c.body, /"Host": "httpbin-sc:8000"/, 'the app got the :authority as Host');
+  t.match(h2c.body, new RegExp(`"X-Forwarded-Client-Cert": "By=${spiffe('httpbin-sc')};URI=${spiffe('sleep')}"`), 'and the peer identity, as over HTTP/1.1');
   const fromAmbient = curl(NAME, 'sleep', '-D - http://httpbin-sc:8000/headers');
   t.match(fromAmbient.body, /^server: istio-envoy\r?$/m, 'a client without a sidecar sees the server sidecar\'s istio-envoy');
   t.match(fromAmbient.body, new RegExp(`"X-Forwarded-Client-Cert": "By=${spiffe('httpbin-sc')};URI=${spiffe('sleep')}"`));

@@ -1,7 +1,7 @@
 // h2c through the L7 server (proxy/l7-server.ts) and the real engine, over loopback: a client
 // with HTTP/2 prior knowledge (Node's http2 client, as `curl --http2-prior-knowledge`) on a
-// connection fed as the waypoint feeds it (through the duplex adapter) and as the sidecar's
-// outbound does (a raw socket). Checked: what the client gets (status, body, the route's
+// connection fed as the waypoint feeds it (a JS stream: through the duplex adapter). A raw
+// socket (the sidecar's REDIRECTed 15001/15006) stays on Node's native HTTP/1.1 path. Checked: what the client gets (status, body, the route's
 // upstream version, the RBAC 403) and what the upstream sees (HTTP/1.1, host = the
 // authority, no pseudo-headers); an HTTP/1.1 request on the same server still works.
 import t, { type Test } from 'tap';
@@ -107,8 +107,8 @@ t.test('the preface test', async (t) => {
   t.notOk(looksLikeH2c(Buffer.alloc(0)), 'nothing sent');
 });
 
-for (const feed of ['tunnel', 'socket'] as const) {
-  t.test(`h2c prior knowledge through the engine (${feed === 'tunnel' ? 'waypoint: HBONE tunnel' : 'sidecar: raw socket'})`, async (t) => {
+for (const feed of ['tunnel'] as const) {
+  t.test('h2c prior knowledge through the engine (waypoint, or a sidecar\'s 15008: an HBONE tunnel)', async (t) => {
     const r = await rig(t, feed);
 
     const get = await r.h2('GET', '/reviews/1');
@@ -152,6 +152,25 @@ for (const feed of ['tunnel', 'socket'] as const) {
     t.equal(r.seen.at(-1)!.headers.host, AUTHORITY);
   });
 }
+
+t.test('a raw socket (the sidecar\'s 15001/15006) is HTTP/1.1 on Node\'s native parser: served, and h2c refused', async (t) => {
+  const r = await rig(t, 'socket');
+  const h1 = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: r.port, path: '/reviews/5', headers: { host: AUTHORITY }, agent: false }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    }).on('error', reject);
+  });
+  t.equal(h1.status, 200, 'HTTP/1.1 served');
+  t.equal(h1.body, 'v1 GET 0');
+  const sock = net.connect(r.port, '127.0.0.1');
+  sock.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+  let answer = '';
+  sock.on('data', (d: Buffer) => (answer += d.toString()));
+  await once(sock, 'close');
+  t.match(answer, /^HTTP\/1\.1 400 /, 'the HTTP/2 preface gets HTTP/1.1 400 there');
+});
 
 t.test('h2c header count: 100 fields served, 101 refused with 431 and counted as HTTP/1.1 is', async (t) => {
   const r = await rig(t, 'tunnel');
