@@ -72,11 +72,14 @@ t.test('HBONE port 15008 is mutual TLS with the lab CA', async (t) => {
   t.match(ok.peer ?? '', 'spiffe://cluster.local/ns/default/sa/httpbin', 'the server presents httpbin\'s identity');
   const bad = probe([`${httpbin}:15008`, `10.244.1.250:80`, lc, lk]);
   t.equal(bad.status, 400, `an authority that is not the original destination gets 400 (${JSON.stringify(bad)})`);
-  const foreign = probe([`${httpbin}:15008`, `${httpbin}:80`, fc, fk]);
+  const foreignConnect = probe([`${httpbin}:15008`, `${httpbin}:80`, fc, fk]);
+  t.comment(`foreign CA, CONNECT sent: ${JSON.stringify(foreignConnect)}`);
+  t.ok(!foreignConnect.status && foreignConnect.error && foreignConnect.error !== 'timeout', 'a client cert from another CA gets no HTTP status at all, and no wait');
+  const foreign = probe([`${httpbin}:15008`, `${httpbin}:80`, fc, fk, '--no-h2']);
   t.comment(`foreign CA: ${JSON.stringify(foreign)}`);
-  t.notOk(foreign.status, 'a client cert from another CA gets no HTTP status at all');
   // Node finishes the TLS 1.3 handshake before judging the client's chain, so where ztunnel
-  // sends an alert, the lab's ztunnel resets the connection.
+  // sends an alert, the lab's ztunnel resets the connection. (Read on the bare TLS socket: an
+  // HTTP/2 client session on it reported the reset as a plain close about one run in four.)
   t.equal(foreign.error, 'ECONNRESET', 'the server resets the connection');
   t.ok(await waitForLine((l) => l.msg === 'connection failed' && l.reason === 'peer certificate not issued by the mesh CA'),
     'node-b\'s ztunnel logs why: peer certificate not issued by the mesh CA');
