@@ -107,6 +107,15 @@ t.test('the preface test', async (t) => {
   t.notOk(looksLikeH2c(Buffer.alloc(0)), 'nothing sent');
 });
 
+/** An HTTP/1.1 GET of /reviews/5 on the proxy's port. */
+const h1Get = (port: number): Promise<{ status: number; body: string }> => new Promise((resolve, reject) => {
+  http.get({ host: '127.0.0.1', port, path: '/reviews/5', headers: { host: AUTHORITY }, agent: false }, (res) => {
+    let text = '';
+    res.on('data', (c: Buffer) => (text += c.toString()));
+    res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+  }).on('error', reject);
+});
+
 for (const feed of ['tunnel'] as const) {
   t.test('h2c prior knowledge through the engine (waypoint, or a sidecar\'s 15008: an HBONE tunnel)', async (t) => {
     const r = await rig(t, feed);
@@ -140,13 +149,7 @@ for (const feed of ['tunnel'] as const) {
     t.equal(r.seen.length, before, 'the upstream never saw it');
 
     // HTTP/1.1 on the same server.
-    const h1 = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: r.port, path: '/reviews/5', headers: { host: AUTHORITY }, agent: false }, (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      }).on('error', reject);
-    });
+    const h1 = await h1Get(r.port);
     t.equal(h1.status, 200, 'HTTP/1.1 still served');
     t.equal(h1.body, 'v1 GET 0');
     t.equal(r.seen.at(-1)!.headers.host, AUTHORITY);
@@ -155,13 +158,7 @@ for (const feed of ['tunnel'] as const) {
 
 t.test('a raw socket (the sidecar\'s 15001/15006) is HTTP/1.1 on Node\'s native parser: served, and h2c refused', async (t) => {
   const r = await rig(t, 'socket');
-  const h1 = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: r.port, path: '/reviews/5', headers: { host: AUTHORITY }, agent: false }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    }).on('error', reject);
-  });
+  const h1 = await h1Get(r.port);
   t.equal(h1.status, 200, 'HTTP/1.1 served');
   t.equal(h1.body, 'v1 GET 0');
   const sock = net.connect(r.port, '127.0.0.1');
