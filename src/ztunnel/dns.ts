@@ -101,9 +101,7 @@ export async function startDns(z: ZtunnelInputs, host: string, port: number, ups
       return undefined;
     });
 
-  const udp = dgram.createSocket('udp4');
-  udp.on('error', (e) => z.log.warn({ err: e.message }, 'DNS UDP socket error'));
-  udp.on('message', (msg, rinfo) => {
+  const onMessage = (udp: dgram.Socket) => (msg: Buffer, rinfo: dgram.RemoteInfo): void => {
     void answerSafely(msg, 'udp').then((r) => {
       // The socket may have closed while an upstream answer was on its way.
       try {
@@ -112,20 +110,54 @@ export async function startDns(z: ZtunnelInputs, host: string, port: number, ups
         // closed
       }
     });
-  });
-  await new Promise<void>((resolve, reject) => {
-    udp.once('error', reject);
-    if (opts.reusePort) udp.bind({ fd: udpSocketFd({ ip: host, port, nonblock: true, reusePort: true }) }, () => resolve());
-    else udp.bind(port, host, () => resolve());
-  });
-  const boundPort = udp.address().port;
-
+  };
+  const bindUdp = (want: number): Promise<dgram.Socket> => {
+    const udp = dgram.createSocket('udp4');
+    return new Promise<dgram.Socket>((resolve, reject) => {
+      udp.once('error', (e) => { udp.close(); reject(e); });
+      const bound = (): void => {
+        udp.removeAllListeners('error');
+        udp.on('error', (e) => z.log.warn({ err: e.message }, 'DNS UDP socket error'));
+        udp.on('message', onMessage(udp));
+        resolve(udp);
+      };
+      try {
+        if (opts.reusePort) udp.bind({ fd: udpSocketFd({ ip: host, port: want, nonblock: true, reusePort: true }) }, bound);
+        else udp.bind(want, host, bound);
+      } catch (e) {
+        udp.close();
+        reject(e);
+      }
+    });
+  };
   const tcp = dnsTcpServer((msg) => answerSafely(msg, 'tcp'));
-  await new Promise<void>((resolve, reject) => {
+  const listenTcp = (want: number): Promise<void> => new Promise<void>((resolve, reject) => {
     tcp.once('error', reject);
-    if (opts.reusePort) tcp.listen({ fd: tcpListenFd({ host, port: boundPort, reusePort: true }) }, () => resolve());
-    else tcp.listen(boundPort, host, () => resolve());
+    try {
+      if (opts.reusePort) tcp.listen({ fd: tcpListenFd({ host, port: want, reusePort: true }) }, () => { tcp.off('error', reject); resolve(); });
+      else tcp.listen(want, host, () => { tcp.off('error', reject); resolve(); });
+    } catch (e) {
+      tcp.off('error', reject);
+      reject(e);
+    }
   });
+
+  // UDP and TCP share one port number. With a fixed port (15053) that is the lab's; with port 0
+  // (tests) the kernel picks a free UDP port that some TCP socket may already hold, so another
+  // pick is tried rather than failing (a test run once lost a ztunnel to exactly that).
+  let udp: dgram.Socket | undefined;
+  for (let attempt = 1; ; attempt++) {
+    udp = await bindUdp(port);
+    try {
+      await listenTcp(udp.address().port);
+      break;
+    } catch (e) {
+      udp.close();
+      const inUse = (e as NodeJS.ErrnoException).code === 'EADDRINUSE' || /EADDRINUSE/.test((e as Error).message);
+      if (port !== 0 || !inUse || attempt >= 20) throw e;
+    }
+  }
+  const boundPort = udp.address().port;
 
   return {
     port: boundPort,
