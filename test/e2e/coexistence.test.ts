@@ -3,7 +3,7 @@
 // pods kept out of ztunnel-pods-ips and published to ztunnels as Istio does, and an L7 DENY on the waypoint turning exactly the
 // waypoint paths (ambient -> waypoint, sidecar -> waypoint) into 403 while the others stay 200.
 import t from 'tap';
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lab, podIp, sh, upJson, waitFor } from './helpers.js';
@@ -58,6 +58,7 @@ t.test('an L7 DENY on the waypoint: the waypoint paths get 403, the others stay 
   t.same(codes('sleep', urls), ['200', '200', '200', '200'], 'before: sleep reaches all four');
   t.same(codes('sleep-sc', urls), ['200', '200', '200', '200'], 'before: sleep-sc reaches all four');
   const dir = mkdtempSync(join(tmpdir(), 'coex-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'deny-get.yaml');
   writeFileSync(file, `apiVersion: security.istio.io/v1beta1
 kind: AuthorizationPolicy

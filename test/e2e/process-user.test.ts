@@ -1,23 +1,17 @@
 // A pod's process may run as another uid/gid (a sidecar proxy runs as 1337, which istio-init's
 // rules exempt from capture): startProcess enters the netns as root, then drops to the user.
 import t from 'tap';
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startProcess, startProcesses, isAlive } from '../../src/host/processes.js';
 import { withScratchNetns } from '../../src/host/probe.js';
+import { waitFor } from './helpers.js';
 
-async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
 
 t.test('a process spec with user runs as that uid/gid inside its netns', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'al-user-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   await withScratchNetns('usertest', async (netns) => {
     const log = join(dir, 'id.log');
     const rec = startProcess('usertest', {
@@ -33,7 +27,7 @@ t.test('a process spec with user runs as that uid/gid inside its netns', async (
     t.not(seen, root, 'it ran in the scratch netns, not the root one');
 
     const asRoot = startProcess('usertest', { id: 'pod/default/y', role: 'app', netns, log: join(dir, 'root.log'), argv: ['id', '-u'] });
-    t.ok(await waitFor(() => !isAlive(asRoot.pid) && readFileSync(join(dir, 'root.log'), 'utf8').trim() !== ''), 'the root process ran');
+    t.ok(await waitFor(() => !isAlive(asRoot.pid) && existsSync(join(dir, 'root.log')) && readFileSync(join(dir, 'root.log'), 'utf8').trim() !== ''), 'the root process ran');
     t.equal(readFileSync(join(dir, 'root.log'), 'utf8').trim(), '0', 'without user: root');
   });
 });
@@ -42,6 +36,7 @@ t.test('a process spec with user runs as that uid/gid inside its netns', async (
 // and owner tag, and the PID it records is the process itself.
 t.test('through the launcher: the same user, netns and owner tag; the recorded PID is the process', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'al-user-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   await withScratchNetns('usertest', async (netns) => {
     const script = 'echo "uid=$(id -u) gid=$(id -g) groups=$(id -G) pid=$$ owner=$AMBIENT_LAB_OWNER"; readlink /proc/self/ns/net; exec sleep 30';
     const [proxy, app] = await startProcesses('usertest', [

@@ -1,7 +1,7 @@
 // The course's pure parts: the learner's answers file (errors name the file, the line and what
 // was expected), loose comparison of hand-written answers, exercise lookup, and how checks are retried.
 import t from 'tap';
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadAnswers, sameAnswer, answersDir } from '../../src/course/answers.js';
@@ -12,6 +12,7 @@ import type { LabPlan } from '../../src/topology/address-plan.js';
 import { existsSync } from 'node:fs';
 
 const dir = mkdtempSync(join(tmpdir(), 'answers-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 process.env.LAB_ANSWERS_DIR = dir;
 const write = (id: string, text: string): void => { mkdirSync(dir, { recursive: true }); writeFileSync(join(dir, `${id}.yaml`), text); };
 
