@@ -5,7 +5,7 @@ import { Packet, UDPServer, type Resource } from 'dns2';
 import type { Logger } from 'pino';
 import { plainAddress } from './app-cli.js';
 import { answerQuestion, formErrReply, queryShapeError } from './dns-answer.js';
-import { dnsTcpServer, type DnsTcpServer } from './dns-tcp.js';
+import { bindOnOnePort, dnsTcpServer, type DnsTcpServer } from './dns-tcp.js';
 import { parseDnsConfig, type DnsConfig } from './dns-records.js';
 
 const RCODE_FORMERR = 1;
@@ -156,28 +156,23 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<RunningDns
  * TCP first, then UDP on the port TCP got: with port 0 the two must still agree, because
  * resolvers retry a truncated UDP answer over TCP on the same port.
  */
+/** TCP first, then UDP on the port it got (dns-tcp.ts retries a port-0 pick that collides). */
 async function bindBoth(udp: UDPServer, tcp: DnsTcpServer, port: number, host: string): Promise<number> {
-  for (let attempt = 0; ; attempt++) {
-    const got = await new Promise<number>((resolve, reject) => {
+  const got = await bindOnOnePort(port,
+    (want) => new Promise<{ port: number; bound: DnsTcpServer }>((resolve, reject) => {
       tcp.once('error', reject);
-      tcp.listen(port, host, () => {
+      tcp.listen(want, host, () => {
         tcp.off('error', reject);
-        resolve((tcp.address() as { port: number }).port);
+        resolve({ port: (tcp.address() as { port: number }).port, bound: tcp });
       });
-    });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        udp.once('error', reject);
-        udp.bind(got, host, () => {
-          udp.off('error', reject);
-          resolve();
-        });
+    }),
+    (p) => new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(p, host, () => {
+        udp.off('error', reject);
+        resolve();
       });
-      return got;
-    } catch (err) {
-      await new Promise<void>((r) => tcp.close(() => r()));
-      // Only an ephemeral pick may collide with someone's UDP port; try another.
-      if (port !== 0 || attempt >= 5 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    }
-  }
+    }),
+    (bound) => new Promise<void>((r) => bound.close(() => r())));
+  return got.port;
 }

@@ -55,3 +55,30 @@ export function dnsTcpServer(answer: (msg: Buffer, sock: net.Socket) => Promise<
   };
   return server;
 }
+
+/**
+ * Binds a DNS server's two sockets on one port number: `first` on `port` (0: the kernel picks),
+ * then `second` on the port `first` got. With port 0 that pick may already be held for the
+ * other protocol (a TCP connection's port is not a UDP one's), so a pick that collides is
+ * released and another one tried; a fixed port that collides fails with the bind error, and
+ * either way nothing is left bound on failure (a leaked socket keeps the process alive).
+ */
+export async function bindOnOnePort<A>(
+  port: number,
+  first: (port: number) => Promise<{ port: number; bound: A }>,
+  second: (port: number) => Promise<void>,
+  release: (bound: A) => Promise<void>,
+  tries = 20,
+): Promise<{ port: number; bound: A }> {
+  for (let attempt = 1; ; attempt++) {
+    const got = await first(port);
+    try {
+      await second(got.port);
+      return got;
+    } catch (e) {
+      await release(got.bound);
+      const inUse = (e as NodeJS.ErrnoException).code === 'EADDRINUSE';
+      if (port !== 0 || !inUse || attempt >= tries) throw e;
+    }
+  }
+}

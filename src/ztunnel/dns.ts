@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Packet, type Resource } from 'dns2';
 import { tcpListenFd, udpSocketFd } from '../host/sys.js';
 import { formErrReply, queryShapeError } from '../apps/dns-answer.js';
-import { dnsTcpServer } from '../apps/dns-tcp.js';
+import { bindOnOnePort, dnsTcpServer } from '../apps/dns-tcp.js';
 import type { ZtunnelInputs } from './config.js';
 
 export interface DnsServer {
@@ -142,22 +142,11 @@ export async function startDns(z: ZtunnelInputs, host: string, port: number, ups
     }
   });
 
-  // UDP and TCP share one port number. With a fixed port (15053) that is the lab's; with port 0
-  // (tests) the kernel picks a free UDP port that some TCP socket may already hold, so another
-  // pick is tried rather than failing (a test run once lost a ztunnel to exactly that).
-  let udp: dgram.Socket | undefined;
-  for (let attempt = 1; ; attempt++) {
-    udp = await bindUdp(port);
-    try {
-      await listenTcp(udp.address().port);
-      break;
-    } catch (e) {
-      udp.close();
-      const inUse = (e as NodeJS.ErrnoException).code === 'EADDRINUSE' || /EADDRINUSE/.test((e as Error).message);
-      if (port !== 0 || !inUse || attempt >= 20) throw e;
-    }
-  }
-  const boundPort = udp.address().port;
+  // UDP and TCP share one port number (15053 in the lab; port 0 in tests).
+  const { port: boundPort, bound: udp } = await bindOnOnePort(port,
+    async (want) => { const u = await bindUdp(want); return { port: u.address().port, bound: u }; },
+    listenTcp,
+    (u) => new Promise<void>((r) => u.close(() => r())));
 
   return {
     port: boundPort,
